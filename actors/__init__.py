@@ -1,0 +1,1 @@
+"""The daemon's actors: one module per kind of actor in the supervision tree."""

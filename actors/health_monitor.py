@@ -1,0 +1,92 @@
+"""HealthMonitor: probes dependencies on a timer, owns their last known state, pets the watchdog.
+
+Probes run in background greenlets and report back as messages, so a hanging dependency never
+blocks the monitor's mailbox; the watchdog ping is sent from the tick handler, so systemd
+restarts us when the actor system stops processing messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Gauge
+
+from observability import systemd
+from supervision import Outcome, SupervisedActor
+
+PROBE_UP = Gauge("dependency_up", "1 when the last probe of a dependency succeeded", ["probe"])
+PROBE_LATENCY = Gauge("dependency_probe_seconds", "Duration of the last probe", ["probe"])
+
+Probe = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class GetHealth:
+    """Ask for the last result of every probe."""
+
+
+@dataclass(frozen=True)
+class _Tick:
+    pass
+
+
+@dataclass(frozen=True)
+class _Probed:
+    name: str
+    started: float
+    outcome: Outcome
+
+
+class HealthMonitor(SupervisedActor):
+    """Runs each named probe every `interval_s` and keeps the latest result of each."""
+
+    def __init__(self, probes: Mapping[str, Probe], interval_s: float,
+                 watchdog: Callable[[str], bool] = systemd.notify) -> None:
+        super().__init__()
+        self._probes = dict(probes)
+        self._interval_s = interval_s
+        self._watchdog = watchdog
+        self._state: dict[str, dict[str, Any]] = {}
+        self._in_flight: set[str] = set()
+
+    def on_start(self) -> None:
+        self._tick()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Tick):
+            return self._tick()
+        if isinstance(message, _Probed):
+            return self._record(message)
+        if isinstance(message, GetHealth):
+            return {name: dict(state) for name, state in self._state.items()}
+        return super().on_receive(message)
+
+    def _tick(self) -> None:
+        for name, probe in self._probes.items():
+            if name in self._in_flight:
+                continue  # the previous probe still hangs; it has its own timeout
+            self._in_flight.add(name)
+            started = time.monotonic()
+            self.run_in_background(
+                probe, lambda outcome, n=name, s=started: _Probed(n, s, outcome)
+            )
+        self._watchdog("WATCHDOG=1")
+        self.send_later(self._interval_s, _Tick())
+
+    def _record(self, probed: _Probed) -> None:
+        self._in_flight.discard(probed.name)
+        elapsed = time.monotonic() - probed.started
+        ok = probed.outcome.error is None and bool(probed.outcome.value)
+        previous = self._state.get(probed.name, {})
+        self._state[probed.name] = {
+            "ok": ok,
+            "latency_ms": round(elapsed * 1000, 2),
+            "checked_at": time.time(),
+            "last_ok_at": time.time() if ok else previous.get("last_ok_at"),
+            "error": None if ok else repr(probed.outcome.error or "probe answered false"),
+        }
+        PROBE_UP.labels(probe=probed.name).set(1 if ok else 0)
+        PROBE_LATENCY.labels(probe=probed.name).set(elapsed)

@@ -1,0 +1,21 @@
+"""What actors and HTTP handlers share: settings, the database, and the root of the tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from config import Settings
+from storage.database import Database
+
+
+@dataclass
+class Services:
+    """Handles passed to actors at construction; `root` is set once the tree is started."""
+
+    settings: Settings
+    db: Database
+    admin_token: str
+    root: pykka.ActorRef[Any] | None = None

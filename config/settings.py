@@ -1,0 +1,160 @@
+"""The table of environment variables: name, default, parser and meaning, in one place.
+
+`quantumvault --help` prints this table, the README mirrors it, and an invalid value stops
+start-up with one line naming the variable. Secrets (API keys, tokens) are never echoed back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """An environment variable holds a value the daemon cannot use."""
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a number in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _markets(raw: str) -> tuple[str, ...]:
+    return tuple(m.strip().upper() for m in raw.split(",") if m.strip())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable."""
+
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "", _text,
+            "PostgreSQL URL; empty starts an embedded server under STATE_DIR", secret=True),
+    Setting("STATE_DIR", ".state", _path,
+            "where the embedded database and the admin token live (systemd: $STATE_DIRECTORY)"),
+    Setting("WEBHOOK_HOST", "127.0.0.1", _text, "address of the webhook/API server"),
+    Setting("WEBHOOK_PORT", "8080", _int_range(0, 65535), "port of the webhook/API server"),
+    Setting("METRICS_PORT", "9464", _int_range(0, 65535), "port of the Prometheus /metrics server"),
+    Setting("ADMIN_TOKEN", "", _text,
+            "bearer token for admin endpoints; empty: generated into STATE_DIR/admin_token",
+            secret=True),
+    Setting("LOG_LEVEL", "INFO", _choice("debug", "info", "warning", "error"),
+            "log level of the JSON log lines on stderr"),
+    Setting("DB_POOL_SIZE", "20", _int_range(1, 500), "database connections per process"),
+    Setting("DB_STATEMENT_TIMEOUT_MS", "10000", _int_range(100, 600_000),
+            "PostgreSQL statement_timeout for every query"),
+    Setting("SUPERVISOR_MAX_RESTARTS", "10", _int_range(0, 10_000),
+            "restarts allowed per supervisor within SUPERVISOR_PERIOD_S before it gives up"),
+    Setting("SUPERVISOR_PERIOD_S", "60", _float_range(0.1, 86_400),
+            "window of the restart intensity"),
+    Setting("SUPERVISOR_BACKOFF_BASE_MS", "100", _int_range(0, 60_000),
+            "first restart delay; doubles per consecutive restart, with jitter"),
+    Setting("SUPERVISOR_BACKOFF_CAP_MS", "30000", _int_range(0, 600_000),
+            "longest restart delay"),
+    Setting("HEALTH_INTERVAL_MS", "5000", _int_range(100, 600_000),
+            "period of the health monitor's probes and of the systemd watchdog ping"),
+    Setting("SWIFT_ENABLED", "true", _bool, "global Swift switch (false: every order legacy)"),
+    Setting("SWIFT_API_URL", "", _text, "override of the venue profile's Swift base URL"),
+    Setting("SWIFT_ORDER_TIMEOUT_MS", "3000", _int_range(100, 60_000),
+            "timeout of one Swift order submission"),
+    Setting("SWIFT_HEALTH_CHECK_INTERVAL_MS", "30000", _int_range(1000, 3_600_000),
+            "period of the Swift /health probe"),
+    Setting("SWIFT_MAX_RETRIES_BEFORE_FALLBACK", "2", _int_range(0, 100),
+            "Swift attempts of a retried trade before it goes legacy"),
+    Setting("SWIFT_SUPPORTED_MARKETS", "", _markets,
+            "optional Swift market allowlist (comma-separated); empty: every perp market"),
+    Setting("VENUE", "sandbox", _choice("sandbox", "drift-mainnet", "drift-devnet", "velocity"),
+            "venue profile"),
+    Setting("RPC_PRIMARY_URL", "", _text, "override of the profile's primary RPC", secret=True),
+    Setting("RPC_BACKUP_URL", "", _text, "override of the profile's backup RPC", secret=True),
+    Setting("HELIUS_API_KEY", "", _text, "primary RPC via Helius (seed plan)", secret=True),
+    Setting("TRITON_ONE_RPC", "", _text, "backup RPC via Triton (seed plan)", secret=True),
+    Setting("SANDBOX_URL", "", _text,
+            "an already running sandbox; empty with VENUE=sandbox starts one as a child"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed settings, looked up by variable name: `settings["WEBHOOK_PORT"]`."""
+
+    values: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Parse every setting from `env`; the first invalid one raises ConfigError naming it."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = env.get(setting.name, setting.default)
+        if setting.name == "STATE_DIR" and setting.name not in env and env.get("STATE_DIRECTORY"):
+            raw = env["STATE_DIRECTORY"]
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            shown = "<hidden>" if setting.secret else repr(raw)
+            raise ConfigError(f"invalid {setting.name}={shown}: {exc}") from None
+    return Settings(values)
+
+
+def describe() -> str:
+    """The settings table as plain text, for `--help`."""
+    width = max(len(s.name) for s in SETTINGS)
+    lines = ["environment variables (default in brackets):"]
+    for s in SETTINGS:
+        default = s.default if s.default else "empty"
+        lines.append(f"  {s.name.ljust(width)}  [{default}]  {s.help}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Observability: JSON log lines, systemd notifications, the Prometheus exporter."""

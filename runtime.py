@@ -1,0 +1,199 @@
+"""Process entry of QuantumVault Runtime: patch gevent, read config, start storage and the tree.
+
+`quantumvault` (the console script) and `python runtime.py` are the same program. gevent must
+patch the standard library before anything else imports it, so Pykka's ThreadingActor runs on
+greenlets and psycopg2/requests/sockets cooperate instead of blocking the process.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+# ruff: noqa: E402 - everything below must be imported after the patch
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pykka
+import requests
+from gevent.event import AsyncResult
+
+from actors.services import Services
+from actors.tree import root_kwargs
+from config import ConfigError, Settings, load_settings
+from config.settings import describe
+from observability import systemd
+from observability.exporter import start_exporter
+from observability.logs import setup_logging
+from storage.database import Database
+from storage.embedded import EmbeddedPostgres
+from storage.migrations import migrate
+from supervision import ChildExited, Link, Ready, Supervisor, start_linked
+
+log = logging.getLogger("quantumvault")
+
+EXIT_CONFIG = 2
+EXIT_TREE_GAVE_UP = 3
+STOP_TIMEOUT_S = 60.0
+CLIENT_TIMEOUT_S = 5.0
+
+
+class Storage:
+    """The database of this process: the embedded server or the one in DATABASE_URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._embedded: EmbeddedPostgres | None = None
+        dsn = settings["DATABASE_URL"]
+        if not dsn:
+            self._embedded = EmbeddedPostgres(settings["STATE_DIR"])
+            dsn = self._embedded.start()
+        self.db = Database(dsn, size=settings["DB_POOL_SIZE"],
+                           statement_timeout_ms=settings["DB_STATEMENT_TIMEOUT_MS"])
+
+    def close(self) -> None:
+        """Close the pool, then let go of the embedded server."""
+        self.db.close()
+        if self._embedded is not None:
+            self._embedded.stop()
+
+
+def admin_token(settings: Settings) -> str:
+    """ADMIN_TOKEN, or a token generated once into STATE_DIR/admin_token (mode 0600)."""
+    if settings["ADMIN_TOKEN"]:
+        return settings["ADMIN_TOKEN"]
+    path: Path = settings["STATE_DIR"] / "admin_token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM/SIGINT (exit 0) or until the tree gives up (exit 3)."""
+    storage = Storage(settings)
+    try:
+        migrate(storage.db)
+        services = Services(settings, storage.db, admin_token(settings))
+        exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
+        try:
+            return _serve(services)
+        finally:
+            exporter.stop(timeout=2.0)
+    finally:
+        storage.close()
+
+
+def _serve(services: Services) -> int:
+    done: AsyncResult = AsyncResult()
+
+    def root_exited(exited: ChildExited) -> None:
+        if exited.reason is not None and not done.ready():
+            log.error("supervision tree gave up: %r", exited.reason)
+            done.set(EXIT_TREE_GAVE_UP)
+
+    root = start_linked(Supervisor, Link("root", root_exited), **root_kwargs(services))
+    services.root = root
+    try:
+        root.ask(Ready(), timeout=STOP_TIMEOUT_S)
+    except pykka.ActorDeadError:
+        return done.get(timeout=STOP_TIMEOUT_S)
+    gevent.signal_handler(signal.SIGTERM, lambda: done.ready() or done.set(0))
+    gevent.signal_handler(signal.SIGINT, lambda: done.ready() or done.set(0))
+    systemd.notify("READY=1")
+    log.info("ready: webhook on %s:%s, metrics on :%s", services.settings["WEBHOOK_HOST"],
+             services.settings["WEBHOOK_PORT"], services.settings["METRICS_PORT"])
+    code = done.get()
+    systemd.notify("STOPPING=1")
+    log.info("stopping the supervision tree")
+    if root.is_alive():
+        try:
+            root.stop(block=True, timeout=STOP_TIMEOUT_S)
+        except pykka.Timeout:
+            log.error("tree did not stop within %ss", STOP_TIMEOUT_S)
+            code = code or EXIT_TREE_GAVE_UP
+    log.info("stopped (exit %s)", code)
+    return code
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    """Apply pending migrations and print what was applied."""
+    storage = Storage(settings)
+    try:
+        applied = migrate(storage.db)
+    finally:
+        storage.close()
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def _daemon_url(settings: Settings, path: str) -> str:
+    host = settings["WEBHOOK_HOST"]
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://{host}:{settings['WEBHOOK_PORT']}{path}"
+
+
+def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
+    """Print the daemon's readiness and tree; exit 0 only when it is ready."""
+    try:
+        response = requests.get(_daemon_url(settings, "/readyz"), timeout=CLIENT_TIMEOUT_S)
+    except requests.RequestException as exc:
+        print(f"quantumvault: daemon not reachable at {_daemon_url(settings, '')}: "
+              f"{type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.status_code == 200 else 1
+
+
+def cmd_crash(settings: Settings, args: argparse.Namespace) -> int:
+    """Make the named actor (path like bots/NAME) fail inside the running daemon."""
+    url = _daemon_url(settings, f"/api/admin/crash/{args.name.replace('/', ':')}")
+    try:
+        response = requests.post(url, timeout=CLIENT_TIMEOUT_S, headers={
+            "Authorization": f"Bearer {admin_token(settings)}"})
+    except requests.RequestException as exc:
+        print(f"quantumvault: daemon not reachable: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(json.dumps(response.json()))
+    return 0 if response.status_code == 202 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: subcommands, with the environment table as the epilog."""
+    parser = argparse.ArgumentParser(
+        prog="quantumvault", description=__doc__.splitlines()[0],
+        epilog=describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon").set_defaults(func=cmd_run)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("status", help="show the running daemon's readiness").set_defaults(
+        func=cmd_status)
+    crash = sub.add_parser("crash", help="crash drill: make a named actor fail")
+    crash.add_argument("name", help="actor path, e.g. health_monitor or bots/<bot-id>")
+    crash.set_defaults(func=cmd_crash)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        print(f"quantumvault: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings["LOG_LEVEL"])
+    handler: Any = args.func
+    return handler(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Storage: PostgreSQL only, embedded (pgserver) by default or a server from DATABASE_URL."""

@@ -1,0 +1,60 @@
+"""Supervision: OTP-style supervisors and crash-safe actors on Pykka under gevent."""
+
+from supervision.backoff import Backoff
+from supervision.spec import ChildSpec, Intensity, Restart, Strategy
+from supervision.supervised_actor import (
+    ActorCrashed,
+    ChildExited,
+    CrashDrill,
+    DrillCrash,
+    Link,
+    Outcome,
+    Ready,
+    Refusal,
+    SupervisedActor,
+    start_linked,
+)
+from supervision.supervisor import (
+    ChildStartFailed,
+    CrashChild,
+    NoSuchChild,
+    StartChild,
+    Status,
+    SupervisionEscalated,
+    Supervisor,
+    SupervisorEvent,
+    TerminateChild,
+    Whereis,
+    call,
+    whereis,
+)
+
+__all__ = [
+    "ActorCrashed",
+    "Backoff",
+    "ChildExited",
+    "ChildSpec",
+    "ChildStartFailed",
+    "CrashChild",
+    "CrashDrill",
+    "DrillCrash",
+    "Intensity",
+    "Link",
+    "NoSuchChild",
+    "Outcome",
+    "Ready",
+    "Refusal",
+    "Restart",
+    "StartChild",
+    "Status",
+    "Strategy",
+    "SupervisedActor",
+    "SupervisionEscalated",
+    "Supervisor",
+    "SupervisorEvent",
+    "TerminateChild",
+    "Whereis",
+    "call",
+    "start_linked",
+    "whereis",
+]
