@@ -12,13 +12,15 @@ from actors.services import Services
 from actors.webhook import WebhookActor
 from httpapi.ops_routes import add_ops_routes
 from httpapi.router import Router
+from observability.systemd import report_supervisor_event
 from supervision import Backoff, ChildSpec, Intensity, Strategy, Supervisor
 
 
 def supervision_policy(services: Services) -> dict:
-    """Intensity and backoff shared by the daemon's supervisors, from the settings."""
+    """Intensity, backoff and event reporting shared by the daemon's supervisors."""
     s = services.settings
     return {
+        "listener": report_supervisor_event,
         "intensity": Intensity(s["SUPERVISOR_MAX_RESTARTS"], s["SUPERVISOR_PERIOD_S"]),
         "backoff": Backoff(base_s=s["SUPERVISOR_BACKOFF_BASE_MS"] / 1000,
                            cap_s=s["SUPERVISOR_BACKOFF_CAP_MS"] / 1000),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
+from supervision import SupervisorEvent
+
 
 def notify(state: str) -> bool:
     """Send `state` (e.g. "READY=1") to $NOTIFY_SOCKET; False when not run by systemd."""
@@ -17,3 +19,8 @@ def notify(state: str) -> bool:
         sock.settimeout(1.0)
         sock.sendto(state.encode(), address)
     return True
+
+
+def report_supervisor_event(event: SupervisorEvent) -> None:
+    """Show the latest supervision event as the unit's STATUS line (`systemctl status`)."""
+    notify(f"STATUS={event.supervisor}: {event.kind} {event.child} {event.detail}".rstrip())

@@ -1,0 +1,122 @@
+"""Runs the real daemon as a child process for end-to-end tests, and listens as systemd would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class NotifyListener:
+    """The sd_notify socket a systemd service manager would offer, as a test fixture."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.seen: list[str] = []
+
+    def wait_for(self, predicate: str, timeout: float = START_TIMEOUT_S) -> str:
+        """Block until a notification containing `predicate` arrives; returns it."""
+        for message in self.seen:
+            if predicate in message:
+                return message
+        self.sock.settimeout(timeout)
+        while True:
+            try:
+                message = self.sock.recv(4096).decode()
+            except TimeoutError:
+                raise AssertionError(f"no {predicate!r} from the daemon; saw {self.seen}") from None
+            self.seen.append(message)
+            if predicate in message:
+                return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Daemon:
+    """`python runtime.py run` with its own state dir, ports and notify socket."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="qv-daemon-"))
+        self.notify = NotifyListener(self.dir)
+        self.env = {
+            **os.environ,
+            "STATE_DIR": str(self.dir / "state"),
+            "WEBHOOK_PORT": str(free_port()),
+            "METRICS_PORT": str(free_port()),
+            "NOTIFY_SOCKET": str(self.notify.path),
+            "SUPERVISOR_BACKOFF_BASE_MS": "10",
+            **(env or {}),
+        }
+        self.log_path = self.dir / "daemon.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the webhook/API server."""
+        return f"http://127.0.0.1:{self.env['WEBHOOK_PORT']}"
+
+    @property
+    def metrics_url(self) -> str:
+        """URL of the Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.env['METRICS_PORT']}/metrics"
+
+    def start(self) -> Daemon:
+        """Start the daemon and wait for READY=1."""
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "runtime.py"), "run"], env=self.env, cwd=self.dir,
+                stdout=log, stderr=subprocess.STDOUT)
+        self.notify.wait_for("READY=1")
+        return self
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run another `runtime.py` command with the daemon's environment."""
+        return subprocess.run([sys.executable, str(ROOT / "runtime.py"), *args], env=self.env,
+                              cwd=self.dir, capture_output=True, text=True, timeout=60)
+
+    def get(self, path: str) -> requests.Response:
+        """GET a path of the webhook/API server."""
+        return requests.get(self.url + path, timeout=5)
+
+    def metrics(self) -> str:
+        """The current Prometheus exposition text."""
+        return requests.get(self.metrics_url, timeout=5).text
+
+    def wait_exit(self, timeout: float = START_TIMEOUT_S) -> int:
+        """Wait for the process to end; returns its exit status."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def log(self) -> str:
+        """Everything the daemon wrote."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Terminate the daemon if it still runs, and release the notify socket."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.notify.close()
