@@ -122,6 +122,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRITON_ONE_RPC", "", _text, "backup RPC via Triton (seed plan)", secret=True),
     Setting("SANDBOX_URL", "", _text,
             "an already running sandbox; empty with VENUE=sandbox starts one as a child"),
+    Setting("SANDBOX_PORT", "8900", _int_range(0, 65535),
+            "port of the sandbox child started by `run` (127.0.0.1)"),
+    Setting("SANDBOX_SEED", "1", _int_range(0, 2**31 - 1), "seed of the sandbox child"),
+    Setting("SERVER_KEYS", "", _text,
+            "server key ring: id=file:/path or id=credential:name, comma-separated; empty: "
+            "k1=credential:server-key under systemd, else k1=file:STATE_DIR/server.key"),
+    Setting("SERVER_KEY_CURRENT", "", _text,
+            "id of the server key that seals new secrets; empty: the only/first key"),
+    Setting("WEBHOOK_MAX_BODY_BYTES", "65536", _int_range(256, 10 * 1024 * 1024),
+            "largest accepted request body"),
+    Setting("TRADINGVIEW_IP_ALLOWLIST", "false", _bool,
+            "accept webhooks only from TradingView's published source addresses"),
+    Setting("TRUSTED_PROXIES", "", _markets,
+            "proxies whose X-Forwarded-For is believed (comma-separated addresses)"),
 )
 
 
