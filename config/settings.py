@@ -63,8 +63,12 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def _markets(raw: str) -> tuple[str, ...]:
-    return tuple(m.strip().upper() for m in raw.split(",") if m.strip())
+    return tuple(m.upper() for m in _list(raw))
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ SETTINGS: tuple[Setting, ...] = (
             "largest accepted request body"),
     Setting("TRADINGVIEW_IP_ALLOWLIST", "false", _bool,
             "accept webhooks only from TradingView's published source addresses"),
-    Setting("TRUSTED_PROXIES", "", _markets,
+    Setting("TRUSTED_PROXIES", "", _list,
             "proxies whose X-Forwarded-For is believed (comma-separated addresses)"),
 )
 
