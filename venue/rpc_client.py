@@ -1,0 +1,355 @@
+"""Solana JSON-RPC over requests, and the seed plan's primary/backup failover state.
+
+:class:`SolanaRpc` is one endpoint: typed results, a timeout on every call, two error families
+(:class:`RpcError` = the node answered with a JSON-RPC error; :class:`RpcTransportError` = we got
+no usable answer). Error messages name the endpoint label ("primary"/"backup"), never its URL,
+because provider URLs carry API keys.
+
+:class:`RpcFailover` is the plan's ``getWorkingConnection``: a plain object (no threads, no
+locks) meant to live inside the one actor that owns RPC state (legacy_executor); it takes an
+injectable clock so its cooldown can be tested without waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from solders.hash import Hash
+from solders.pubkey import Pubkey
+
+from venue.redact import install_urllib3_redaction, redact_url
+from venue.swift_errors import classify_exception
+
+install_urllib3_redaction()
+DEFAULT_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 5.0
+FAILOVER_COOLDOWN_S = 180.0
+_MAX_ACCOUNTS_PER_CALL = 100
+
+
+class RpcTransportError(Exception):
+    """No usable JSON-RPC answer: timeout, refused/reset connection, HTTP error, bad JSON."""
+
+    def __init__(self, endpoint: str, method: str, reason: str,
+                 http_status: int | None = None) -> None:
+        self.endpoint = endpoint
+        self.method = method
+        self.reason = reason
+        self.http_status = http_status
+        super().__init__(f"{endpoint} {method}: {reason}")
+
+
+class RpcError(Exception):
+    """The node answered with a JSON-RPC error object (e.g. preflight simulation failure)."""
+
+    def __init__(self, endpoint: str, method: str, code: int, message: str,
+                 data: Any = None) -> None:
+        self.endpoint = endpoint
+        self.method = method
+        self.code = code
+        self.message = message[:300]
+        self.data = data
+        super().__init__(f"{endpoint} {method}: rpc error {code}: {self.message}")
+
+    @property
+    def logs(self) -> list[str]:
+        """Program logs attached to a preflight failure, if any."""
+        if isinstance(self.data, dict) and isinstance(self.data.get("logs"), list):
+            return [str(x) for x in self.data["logs"]]
+        return []
+
+
+class AllRpcDown(Exception):
+    """Neither primary nor backup answered the getSlot probe."""
+
+
+@dataclass(frozen=True)
+class AccountData:
+    """An account as returned by getAccountInfo (data already base64-decoded)."""
+
+    data: bytes
+    owner: Pubkey
+    lamports: int
+    executable: bool
+
+
+@dataclass(frozen=True)
+class SignatureStatus:
+    """One entry of getSignatureStatuses."""
+
+    slot: int
+    confirmations: int | None
+    err: Any
+    confirmation_status: str | None
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """simulateTransaction's value: error (None on success), logs and compute units."""
+
+    err: Any
+    logs: list[str]
+    units_consumed: int | None
+    slot: int
+
+
+def _account(value: Any) -> AccountData | None:
+    if value is None:
+        return None
+    data_field = value.get("data")
+    if not (isinstance(data_field, list) and len(data_field) == 2 and data_field[1] == "base64"):
+        raise ValueError("account data is not base64-encoded")
+    return AccountData(
+        data=base64.b64decode(data_field[0]),
+        owner=Pubkey.from_string(value["owner"]),
+        lamports=int(value["lamports"]),
+        executable=bool(value.get("executable", False)),
+    )
+
+
+class SolanaRpc:
+    """One JSON-RPC endpoint with a pooled session and a timeout on every call."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        label: str = "rpc",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        pool_size: int = 8,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._url = url
+        self.label = label
+        self._timeout = timeout_s
+        self._ids = itertools.count(1)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"SolanaRpc(label={self.label!r}, url={redact_url(self._url)!r})"
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def call(self, method: str, params: list[Any] | None = None,
+             *, timeout_s: float | None = None) -> Any:
+        """Make one JSON-RPC call and return its ``result``; raises RpcError/RpcTransportError."""
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
+                   "params": params or []}
+        timeout = self._timeout if timeout_s is None else timeout_s
+        try:
+            response = self._session.post(self._url, json=payload, timeout=timeout,
+                                          allow_redirects=False)
+        except (requests.RequestException, OSError) as exc:
+            raise RpcTransportError(self.label, method, classify_exception(exc).reason) from None
+        if response.status_code != 200:
+            raise RpcTransportError(self.label, method, f"http_{response.status_code}",
+                                    response.status_code)
+        try:
+            body = response.json()
+        except ValueError:
+            raise RpcTransportError(self.label, method, "invalid_json", 200) from None
+        if not isinstance(body, dict):
+            raise RpcTransportError(self.label, method, "invalid_json", 200)
+        if body.get("error") is not None:
+            err = body["error"]
+            if not isinstance(err, dict):
+                raise RpcError(self.label, method, -1, str(err))
+            raise RpcError(self.label, method, int(err.get("code", -1)),
+                           str(err.get("message", "")), err.get("data"))
+        if "result" not in body:
+            raise RpcTransportError(self.label, method, "missing_result", 200)
+        return body["result"]
+
+    def get_slot(self, commitment: str = "confirmed", *, timeout_s: float | None = None) -> int:
+        """Current slot at ``commitment``."""
+        return int(self.call("getSlot", [{"commitment": commitment}], timeout_s=timeout_s))
+
+    def get_block_height(self, commitment: str = "confirmed") -> int:
+        """Current block height (compare with a blockhash's last valid block height)."""
+        return int(self.call("getBlockHeight", [{"commitment": commitment}]))
+
+    def get_latest_blockhash(self, commitment: str = "confirmed") -> tuple[Hash, int]:
+        """(recent blockhash, last valid block height)."""
+        value = self.call("getLatestBlockhash", [{"commitment": commitment}])["value"]
+        return Hash.from_string(value["blockhash"]), int(value["lastValidBlockHeight"])
+
+    def get_account_info(self, pubkey: Pubkey,
+                         commitment: str = "confirmed") -> tuple[int, AccountData | None]:
+        """(context slot, account or None when it does not exist)."""
+        result = self.call("getAccountInfo",
+                           [str(pubkey), {"encoding": "base64", "commitment": commitment}])
+        return int(result["context"]["slot"]), _account(result["value"])
+
+    def get_multiple_accounts(
+        self, pubkeys: Sequence[Pubkey], commitment: str = "confirmed"
+    ) -> tuple[int, list[AccountData | None]]:
+        """(lowest context slot, accounts in order), chunked by 100 keys per call."""
+        accounts: list[AccountData | None] = []
+        slots: list[int] = []
+        for start in range(0, len(pubkeys), _MAX_ACCOUNTS_PER_CALL):
+            chunk = [str(k) for k in pubkeys[start:start + _MAX_ACCOUNTS_PER_CALL]]
+            result = self.call("getMultipleAccounts",
+                               [chunk, {"encoding": "base64", "commitment": commitment}])
+            slots.append(int(result["context"]["slot"]))
+            accounts.extend(_account(v) for v in result["value"])
+        return (min(slots) if slots else 0), accounts
+
+    def send_transaction(self, tx_bytes: bytes, *, skip_preflight: bool = False,
+                         preflight_commitment: str = "confirmed",
+                         max_retries: int | None = None) -> str:
+        """Send a signed, serialized transaction; returns its base58 signature."""
+        config: dict[str, Any] = {"encoding": "base64", "skipPreflight": skip_preflight,
+                                  "preflightCommitment": preflight_commitment}
+        if max_retries is not None:
+            config["maxRetries"] = max_retries
+        return str(self.call("sendTransaction",
+                             [base64.b64encode(tx_bytes).decode("ascii"), config]))
+
+    def get_signature_statuses(self, signatures: Sequence[str], *,
+                               search_history: bool = False) -> list[SignatureStatus | None]:
+        """Statuses in the order given (None = unknown to the node)."""
+        result = self.call("getSignatureStatuses",
+                           [list(signatures), {"searchTransactionHistory": search_history}])
+        out: list[SignatureStatus | None] = []
+        for v in result["value"]:
+            if v is None:
+                out.append(None)
+                continue
+            out.append(SignatureStatus(int(v["slot"]), v.get("confirmations"), v.get("err"),
+                                       v.get("confirmationStatus")))
+        return out
+
+    def simulate_transaction(self, tx_bytes: bytes, *, sig_verify: bool = False,
+                             replace_recent_blockhash: bool = False,
+                             commitment: str = "confirmed") -> SimulationResult:
+        """Simulate a serialized transaction; program errors come back in ``err``."""
+        config = {"encoding": "base64", "sigVerify": sig_verify,
+                  "replaceRecentBlockhash": replace_recent_blockhash, "commitment": commitment}
+        result = self.call("simulateTransaction",
+                           [base64.b64encode(tx_bytes).decode("ascii"), config])
+        value = result["value"]
+        return SimulationResult(value.get("err"), list(value.get("logs") or []),
+                                value.get("unitsConsumed"), int(result["context"]["slot"]))
+
+
+class Endpoint(StrEnum):
+    """Which RPC endpoint is active."""
+
+    PRIMARY = "primary"
+    BACKUP = "backup"
+
+
+@dataclass
+class FailoverState:
+    """The plan's failover state, exactly: active endpoint, switch time, primary failures."""
+
+    active: Endpoint = Endpoint.PRIMARY
+    switched_to_backup_at: float | None = None
+    consecutive_primary_failures: int = 0
+
+
+class RpcFailover:
+    """Pick a working endpoint: probe with getSlot, switch to backup, retry primary after cooldown.
+
+    Rules (seed plan "RPC Failover Architecture"):
+
+    1. On backup and the cooldown (default 180 s) has passed since the switch: probe primary;
+       if it answers, go back to it, otherwise stay on backup and restart the cooldown.
+    2. Probe the active endpoint with getSlot (5 s timeout); if it answers, use it.
+    3. If primary fails: count the failure and switch to backup if backup answers its probe.
+       If backup fails while active: probe primary at once (backup is no better).
+    4. If nothing answers, raise :class:`AllRpcDown` and leave the state on primary, so the
+       next call starts from the primary again rather than waiting out a cooldown for nothing.
+    """
+
+    def __init__(
+        self,
+        primary: SolanaRpc,
+        backup: SolanaRpc | None,
+        *,
+        cooldown_s: float = FAILOVER_COOLDOWN_S,
+        probe_timeout_s: float = PROBE_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+        on_switch: Callable[[Endpoint, Endpoint], None] | None = None,
+    ) -> None:
+        self.primary = primary
+        self.backup = backup
+        self.cooldown_s = cooldown_s
+        self.probe_timeout_s = probe_timeout_s
+        self._clock = clock
+        self._on_switch = on_switch
+        self.state = FailoverState()
+        self.last_slot: int | None = None
+
+    def active(self) -> SolanaRpc:
+        """The currently active client, without probing."""
+        if self.state.active is Endpoint.BACKUP and self.backup is not None:
+            return self.backup
+        return self.primary
+
+    def _probe(self, client: SolanaRpc) -> bool:
+        try:
+            self.last_slot = client.get_slot(timeout_s=self.probe_timeout_s)
+        except (RpcError, RpcTransportError, ValueError, TypeError, KeyError):
+            return False
+        return True
+
+    def _switch(self, to: Endpoint) -> None:
+        before = self.state.active
+        self.state.active = to
+        if to is Endpoint.BACKUP:
+            self.state.switched_to_backup_at = self._clock()
+        else:
+            self.state.switched_to_backup_at = None
+        if self._on_switch is not None and before is not to:
+            self._on_switch(before, to)
+
+    def _primary_probe(self) -> bool:
+        ok = self._probe(self.primary)
+        if ok:
+            self.state.consecutive_primary_failures = 0
+        else:
+            self.state.consecutive_primary_failures += 1
+        return ok
+
+    def working_client(self) -> SolanaRpc:
+        """Return a client that just answered getSlot, switching endpoints per the rules."""
+        st = self.state
+        if st.active is Endpoint.BACKUP and self.backup is not None:
+            since = self._clock() - (st.switched_to_backup_at or 0.0)
+            primary_tried = False
+            if since >= self.cooldown_s:
+                primary_tried = True
+                if self._primary_probe():
+                    self._switch(Endpoint.PRIMARY)
+                    return self.primary
+                st.switched_to_backup_at = self._clock()
+            if self._probe(self.backup):
+                return self.backup
+            if not primary_tried and self._primary_probe():
+                self._switch(Endpoint.PRIMARY)
+                return self.primary
+            self._switch(Endpoint.PRIMARY)
+            raise AllRpcDown("primary and backup RPC both failed the getSlot probe")
+
+        if self._primary_probe():
+            return self.primary
+        if self.backup is not None and self._probe(self.backup):
+            self._switch(Endpoint.BACKUP)
+            return self.backup
+        raise AllRpcDown("primary RPC failed the getSlot probe and no backup answered")
