@@ -36,6 +36,8 @@ from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import migrate
 from supervision import ChildExited, Link, Ready, Supervisor, start_linked
+from venue import cli as venue_cli
+from venue.process_venue import ProcessVenue
 
 log = logging.getLogger("quantumvault")
 
@@ -79,17 +81,26 @@ def admin_token(settings: Settings) -> str:
 
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT (exit 0) or until the tree gives up (exit 3)."""
-    storage = Storage(settings)
     try:
-        migrate(storage.db)
-        services = Services(settings, storage.db, admin_token(settings))
-        exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
+        venue = ProcessVenue(settings, os.environ, start_child=True)
+    except ValueError as exc:
+        print(f"quantumvault: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        venue.log_profile()
+        storage = Storage(settings)
         try:
-            return _serve(services)
+            migrate(storage.db)
+            services = Services(settings, storage.db, admin_token(settings), venue.profile)
+            exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
+            try:
+                return _serve(services)
+            finally:
+                exporter.stop(timeout=2.0)
         finally:
-            exporter.stop(timeout=2.0)
+            storage.close()
     finally:
-        storage.close()
+        venue.close()
 
 
 def _serve(services: Services) -> int:
@@ -179,11 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     crash = sub.add_parser("crash", help="crash drill: make a named actor fail")
     crash.add_argument("name", help="actor path, e.g. health_monitor or bots/<bot-id>")
     crash.set_defaults(func=cmd_crash)
+    sub.add_parser("sandbox", add_help=False,
+                   help="run the local exchange sandbox (see `quantumvault sandbox --help`)")
+    venue_cli.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sandbox"]:
+        from sandbox.cli import main as sandbox_main
+
+        return sandbox_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(os.environ)

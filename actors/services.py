@@ -9,6 +9,7 @@ import pykka
 
 from config import Settings
 from storage.database import Database
+from venue.profiles import VenueProfile
 
 
 @dataclass
@@ -18,4 +19,5 @@ class Services:
     settings: Settings
     db: Database
     admin_token: str
+    profile: VenueProfile
     root: pykka.ActorRef[Any] | None = None

@@ -9,9 +9,12 @@ from supervision.supervised_actor import (
     DrillCrash,
     Link,
     Outcome,
+    Pending,
     Ready,
     Refusal,
     SupervisedActor,
+    request,
+    resolved,
     start_linked,
 )
 from supervision.supervisor import (
@@ -42,6 +45,7 @@ __all__ = [
     "Link",
     "NoSuchChild",
     "Outcome",
+    "Pending",
     "Ready",
     "Refusal",
     "Restart",
@@ -55,6 +59,8 @@ __all__ = [
     "TerminateChild",
     "Whereis",
     "call",
+    "request",
+    "resolved",
     "start_linked",
     "whereis",
 ]

@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -72,6 +73,33 @@ class Outcome:
 
     value: Any = None
     error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An answer that is not ready yet: the handler returned at once and work goes on elsewhere.
+
+    Owners of slow I/O answer an ask with a Pending, so their mailbox stays free; `request`
+    waits on either kind of answer.
+    """
+
+    future: pykka.Future[Any]
+
+
+def request(ref: pykka.ActorRef[Any], message: Any, timeout: float) -> Any:
+    """Ask `ref` and wait (within `timeout` in all) for the answer, pending or not."""
+    deadline = time.monotonic() + timeout
+    answer = ref.ask(message, timeout=timeout)
+    if isinstance(answer, Pending):
+        return answer.future.get(timeout=max(0.0, deadline - time.monotonic()))
+    return answer
+
+
+def resolved(value: Any) -> pykka.Future[Any]:
+    """A future already holding `value` (to answer like a Pending without background work)."""
+    future: pykka.Future[Any] = pykka.ThreadingFuture()
+    future.set(value)
+    return future
 
 
 @dataclass(frozen=True)
@@ -144,6 +172,30 @@ class SupervisedActor(pykka.ThreadingActor):
     def send_later(self, delay_s: float, message: Any) -> None:
         """Deliver `message` to this actor after `delay_s`; cancelled if the actor exits."""
         self._track(gevent.spawn_later(max(0.0, delay_s), self._tell_self, message))
+
+    def answer_later(self, work: Callable[[], Any], then: Callable[[Outcome], Any] | None = None
+                     ) -> Pending:
+        """Run slow `work` off the mailbox and answer the asker with its result when done.
+
+        `then(outcome)`, when given, also becomes a message back to this actor (to update
+        the state it owns from the result).
+        """
+        future: pykka.Future[Any] = pykka.ThreadingFuture()
+
+        def _run() -> None:
+            try:
+                value = work()
+            except Exception as exc:
+                future.set_exception((type(exc), exc, exc.__traceback__))
+                if then is not None:
+                    self._tell_self(then(Outcome(error=exc)))
+                return
+            future.set(value)
+            if then is not None:
+                self._tell_self(then(Outcome(value=value)))
+
+        self._track(gevent.spawn(_run))
+        return Pending(future)
 
     def run_in_background(self, work: Callable[[], Any], then: Callable[[Outcome], Any]) -> None:
         """Run slow `work` off the mailbox; `then(outcome)` becomes a message back to us."""

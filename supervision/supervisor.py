@@ -25,10 +25,12 @@ from supervision.supervised_actor import (
     ChildExited,
     CrashDrill,
     Link,
+    Pending,
     Ready,
     Refusal,
     SupervisedActor,
     kill_actor,
+    request,
     start_linked,
 )
 
@@ -52,13 +54,6 @@ class Whereis:
     """Ask for a child's current ref; answered with a ref or a `Pending` while it restarts."""
 
     name: str
-
-
-@dataclass(frozen=True)
-class Pending:
-    """Answer to `Whereis` while the child is restarting: its future ref."""
-
-    future: pykka.Future[Any]
 
 
 @dataclass(frozen=True)
@@ -371,11 +366,7 @@ class Supervisor(SupervisedActor):
 
 def whereis(supervisor: pykka.ActorRef[Any], name: str, timeout: float) -> pykka.ActorRef[Any]:
     """Resolve a child by name, waiting (up to `timeout`) while it restarts."""
-    deadline = time.monotonic() + timeout
-    answer = supervisor.ask(Whereis(name), timeout=timeout)
-    if isinstance(answer, Pending):
-        return answer.future.get(timeout=max(0.0, deadline - time.monotonic()))
-    return answer
+    return request(supervisor, Whereis(name), timeout)
 
 
 def call(supervisor: pykka.ActorRef[Any], name: str, message: Any, timeout: float) -> Any:

@@ -62,6 +62,7 @@ class Daemon:
             "STATE_DIR": str(self.dir / "state"),
             "WEBHOOK_PORT": str(free_port()),
             "METRICS_PORT": str(free_port()),
+            "SANDBOX_PORT": str(free_port()),
             "NOTIFY_SOCKET": str(self.notify.path),
             "SUPERVISOR_BACKOFF_BASE_MS": "10",
             **(env or {}),

@@ -110,3 +110,18 @@ def test_migrate_against_a_database_url_is_idempotent(database_url: str) -> None
     every = [m.version for m in available()]
     assert first.returncode == 0 and json.loads(first.stdout)["applied"] == every
     assert second.returncode == 0 and json.loads(second.stdout)["applied"] == []
+
+
+def test_on_the_sandbox_venue_the_daemon_runs_the_sandbox_child_and_stops_it(
+        daemon: Daemon) -> None:
+    sandbox = f"http://127.0.0.1:{daemon.env['SANDBOX_PORT']}"
+    assert requests.get(f"{sandbox}/health", timeout=5).text == "ok"
+    slot = requests.post(f"{sandbox}/", timeout=5,
+                         json={"jsonrpc": "2.0", "id": 1, "method": "getSlot"}).json()
+    assert isinstance(slot["result"], int)
+    assert "venue profile: {'venue': 'sandbox'" in daemon.log()
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{sandbox}/health", timeout=5)

@@ -1,0 +1,33 @@
+"""Counters the sandbox exposes at GET /sandbox/stats for tests and benchmarks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+
+class Stats:
+    """Global and per-authority counters; ``snapshot`` returns plain JSON-able dicts."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = defaultdict(int)
+        self.by_authority: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.by_instruction: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def incr(self, name: str, authority: str | None = None, n: int = 1) -> None:
+        """Count ``name`` globally and, when given, for one authority (base58)."""
+        self.totals[name] += n
+        if authority:
+            self.by_authority[authority][name] += n
+
+    def incr_ix(self, ix_name: str, outcome: str) -> None:
+        """Count one instruction by outcome ("received", "landed", "failed")."""
+        self.by_instruction[ix_name][outcome] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy safe to serialize."""
+        return {
+            "totals": dict(self.totals),
+            "by_authority": {k: dict(v) for k, v in self.by_authority.items()},
+            "by_instruction": {k: dict(v) for k, v in self.by_instruction.items()},
+        }

@@ -1,0 +1,50 @@
+"""The venue of this process: its profile and, on the sandbox with no SANDBOX_URL, the child.
+
+`quantumvault run` starts the sandbox as a child on SANDBOX_PORT; other commands (the CLI,
+run while the daemon is up) find that child on the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from config import Settings
+from sandbox.child import SandboxChild
+from venue.profiles import VenueProfile, load_profile
+
+log = logging.getLogger(__name__)
+
+
+class ProcessVenue:
+    """The profile this process trades on, owning the sandbox child when it started one."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str], start_child: bool) -> None:
+        self.child: SandboxChild | None = None
+        values = dict(env)
+        sandbox_url = None
+        if settings["VENUE"] == "sandbox" and not settings["SANDBOX_URL"]:
+            if start_child:
+                self.child = SandboxChild(settings["SANDBOX_PORT"], settings["SANDBOX_SEED"])
+                sandbox_url = self.child.url
+                values.setdefault("RPC_BACKUP_URL", self.child.backup_rpc_url)
+            else:
+                sandbox_url = f"http://127.0.0.1:{settings['SANDBOX_PORT']}"
+        try:
+            self.profile: VenueProfile = load_profile(values, sandbox_url=sandbox_url)
+        except BaseException:
+            self.close()
+            raise
+
+    def log_profile(self) -> None:
+        """Log the profile at start, with a warning naming every provisional value."""
+        log.info("venue profile: %s", self.profile.describe())
+        if self.profile.provisional:
+            log.warning("venue %s uses provisional values: %s", self.profile.name,
+                        ", ".join(sorted(self.profile.provisional)))
+
+    def close(self) -> None:
+        """Stop the sandbox child if this process started one."""
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
