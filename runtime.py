@@ -11,12 +11,14 @@ monkey.patch_all()
 
 # ruff: noqa: E402 - everything below must be imported after the patch
 import argparse
+import contextlib
 import json
 import logging
 import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,18 @@ import pykka
 import requests
 from gevent.event import AsyncResult
 
+import operator_cli
+from actors.dispatch import wake_backlogs
 from actors.services import Services
 from actors.tree import root_kwargs
 from config import ConfigError, Settings, load_settings
 from config.settings import describe
+from demo.tour import demo_environment, run_tour
 from observability import systemd
 from observability.exporter import start_exporter
 from observability.logs import setup_logging
+from security.errors import ServerKeyError
+from security.keyring_config import server_key_ring
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import migrate
@@ -79,28 +86,69 @@ def admin_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
-    """Run the daemon until SIGTERM/SIGINT (exit 0) or until the tree gives up (exit 3)."""
+class StartupError(Exception):
+    """The configuration cannot make a daemon (bad venue, missing server key, ...)."""
+
+
+@contextlib.contextmanager
+def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
+    """The parts of one daemon process: venue (and sandbox child), storage, services."""
     try:
-        venue = ProcessVenue(settings, os.environ, start_child=True)
-    except ValueError as exc:
-        print(f"quantumvault: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        ring = server_key_ring(settings)
+        venue = ProcessVenue(settings, env, start_child=True)
+    except (ValueError, ServerKeyError) as exc:
+        raise StartupError(str(exc)) from None
     try:
         venue.log_profile()
         storage = Storage(settings)
         try:
             migrate(storage.db)
-            services = Services(settings, storage.db, admin_token(settings), venue.profile)
+            yield Services(settings, storage.db, admin_token(settings), venue.profile, ring)
+        finally:
+            storage.close()
+    finally:
+        venue.close()
+
+
+def start_tree(services: Services, on_exit: Callable[[ChildExited], None]
+               ) -> pykka.ActorRef[Any] | None:
+    """Start the supervision tree and resume bot backlogs; None if it failed to start."""
+    root = start_linked(Supervisor, Link("root", on_exit), **root_kwargs(services))
+    services.root = root
+    try:
+        root.ask(Ready(), timeout=STOP_TIMEOUT_S)
+    except pykka.ActorDeadError:
+        return None
+    resumed = wake_backlogs(services)
+    if resumed:
+        log.info("resumed the backlog of %d bot(s)", resumed)
+    return root
+
+
+def stop_tree(root: pykka.ActorRef[Any]) -> bool:
+    """Stop the tree in reverse start order; False if it did not stop in time."""
+    if not root.is_alive():
+        return True
+    try:
+        root.stop(block=True, timeout=STOP_TIMEOUT_S)
+    except pykka.Timeout:
+        log.error("tree did not stop within %ss", STOP_TIMEOUT_S)
+        return False
+    return True
+
+
+def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM/SIGINT (exit 0) or until the tree gives up (exit 3)."""
+    try:
+        with assembled(settings, os.environ) as services:
             exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
             try:
                 return _serve(services)
             finally:
                 exporter.stop(timeout=2.0)
-        finally:
-            storage.close()
-    finally:
-        venue.close()
+    except StartupError as exc:
+        print(f"quantumvault: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _serve(services: Services) -> int:
@@ -111,11 +159,8 @@ def _serve(services: Services) -> int:
             log.error("supervision tree gave up: %r", exited.reason)
             done.set(EXIT_TREE_GAVE_UP)
 
-    root = start_linked(Supervisor, Link("root", root_exited), **root_kwargs(services))
-    services.root = root
-    try:
-        root.ask(Ready(), timeout=STOP_TIMEOUT_S)
-    except pykka.ActorDeadError:
+    root = start_tree(services, root_exited)
+    if root is None:
         return done.get(timeout=STOP_TIMEOUT_S)
     gevent.signal_handler(signal.SIGTERM, lambda: done.ready() or done.set(0))
     gevent.signal_handler(signal.SIGINT, lambda: done.ready() or done.set(0))
@@ -125,14 +170,27 @@ def _serve(services: Services) -> int:
     code = done.get()
     systemd.notify("STOPPING=1")
     log.info("stopping the supervision tree")
-    if root.is_alive():
-        try:
-            root.stop(block=True, timeout=STOP_TIMEOUT_S)
-        except pykka.Timeout:
-            log.error("tree did not stop within %ss", STOP_TIMEOUT_S)
-            code = code or EXIT_TREE_GAVE_UP
+    if not stop_tree(root):
+        code = code or EXIT_TREE_GAVE_UP
     log.info("stopped (exit %s)", code)
     return code
+
+
+def cmd_demo(_: Settings, args: argparse.Namespace) -> int:
+    """Run the guided demo on a throw-away daemon with the sandbox (see demo/tour.py)."""
+    env = demo_environment(dict(os.environ))
+    os.environ.update(env)  # the tour's CLI commands read their settings from it
+    settings = load_settings(env)
+    setup_logging(settings["LOG_LEVEL"])
+    with assembled(settings, env) as services:
+        root = start_tree(services, lambda _exited: None)
+        if root is None:
+            print("quantumvault: the supervision tree did not start", file=sys.stderr)
+            return EXIT_TREE_GAVE_UP
+        try:
+            return run_tour(services, main, args.subscribers, print)
+        finally:
+            stop_tree(root)
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -190,9 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     crash = sub.add_parser("crash", help="crash drill: make a named actor fail")
     crash.add_argument("name", help="actor path, e.g. health_monitor or bots/<bot-id>")
     crash.set_defaults(func=cmd_crash)
+    demo = sub.add_parser("demo", help="guided run: a published bot, subscribers, four alerts")
+    demo.add_argument("--subscribers", type=int, default=3, choices=range(1, 21),
+                      metavar="N", help="subscriber bots (1..20, default 3)")
+    demo.set_defaults(func=cmd_demo)
     sub.add_parser("sandbox", add_help=False,
                    help="run the local exchange sandbox (see `quantumvault sandbox --help`)")
     venue_cli.register(sub)
+    operator_cli.register(sub)
     return parser
 
 

@@ -24,12 +24,25 @@ Probe = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class ProbeSpec:
+    """A named check and how often it runs."""
+
+    probe: Probe
+    interval_s: float
+
+
+@dataclass(frozen=True)
 class GetHealth:
     """Ask for the last result of every probe."""
 
 
 @dataclass(frozen=True)
 class _Tick:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Watchdog:
     pass
 
 
@@ -41,9 +54,9 @@ class _Probed:
 
 
 class HealthMonitor(SupervisedActor):
-    """Runs each named probe every `interval_s` and keeps the latest result of each."""
+    """Runs each named probe on its own period, keeps the latest results, pets the watchdog."""
 
-    def __init__(self, probes: Mapping[str, Probe], interval_s: float,
+    def __init__(self, probes: Mapping[str, ProbeSpec], interval_s: float,
                  watchdog: Callable[[str], bool] = systemd.notify) -> None:
         super().__init__()
         self._probes = dict(probes)
@@ -53,28 +66,32 @@ class HealthMonitor(SupervisedActor):
         self._in_flight: set[str] = set()
 
     def on_start(self) -> None:
-        self._tick()
+        for name in self._probes:
+            self._tick(name)
+        self._pet()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Tick):
-            return self._tick()
+            return self._tick(message.name)
+        if isinstance(message, _Watchdog):
+            return self._pet()
         if isinstance(message, _Probed):
             return self._record(message)
         if isinstance(message, GetHealth):
             return {name: dict(state) for name, state in self._state.items()}
         return super().on_receive(message)
 
-    def _tick(self) -> None:
-        for name, probe in self._probes.items():
-            if name in self._in_flight:
-                continue  # the previous probe still hangs; it has its own timeout
+    def _tick(self, name: str) -> None:
+        spec = self._probes[name]
+        if name not in self._in_flight:  # a probe still hanging has its own timeout
             self._in_flight.add(name)
             started = time.monotonic()
-            self.run_in_background(
-                probe, lambda outcome, n=name, s=started: _Probed(n, s, outcome)
-            )
+            self.run_in_background(spec.probe, lambda outcome: _Probed(name, started, outcome))
+        self.send_later(spec.interval_s, _Tick(name))
+
+    def _pet(self) -> None:
         self._watchdog("WATCHDOG=1")
-        self.send_later(self._interval_s, _Tick())
+        self.send_later(self._interval_s, _Watchdog())
 
     def _record(self, probed: _Probed) -> None:
         self._in_flight.discard(probed.name)

@@ -8,6 +8,7 @@ from typing import Any
 import pykka
 
 from config import Settings
+from security.server_key import ServerKeyRing
 from storage.database import Database
 from venue.profiles import VenueProfile
 
@@ -20,4 +21,5 @@ class Services:
     db: Database
     admin_token: str
     profile: VenueProfile
+    ring: ServerKeyRing
     root: pykka.ActorRef[Any] | None = None

@@ -1,22 +1,47 @@
 """The supervision tree of the daemon, as data: which actors run, in which order, how restarted.
 
-Children start in this order and stop in reverse: the health monitor first (it feeds the
-others), the bot supervisor next (bot actors are added to it on demand), the webhook server
-last, so nothing is accepted before the actors that handle it are up, and intake stops first.
+Children start in this order and stop in reverse: the health monitor first (its probes feed the
+others), then the owners of shared state (RPC failover in the legacy executor, Swift health
+in the gateway), the bot supervisor (bot actors are added on demand), the fan-out, and the
+webhook server last, so nothing is accepted before the actors that handle it are up, and
+intake is the first thing to stop.
 """
 
 from __future__ import annotations
 
-from actors.health_monitor import HealthMonitor
+import contextlib
+from typing import Any
+
+import pykka
+
+from actors.fanout import FanoutCoordinator
+from actors.health_monitor import HealthMonitor, ProbeSpec
+from actors.legacy_executor import ExecutorClient, LegacyExecutor
+from actors.profit_share import ProfitShareActor
 from actors.services import Services
+from actors.swift_gateway import SwiftGateway, SwiftProbe
 from actors.webhook import WebhookActor
 from httpapi.ops_routes import add_ops_routes
 from httpapi.router import Router
+from httpapi.trading_routes import add_trading_routes
 from observability.systemd import report_supervisor_event
-from supervision import Backoff, ChildSpec, Intensity, Strategy, Supervisor
+from supervision import (
+    Backoff,
+    ChildSpec,
+    Intensity,
+    NoSuchChild,
+    Strategy,
+    Supervisor,
+    whereis,
+)
+from trading.profit_share import IouSchedule
+from venue.auction import AuctionConfig
+from venue.swift_client import SwiftClient
+
+FEED_TIMEOUT_S = 2.0
 
 
-def supervision_policy(services: Services) -> dict:
+def supervision_policy(services: Services) -> dict[str, Any]:
     """Intensity, backoff and event reporting shared by the daemon's supervisors."""
     s = services.settings
     return {
@@ -29,29 +54,69 @@ def supervision_policy(services: Services) -> dict:
 
 def build_router(services: Services) -> Router:
     """The HTTP routes served by the webhook actor."""
-    router = Router()
+    router = Router(max_body_bytes=services.settings["WEBHOOK_MAX_BODY_BYTES"])
     add_ops_routes(router, services)
+    add_trading_routes(router, services)
     return router
+
+
+def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
+    """Swift /health, fed to the gateway (the owner of the health flag) as it comes."""
+
+    def probe() -> bool:
+        healthy = client.health().healthy
+        if services.root is not None:
+            # the gateway may not be up yet: the next probe feeds it
+            with contextlib.suppress(NoSuchChild, pykka.Timeout, pykka.ActorDeadError):
+                whereis(services.root, "swift_gateway", FEED_TIMEOUT_S).tell(SwiftProbe(healthy))
+        return healthy
+
+    return ProbeSpec(probe, services.settings["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000)
 
 
 def root_children(services: Services) -> list[ChildSpec]:
     """Child specs of the root supervisor, in start order."""
     s = services.settings
     policy = supervision_policy(services)
+    swift = SwiftClient(services.profile.swift_base_url,
+                        order_timeout_ms=s["SWIFT_ORDER_TIMEOUT_MS"])
+    health_s = s["HEALTH_INTERVAL_MS"] / 1000
+    budget_s = s["EXECUTION_BUDGET_MS"] / 1000
     return [
         ChildSpec("health_monitor", HealthMonitor, kwargs={
-            "probes": {"database": lambda: services.db.ping(timeout_s=2.0)},
-            "interval_s": s["HEALTH_INTERVAL_MS"] / 1000,
+            "probes": {
+                "database": ProbeSpec(lambda: services.db.ping(timeout_s=2.0), health_s),
+                "swift": swift_probe(services, swift),
+            },
+            "interval_s": health_s,
         }),
+        ChildSpec("legacy_executor", LegacyExecutor, kwargs={
+            "profile": services.profile, "slippage_bps": s["LEGACY_SLIPPAGE_BPS"]}),
+        ChildSpec("swift_gateway", SwiftGateway, kwargs={
+            "client": swift, "executor": ExecutorClient(services), "db": services.db,
+            "auction": AuctionConfig(s["AUCTION_START_BPS"], s["AUCTION_END_BPS"],
+                                     s["AUCTION_DURATION_SLOTS"]),
+            "slot_time_ms": services.profile.slot_time_ms,
+            "failures_unhealthy": s["SWIFT_FAILURES_UNHEALTHY"],
+            "rate_per_s": s["SWIFT_RATE_PER_S"], "burst": s["SWIFT_RATE_BURST"],
+            "recovery_s": max(30.0, s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000)}),
+        ChildSpec("profit_share", ProfitShareActor, kwargs={
+            "services": services,
+            "schedule": IouSchedule(interval_s=s["PROFIT_SHARE_INTERVAL_S"],
+                                    max_attempts=s["PROFIT_SHARE_MAX_ATTEMPTS"],
+                                    ttl_s=s["PROFIT_SHARE_TTL_S"])}),
         ChildSpec("bots", Supervisor, kwargs={"strategy": Strategy.ONE_FOR_ONE, **policy},
-                  stop_timeout=30.0),
+                  stop_timeout=60.0),
+        ChildSpec("fanout", FanoutCoordinator, kwargs={
+            "services": services, "concurrency": s["FANOUT_CONCURRENCY"],
+            "copy_timeout_s": 2 * budget_s + 10}),
         ChildSpec("webhook", WebhookActor, kwargs={
             "host": s["WEBHOOK_HOST"], "port": s["WEBHOOK_PORT"], "app": build_router(services),
         }),
     ]
 
 
-def root_kwargs(services: Services) -> dict:
+def root_kwargs(services: Services) -> dict[str, Any]:
     """Constructor arguments of the root supervisor (one_for_one, as ARCHITECTURE.md says)."""
     return {"children": root_children(services), "strategy": Strategy.ONE_FOR_ONE,
             **supervision_policy(services)}

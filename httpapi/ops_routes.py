@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
-
 import pykka
 
 from actors.services import Services
 from httpapi.router import HttpError, Request, Response, Router
+from security.webhook_auth import verify_admin_token
 from supervision import CrashChild, Status
 
 ASK_TIMEOUT_S = 2.0
@@ -25,8 +24,7 @@ def _all_running(children: dict[str, dict]) -> bool:
 
 def require_admin(services: Services, request: Request) -> None:
     """Refuse (401) unless the request carries the admin bearer token."""
-    token = request.bearer_token()
-    if not token or not hmac.compare_digest(token.encode(), services.admin_token.encode()):
+    if not verify_admin_token(services.admin_token, request.bearer_token()):
         raise HttpError(401, "admin token required")
 
 

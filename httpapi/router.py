@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from security.webhook_auth import bearer_token
+
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -50,8 +52,7 @@ class Request:
 
     def bearer_token(self) -> str:
         """The token of an `Authorization: Bearer ...` header, or an empty string."""
-        scheme, _, token = self.headers.get("authorization", "").partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else ""
+        return bearer_token(self.headers.get("authorization")) or ""
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--rpc-backup-down", type=_bool)
     f.add_argument("--rpc-down-mode", choices=("503", "reset", "hang"))
     f.add_argument("--makers-paused", type=_bool)
+    f.add_argument("--swift-makers-paused", type=_bool)
     f.add_argument("--swift-placement-paused", type=_bool)
 
     fa = sub.add_parser("faucet", help="create a funded user on a running sandbox")
@@ -83,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
 _FAULT_FLAGS = ("latency_ms", "swift_latency_ms", "rpc_latency_ms", "swift_status",
                 "swift_status_count", "swift_timeout", "swift_timeout_process", "hang_ms",
                 "health_412", "hash_status_500", "rpc_primary_down", "rpc_backup_down",
-                "rpc_down_mode", "makers_paused", "swift_placement_paused")
+                "rpc_down_mode", "makers_paused", "swift_makers_paused",
+                "swift_placement_paused")
 
 
 def _control(method: str, url: str, payload: dict[str, Any] | None = None) -> int:

@@ -267,7 +267,8 @@ class Exchange:
                 if not order.signed:
                     continue
                 price = auction_price(order, slot, self.oracles.price(order.market_index))
-                if price is None or self.faults.makers_paused:
+                if price is None or self.faults.makers_paused or \
+                        self.faults.swift_makers_paused:
                     continue
                 liq = self.liquidity.get(order.market_index)
                 if liq.mode == "none" or not order.maker_budget:

@@ -33,6 +33,8 @@ class Faults:
     rpc_backup_down: bool = False  # POST /backup fails
     rpc_down_mode: str = "503"  # "503" HTTP 503, "reset" drop connection, "hang" hang_ms
     makers_paused: bool = False  # makers stop filling Swift auctions and placeAndTake
+    swift_makers_paused: bool = False  # no maker bids in Swift auctions; the AMM still fills
+    #                                    placeAndTake (a market with no Swift liquidity)
     swift_placement_paused: bool = False  # accepted Swift orders wait, never get placed
 
     def update(self, changes: dict[str, Any]) -> None:

@@ -70,7 +70,9 @@ def apply_fill(user: UserState, market_index: int, sign: int, base: int, price: 
 
     Quote moves like Drift's: a long pays (quote_asset_amount falls), a short receives.
     quote_entry_amount tracks the cost of the open base only and shrinks pro rata on reduces.
-    When a position returns to zero its PnL is settled into the quote balance.
+    When a position returns to zero its realized PnL stays in quote_asset_amount (unsettled,
+    as on Drift until settle_pnl), so clients can derive fill prices from quote deltas; it
+    counts as collateral but is not withdrawable.
     """
     pos = user.position(market_index)
     quote = quote_for(base, price)
@@ -88,10 +90,6 @@ def apply_fill(user: UserState, market_index: int, sign: int, base: int, price: 
         pos.quote_entry_amount += -sign * quote_for(remaining, price)
         pos.base_asset_amount += sign * remaining
     if pos.base_asset_amount == 0:
-        realized = pos.quote_asset_amount
-        user.quote_balance += realized
-        pos.settled_pnl += realized
-        pos.quote_asset_amount = 0
-        pos.quote_break_even_amount = 0
+        pos.quote_break_even_amount = pos.quote_asset_amount
         pos.quote_entry_amount = 0
     return quote

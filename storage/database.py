@@ -51,6 +51,11 @@ class Database:
         self._closed = False
 
     @property
+    def dsn(self) -> str:
+        """The connection string (for a listener that needs its own connection)."""
+        return self._dsn
+
+    @property
     def size(self) -> int:
         """The most connections this pool opens at once."""
         return self._size

@@ -45,8 +45,8 @@ class NoSuchChild(Refusal, LookupError):
     """The supervisor has no running child of that name."""
 
 
-class ChildStartFailed(Exception):
-    """A child could not be started during the supervisor's own start."""
+class ChildStartFailed(Refusal):
+    """A child could not be started (a refusal to a StartChild caller; a crash in on_start)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class Supervisor(SupervisedActor):
     def on_start(self) -> None:
         for spec in self._specs:
             child = self._add(spec)
-            if not self._start(child):
+            if self._start(child) is not None:
                 raise ChildStartFailed(f"{self.name}: child {spec.name} failed to start")
 
     def on_stop(self) -> None:
@@ -178,8 +178,12 @@ class Supervisor(SupervisedActor):
         self._children[spec.name] = child
         return child
 
-    def _start(self, child: _Child) -> bool:
-        """Start one child and wait for its on_start; False if it died or hung on the way."""
+    def _start(self, child: _Child) -> BaseException | None:
+        """Start one child and wait for its on_start; the failure, or None when it runs.
+
+        A child that died in on_start has its ChildExited on the way; one whose constructor
+        raised never existed, so the caller decides what that failure means.
+        """
         spec = child.spec
         link = Link(spec.name, self._notify_self)
         try:
@@ -187,22 +191,21 @@ class Supervisor(SupervisedActor):
         except Exception as exc:
             log.error("%s: constructing %s failed: %r", self.name, spec.name, exc)
             child.state = "stopped"
-            self._after_exit(child, exc)
-            return False
+            return exc
         child.ref, child.state, child.started_at = ref, "running", self._clock()
         try:
             ref.ask(Ready(), timeout=spec.start_timeout)
-        except pykka.ActorDeadError:
-            return False  # its ChildExited is already on the way
-        except pykka.Timeout:
+        except pykka.ActorDeadError as exc:
+            return exc
+        except pykka.Timeout as exc:
             log.error("%s: %s did not finish on_start in %ss", self.name, spec.name,
                       spec.start_timeout)
             kill_actor(ref, spec.stop_timeout)
-            return False
+            return exc
         for waiter in child.waiters:
             waiter.set(ref)
         child.waiters.clear()
-        return True
+        return None
 
     def _notify_self(self, exited: ChildExited) -> None:
         self.actor_ref.tell(exited)
@@ -299,8 +302,11 @@ class Supervisor(SupervisedActor):
         RESTARTS.labels(actor=child.spec.name).inc()
         child.restarts += 1
         log.info("%s: restarting %s (restart %d)", self.name, child.spec.name, child.restarts)
-        if self._start(child):
+        failure = self._start(child)
+        if failure is None:
             self._emit("restarted", child.spec.name)
+        elif child.ref is None:  # the constructor raised: no exit message will come
+            self._after_exit(child, failure)
 
     def _emit(self, kind: str, child: str, detail: str = "", backoff_s: float = 0.0) -> None:
         if self._listener is not None:
@@ -325,8 +331,11 @@ class Supervisor(SupervisedActor):
         if existing is not None:
             del self._children[spec.name]
         child = self._add(spec)
-        if not self._start(child):
-            raise ChildStartFailed(f"{self.name}: child {spec.name} failed to start")
+        failure = self._start(child)
+        if failure is not None:
+            del self._children[spec.name]  # its exit, if one comes, is ignored: no restarts
+            raise ChildStartFailed(f"{self.name}: child {spec.name} failed to start: "
+                                   f"{type(failure).__name__}")
         assert child.ref is not None
         return child.ref
 

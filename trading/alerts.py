@@ -74,6 +74,19 @@ class Signal:
         }
 
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Signal:
+        """Rebuild a signal from its stored form (`as_dict`)."""
+
+        def dec(key: str) -> Decimal | None:
+            return None if data.get(key) is None else Decimal(str(data[key]))
+
+        contracts = dec("contracts")
+        return cls(str(data["action"]), contracts if contracts is not None else Decimal(0),
+                   dec("new_position"), dec("prev_position"), dec("price"), data.get("ticker"),
+                   data.get("order_id"), data.get("time"))
+
+
 def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 

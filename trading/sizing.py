@@ -130,6 +130,12 @@ def _flip(side: str, held: int, limits: BotLimits, market: MarketRules, account:
     return SizingPlan(closing + opening.orders, opening.note, opening.pause_reason)
 
 
+def plan_open(side: str, limits: BotLimits, market: MarketRules, account: AccountState,
+              price: Decimal) -> SizingPlan:
+    """An opening order sized from a fresh account (the second half of a flip)."""
+    return _open(side, limits, market, account, price, "flip_open")
+
+
 def _open(side: str, limits: BotLimits, market: MarketRules, account: AccountState,
           price: Decimal, purpose: str) -> SizingPlan:
     amount = _full_size(limits, account, price, market)

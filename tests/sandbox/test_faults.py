@@ -186,3 +186,11 @@ def test_fault_values_are_type_checked(sandbox: SandboxServer) -> None:
         resp = requests.post(f"{url}/sandbox/faults", json=bad, timeout=HTTP_TIMEOUT)
         assert resp.status_code == 400, bad
     assert sandbox.exchange.faults.as_dict() == type(sandbox.exchange.faults)().as_dict()
+
+
+def test_swift_makers_paused_leaves_on_chain_orders_filling(sandbox: SandboxServer) -> None:
+    url = sandbox.url
+    _faults(url, swift_makers_paused=True)
+    assert requests.get(f"{url}/sandbox/faults", timeout=5).json()["swift_makers_paused"] is True
+    _faults(url, clear=True)
+    assert requests.get(f"{url}/sandbox/faults", timeout=5).json()["swift_makers_paused"] is False

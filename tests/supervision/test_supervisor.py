@@ -14,6 +14,7 @@ from supervision import (
     Backoff,
     ChildExited,
     ChildSpec,
+    ChildStartFailed,
     CrashChild,
     CrashDrill,
     Intensity,
@@ -295,3 +296,14 @@ def test_asking_for_an_unknown_child_is_refused_without_crashing_the_supervisor(
     assert sup.is_alive()
     assert events.queue.empty()  # nothing exited, nothing restarted
     assert call(sup, "a", "ok", TIMEOUT) == ("a", "ok")
+
+
+def test_a_dynamic_child_failing_its_start_is_refused_and_not_restarted() -> None:
+    FlakyStart.starts, FlakyStart.failures = 0, 1
+    sup, events = start([ChildSpec("steady", Echo)])
+    with pytest.raises(ChildStartFailed):
+        sup.ask(StartChild(ChildSpec("flaky", FlakyStart)), timeout=TIMEOUT)
+    assert sup.is_alive() and "flaky" not in sup.ask(Status(), timeout=TIMEOUT)["children"]
+    ref = sup.ask(StartChild(ChildSpec("flaky", FlakyStart)), timeout=TIMEOUT)  # works now
+    assert ref.ask("?", timeout=TIMEOUT) == ("started after", 2)
+    assert all(e.kind != "restart_scheduled" for e in list(events.queue.queue))

@@ -1,0 +1,372 @@
+"""BotActor: one per bot; executes that bot's signals strictly one at a time, in arrival order.
+
+The actor holds nothing that the database cannot rebuild. A ProcessSignal message is only a
+wake-up: the actor claims and runs every accepted signal of its bot in arrival order, so a
+signal dispatched twice, or dispatched before a backlog left by a restart, still runs once and
+in order. Different bots are different actors, so they never wait for each other.
+
+For each signal: the seed plan's early trigger points (bot paused, execution authorization
+disabled or expired) skip execution and still route the signal to subscribers; otherwise the
+bot's account and market are read from the venue, orders are sized, each order passes the
+pre-trade guard (emergency stop, policy HMAC), goes Swift first when routing allows, and falls
+back to the on-chain path when Swift could not trade and the bot allows fallback. Every order
+is a bot_trades row written before anything is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from solders.keypair import Keypair
+
+from actors.legacy_executor import ExecutorClient, LegacyOrder, LegacyResult, TradingState
+from actors.profit_share import notify_close
+from actors.services import Services
+from actors.swift_gateway import IsHealthy, Submit, SwiftOrder, SwiftResult
+from observability.trading_metrics import (
+    SWIFT_FALLBACK_REASONS,
+    SWIFT_ORDERS_FALLBACK,
+    TRADES,
+)
+from security.agent_keys import open_agent_privkey_legacy
+from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
+from security.execution import ExecutionAuthorization, ExecutionStatus, check_execution
+from security.trade_guard import guard_trade
+from storage.bots import Bot, get_bot, umk_envelope
+from storage.retry_queue import NewJob, enqueue
+from storage.signals import claim_signal, finish_signal, pending_signals
+from storage.trades import NewTrade, open_trade, update_trade
+from storage.wallets import legacy_agent_envelope
+from supervision import SupervisedActor, request, whereis
+from trading.alerts import Signal
+from trading.collateral import free_collateral_usd
+from trading.retry_policy import priority_for
+from trading.routing import SwiftFlags, choose_route
+from trading.sizing import (
+    AccountState,
+    BotLimits,
+    MarketRules,
+    PlannedOrder,
+    plan_open,
+    plan_orders,
+)
+from venue.auction import LONG, SHORT
+
+log = logging.getLogger(__name__)
+
+BASE = Decimal(10**9)
+PRICE = Decimal(10**6)
+ASK_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ProcessSignal:
+    """Wake-up: run this bot's accepted signals (this one among them) in arrival order."""
+
+    signal_id: str
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    """What one planned order came to."""
+
+    trade_id: str | None  # None when no order was sent (nothing to trade, paused, ...)
+    status: str  # completed | partial | failed | unknown | refused
+    method: str
+    base_filled: int = 0
+    avg_price: int | None = None
+    reason: str | None = None
+
+
+def bot_child_name(bot_id: str) -> str:
+    """The name of a bot's actor under the bots supervisor."""
+    return f"bot-{bot_id}"
+
+
+class BotActor(SupervisedActor):
+    """Executes one bot's signals in order; see the module docstring."""
+
+    metrics_name = "bots"
+
+    def __init__(self, bot_id: str, services: Services) -> None:
+        super().__init__()
+        self._bot_id = bot_id
+        self._services = services
+        self._keypair: Keypair | None = None
+        settings = services.settings
+        self._flags = SwiftFlags(
+            enabled=settings["SWIFT_ENABLED"], rollout_percent=settings["SWIFT_ROLLOUT_PERCENT"],
+            critical_orders_legacy=settings["SWIFT_CRITICAL_ORDERS_LEGACY"],
+            allowed_markets=settings["SWIFT_SUPPORTED_MARKETS"])
+        self._budget_s = settings["EXECUTION_BUDGET_MS"] / 1000
+        self._slippage_bps = settings["LEGACY_SLIPPAGE_BPS"]
+
+    def on_start(self) -> None:
+        if get_bot(self._services.db, self._bot_id) is None:
+            raise LookupError(f"bot {self._bot_id} does not exist")
+        if pending_signals(self._services.db, self._bot_id):
+            self.actor_ref.tell(ProcessSignal("backlog"))
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ProcessSignal):
+            return self._drain()
+        return super().on_receive(message)
+
+    # --- signals -------------------------------------------------------------------------------
+
+    def _drain(self) -> int:
+        """Claim and run every accepted signal of this bot, oldest first; returns how many."""
+        done = 0
+        for signal_id in pending_signals(self._services.db, self._bot_id):
+            row = claim_signal(self._services.db, signal_id)
+            if row is not None:
+                self._process(row)
+                done += 1
+        return done
+
+    def _process(self, row: dict[str, Any]) -> None:
+        db = self._services.db
+        signal_id, source = row["id"], row["source"]
+        context = {"signal_id": signal_id, "bot_id": self._bot_id}
+        bot = get_bot(db, self._bot_id)
+        assert bot is not None
+        skip = self._trigger_point(bot)
+        if skip is not None:
+            self._route(row, skip)
+            finish_signal(db, signal_id, "skipped", {"trigger": skip}, skip)
+            log.info("signal skipped: %s", skip, extra=context)
+            return
+        try:
+            outcomes = self._execute_signal(bot, row, source)
+        except Exception as exc:
+            self._route(row, "executed_with_error")
+            finish_signal(db, signal_id, "failed", {"error": type(exc).__name__},
+                          f"execution error: {type(exc).__name__}")
+            log.exception("signal failed", extra=context)
+            raise
+        statuses = {o.status for o in outcomes}
+        status = ("done" if statuses <= {"completed"} else
+                  "failed" if statuses & {"failed", "refused"} else "partial")
+        self._route(row, "executed")
+        finish_signal(db, signal_id, status, {"orders": [o.__dict__ for o in outcomes]},
+                      ", ".join(sorted({o.reason for o in outcomes if o.reason})) or None)
+
+    def _trigger_point(self, bot: Bot) -> str | None:
+        """The plan's early exits: paused, auth disabled, auth expired (UMK-path bots only)."""
+        if not bot.is_active:
+            return "bot_paused"
+        if umk_envelope(self._services.db, bot.id) is None:
+            return None  # server-key path: no user session to authorize
+        status = check_execution(ExecutionAuthorization(
+            bot.id, bot.wallet_address, bot.execution_active, bot.execution_expires_at),
+            datetime.now(UTC))
+        return None if status is ExecutionStatus.ALLOWED else status.value
+
+    def _route(self, row: dict[str, Any], trigger: str) -> None:
+        """Hand a source signal to the fan-out and wait until its copies are committed
+        (copies of copies are never re-routed)."""
+        if row["source"] != "webhook" or self._services.root is None:
+            return
+        from actors.fanout import RouteSignal
+
+        fanout = whereis(self._services.root, "fanout", ASK_TIMEOUT_S)
+        request(fanout, RouteSignal(row["id"], self._bot_id, trigger), ASK_TIMEOUT_S)
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def _execute_signal(self, bot: Bot, row: dict[str, Any], source: str) -> list[OrderOutcome]:
+        signal = Signal.from_dict(row["parsed"])
+        use_swift = (row["parsed"] or {}).get("use_swift")
+        keypair = self._agent_keypair(bot)
+        executor = ExecutorClient(self._services, ASK_TIMEOUT_S)
+        state = executor.trading_state(keypair.pubkey(), bot.drift_subaccount_id,
+                                       bot.market_index)
+        if state.user is None:
+            return [self._no_order("venue_user_missing")]
+        limits = BotLimits(bot.leverage, bot.max_position_size)
+        rules = MarketRules(state.market.min_order_size, state.market.step_size)
+        plan = plan_orders(signal, limits, rules, self._account(bot, state),
+                           Decimal(state.market.oracle_price) / PRICE)
+        if plan.pause_reason:
+            self._pause(bot, plan.pause_reason)
+            return [self._no_order(plan.pause_reason[:200])]
+        outcomes: list[OrderOutcome] = []
+        origin = OrderOrigin.SUBSCRIBER if source == "fanout" else (
+            OrderOrigin.MANUAL if source == "manual" else OrderOrigin.WEBHOOK)
+        for order in plan.orders:
+            if order.purpose == "flip_open":  # size the open from the account after the close
+                state = executor.trading_state(keypair.pubkey(), bot.drift_subaccount_id,
+                                               bot.market_index)
+                fresh = plan_open(order.side, limits, rules, self._account(bot, state),
+                                  Decimal(state.market.oracle_price) / PRICE)
+                if not fresh.orders:
+                    outcomes.append(self._no_order(fresh.note[:200]))
+                    break
+                order = fresh.orders[0]
+            outcome = self._execute_order(bot, row["id"], order, origin, keypair, state,
+                                          use_swift)
+            if (order.reduce_only and bot.is_subscriber and state.user is not None
+                    and outcome.trade_id and outcome.status in ("completed", "partial")):
+                notify_close(self._services, outcome.trade_id,
+                             state.user.perp(bot.market_index), outcome.base_filled,
+                             outcome.avg_price)
+            outcomes.append(outcome)
+            if outcome.status not in ("completed", "partial"):
+                break  # never open the second half of a flip on a failed close
+        if not plan.orders:
+            log.info("no order: %s", plan.note, extra={"signal_id": row["id"], "bot_id": bot.id})
+        return outcomes
+
+    def _account(self, bot: Bot, state: TradingState) -> AccountState:
+        assert state.user is not None
+        free = free_collateral_usd(
+            state.user, self._services.profile.quote_spot_market_index,
+            {bot.market_index: (state.market.oracle_price, state.market.margin_ratio_initial)})
+        return AccountState(free, state.user.perp(bot.market_index).base_asset_amount)
+
+    def _execute_order(self, bot: Bot, signal_id: str, order: PlannedOrder, origin: OrderOrigin,
+                       keypair: Keypair, state: TradingState,
+                       use_swift: bool | None) -> OrderOutcome:
+        db = self._services.db
+        deadline = time.monotonic() + self._budget_s
+        intent = OrderIntent(origin, OrderKind.CLOSE if order.reduce_only else OrderKind.OPEN,
+                             order.reduce_only)
+        gateway = whereis(self._services.root, "swift_gateway", ASK_TIMEOUT_S)
+        healthy = bool(gateway.ask(IsHealthy(), timeout=ASK_TIMEOUT_S))
+        route = choose_route(self._flags, bot_id=bot.id, bot_swift_enabled=bot.swift_enabled,
+                             market=bot.market, swift_healthy=healthy, dust=order.dust,
+                             critical=order.reduce_only, use_swift_override=use_swift)
+        trade_id = open_trade(db, NewTrade(bot.id, signal_id, bot.wallet_address, bot.market,
+                                           order.side, order.base_amount, order.reduce_only,
+                                           route.method))
+        context = {"signal_id": signal_id, "bot_id": bot.id}
+        decision = guard_trade(db, self._services.ring, bot, intent)
+        if not decision.allowed:
+            update_trade(db, trade_id, status="failed", error_message=f"refused: "
+                         f"{decision.reason}")
+            TRADES.labels(method=route.method, status="refused").inc()
+            log.warning("order refused: %s", decision.reason, extra=context)
+            return OrderOutcome(trade_id, "refused", route.method, reason=decision.reason)
+        direction = LONG if order.side == "long" else SHORT
+        fallback_reason = route.reason
+        if route.method == "swift":
+            result = self._swift(bot, order, direction, keypair, state, trade_id, deadline)
+            done = self._after_swift(bot, trade_id, order, result, context)
+            if done is not None:
+                return done
+            fallback_reason = f"swift_{result.state}:{result.reason or ''}".rstrip(":")
+            SWIFT_ORDERS_FALLBACK.labels(market=bot.market, reason=result.reason or
+                                         result.state).inc()
+            SWIFT_FALLBACK_REASONS.labels(reason=result.reason or result.state).inc()
+        update_trade(db, trade_id, execution_method="legacy", fallback_reason=fallback_reason)
+        legacy = ExecutorClient(self._services, ASK_TIMEOUT_S).place_and_take(
+            LegacyOrder(keypair, keypair.pubkey(), bot.drift_subaccount_id, bot.market_index,
+                        direction, order.base_amount, order.reduce_only,
+                        state.market.oracle_price, self._slippage_bps),
+            max(ASK_TIMEOUT_S, deadline - time.monotonic()))
+        return self._after_legacy(bot, trade_id, order, legacy, state, context)
+
+    def _swift(self, bot: Bot, order: PlannedOrder, direction: int, keypair: Keypair,
+               state: TradingState, trade_id: str, deadline: float) -> SwiftResult:
+        assert state.user is not None
+        gateway = whereis(self._services.root, "swift_gateway", ASK_TIMEOUT_S)
+        wait_s = max(1.0, deadline - time.monotonic())
+        swift_order = SwiftOrder(keypair, keypair.pubkey(), bot.drift_subaccount_id,
+                                 bot.market_index, bot.market, direction, order.base_amount,
+                                 order.reduce_only, state.market.oracle_price, state.slot,
+                                 state.user.perp(bot.market_index), trade_id)
+        update_trade(self._services.db, trade_id, swift_status="submitted",
+                     swift_submitted_at=datetime.now(UTC).replace(tzinfo=None))
+        return request(gateway, Submit(swift_order, wait_s), wait_s + ASK_TIMEOUT_S)
+
+    def _after_swift(self, bot: Bot, trade_id: str, order: PlannedOrder, result: SwiftResult,
+                     context: dict[str, Any]) -> OrderOutcome | None:
+        """Record a Swift result; None means: fall back to legacy (safe and allowed)."""
+        db = self._services.db
+        fields: dict[str, Any] = {"swift_order_id": result.swift_order_id,
+                                  "swift_status": result.state}
+        log.info("swift order %s", result.state,
+                 extra={**context, "swift_order_id": result.swift_order_id})
+        if result.state in ("filled", "partial"):
+            self._record_fill(bot, trade_id, order, "swift", result.base_filled,
+                              result.avg_price, fields | {
+                                  "swift_filled_at": datetime.now(UTC).replace(tzinfo=None),
+                                  "auction_duration_ms": result.fill_ms,
+                                  "price_improvement": None if result.price_improvement_bps is
+                                  None else round(result.price_improvement_bps / 100, 4)})
+            status = "completed" if result.state == "filled" else "partial"
+            return OrderOutcome(trade_id, status, "swift", result.base_filled, result.avg_price)
+        if result.state == "unknown":
+            update_trade(db, trade_id, status="unknown", error_message=result.reason, **fields)
+            TRADES.labels(method="swift", status="unknown").inc()
+            return OrderOutcome(trade_id, "unknown", "swift", reason=result.reason)
+        if result.kind == "permanent" or not bot.swift_fallback_enabled:
+            reason = result.reason or result.state
+            update_trade(db, trade_id, status="failed", error_message=reason, **fields)
+            TRADES.labels(method="swift", status="failed").inc()
+            return OrderOutcome(trade_id, "failed", "swift", reason=reason)
+        update_trade(db, trade_id, **fields)
+        return None
+
+    def _after_legacy(self, bot: Bot, trade_id: str, order: PlannedOrder, result: LegacyResult,
+                      state: TradingState, context: dict[str, Any]) -> OrderOutcome:
+        db = self._services.db
+        log.info("on-chain order %s", result.state, extra=context)
+        if result.state in ("filled", "partial"):
+            self._record_fill(bot, trade_id, order, "legacy", result.base_filled,
+                              result.avg_price, {"tx_signature": result.signature})
+            status = "completed" if result.state == "filled" else "partial"
+            return OrderOutcome(trade_id, status, "legacy", result.base_filled, result.avg_price)
+        status = "unknown" if result.state == "unknown" else "failed"
+        update_trade(db, trade_id, status=status, tx_signature=result.signature,
+                     error_message=result.error or result.state)
+        TRADES.labels(method="legacy", status=status).inc()
+        return OrderOutcome(trade_id, status, "legacy", reason=result.error or result.state)
+
+    def _record_fill(self, bot: Bot, trade_id: str, order: PlannedOrder, method: str,
+                     filled: int, price: int | None, fields: dict[str, Any]) -> None:
+        """Record the filled part; queue the remainder when it is above the minimum size."""
+        db = self._services.db
+        partial = filled < order.base_amount
+        update_trade(db, trade_id, status="partial" if partial else "completed",
+                     filled_size=Decimal(filled) / BASE,
+                     price=None if price is None else Decimal(price) / PRICE, **fields)
+        TRADES.labels(method=method, status="partial" if partial else "completed").inc()
+        remainder = order.base_amount - filled
+        if partial and remainder > 0:
+            priority = priority_for(order.reduce_only)
+            enqueue(db, NewJob(
+                bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
+                side=order.side, size=Decimal(remainder) / BASE, reduce_only=order.reduce_only,
+                priority=priority.name, max_attempts=priority.max_attempts,
+                sub_account_id=bot.drift_subaccount_id, original_trade_id=trade_id,
+                original_execution_method=method, is_remainder=True,
+                last_error=f"partial fill: {filled} of {order.base_amount}"))
+
+    @staticmethod
+    def _no_order(reason: str) -> OrderOutcome:
+        return OrderOutcome(None, "failed", "none", reason=reason)
+
+    def _pause(self, bot: Bot, reason: str) -> None:
+        self._services.db.execute(
+            "UPDATE trading_bots SET is_active = false, paused_reason = %s, paused_at = now(),"
+            " updated_at = now() WHERE id = %s", (reason[:500], bot.id))
+        log.warning("bot paused: %s", reason, extra={"bot_id": bot.id})
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def _agent_keypair(self, bot: Bot) -> Keypair:
+        """The agent key (legacy server-key path), opened once per actor life."""
+        if self._keypair is None:
+            envelope = legacy_agent_envelope(self._services.db, bot.wallet_address)
+            if envelope is None:
+                raise LookupError(f"wallet {bot.wallet_address} has no agent key")
+            secret = open_agent_privkey_legacy(self._services.ring, bot.wallet_address,
+                                               envelope)
+            self._keypair = Keypair.from_bytes(secret)
+        return self._keypair

@@ -1,0 +1,35 @@
+"""Operator CLI: provision wallets and bots, copy trading, emergency stop, server key rotation.
+
+`register(subparsers)` adds the `wallet`, `bot`, `estop` and `keys` command groups to the
+`quantumvault` parser; each leaf command is a `(settings, args) -> int` like runtime's cmd_*.
+Every command takes `--json` and then prints exactly one JSON object on stdout (an error is
+`{"error": "..."}`); without it, what it did in one human line. Bad input exits 1 with one line
+on stderr and writes nothing.
+
+Where things are:
+    output           CliError, the --json / human output and the error path
+    context          the database (runtime's Storage) and the lazily loaded server key ring
+    validation       amounts, leverage, percent, markets, addresses
+    wallet_commands  wallet create / fund
+    bot_commands     bot create / publish / subscribe / rotate-secret / list / show
+    estop_commands   estop set / clear
+    key_commands     keys reencrypt
+    faucet           the sandbox faucet client
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from operator_cli import bot_commands, estop_commands, key_commands, wallet_commands
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the operator command groups to the `quantumvault` subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object instead of a human line")
+    wallet_commands.register(subparsers, common)
+    bot_commands.register(subparsers, common)
+    estop_commands.register(subparsers, common)
+    key_commands.register(subparsers, common)

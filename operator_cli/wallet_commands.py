@@ -1,0 +1,174 @@
+"""`wallet create` and `wallet fund`: a new agent key, sealed, stored and (sandbox) funded.
+
+Owner address: the wallets row is keyed by the owner's own Solana address (`--owner ADDR`,
+the wallet that signs the UMK message). Without `--owner` the agent's own address is the owner,
+which suits operator-run bots and tests; a user-facing deployment passes `--owner`.
+
+The agent private key is always sealed under the server key ring (the legacy path subscriber
+bots need: their owners have no session during routing). With `--owner-signature-file FILE`
+(the owner's signature of "QuantumVault UMK v1\\n<owner>", base58 or hex) it is also sealed
+under the owner's key_privkey (V3). The signature is read from a file, never argv, because
+argv is visible to every user in /proc and whoever has the signature can derive the UMK.
+
+Sandbox funding: the wallet is stored first (the key must never be lost to a network error),
+then the faucet is called. If the sandbox is unreachable the command says so on stderr and
+exits 4 with the wallet created; `wallet fund ADDR` retries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from solders.keypair import Keypair
+
+from operator_cli.context import Context, opened
+from operator_cli.faucet import FaucetError, fund_agent, sandbox_url
+from operator_cli.output import EXIT_NOT_FUNDED, CliError, Outcome, command, plain
+from operator_cli.validation import address_arg, usd_arg
+from security.agent_keys import seal_agent_privkey, seal_agent_privkey_legacy
+from security.errors import SignatureRefused
+from security.key_hierarchy import derive_subkeys, derive_umk, parse_signature
+from security.log_redaction import register_agent_keypair, register_secret
+from storage.wallets import Wallet, find_wallet, insert_wallet, wallet_exists
+
+DEFAULT_FUND_QUOTE = "10000"
+_MAX_FILE = 64 * 1024
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add `wallet create` and `wallet fund`."""
+    wallet = subparsers.add_parser("wallet", help="create and fund wallets (agent keys)")
+    sub = wallet.add_subparsers(dest="wallet_command", required=True)
+    create = sub.add_parser("create", parents=[common], help="create a wallet and its agent key")
+    create.add_argument("--import-key", metavar="FILE",
+                        help="Solana keypair JSON (64 numbers) to use as the agent key")
+    create.add_argument("--owner", metavar="ADDR",
+                        help="the owner's wallet address (default: the agent's own address)")
+    create.add_argument("--owner-signature-file", metavar="FILE",
+                        help="owner's signature of the UMK message: also seal the key V3")
+    create.add_argument("--fund", metavar="USDC", default=DEFAULT_FUND_QUOTE,
+                        help="sandbox faucet deposit for the agent (VENUE=sandbox)")
+    create.add_argument("--no-fund", action="store_true", help="skip the sandbox faucet")
+    create.set_defaults(func=cmd_wallet_create)
+    fund = sub.add_parser("fund", parents=[common], help="fund a wallet's agent on the sandbox")
+    fund.add_argument("wallet", metavar="ADDR", help="owner address or agent public key")
+    fund.add_argument("--quote", metavar="USDC", default=DEFAULT_FUND_QUOTE)
+    fund.set_defaults(func=cmd_wallet_fund)
+
+
+def read_keypair_file(path: str) -> Keypair:
+    """A Solana CLI keypair file (JSON array of 64 bytes); errors never quote its content."""
+    try:
+        raw = Path(path).read_bytes()[: _MAX_FILE + 1]
+    except OSError as exc:
+        raise CliError(f"cannot read --import-key {path!r}: {exc.strerror}") from None
+    shape = "a JSON array of 64 numbers 0..255 (a Solana keypair file)"
+    try:
+        numbers = json.loads(raw) if len(raw) <= _MAX_FILE else None
+    except ValueError:
+        numbers = None
+    if (not isinstance(numbers, list) or len(numbers) != 64
+            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 255
+                       for n in numbers)):
+        raise CliError(f"--import-key {path!r} is not {shape}")
+    secret = bytes(numbers)
+    register_agent_keypair(secret)
+    try:
+        keypair = Keypair.from_bytes(secret)
+    except (ValueError, TypeError):
+        raise CliError(f"--import-key {path!r}: its public half does not match its secret half") \
+            from None
+    if bytes(keypair) != secret:
+        raise CliError(f"--import-key {path!r}: its public half does not match its secret half")
+    return keypair
+
+
+def _read_signature(path: str) -> bytes:
+    """The owner's signature from a file (base58 or 128 hex characters)."""
+    try:
+        text = Path(path).read_text()[:1024]
+    except (OSError, UnicodeDecodeError):
+        raise CliError(f"cannot read --owner-signature-file {path!r}") from None
+    signature = parse_signature(text)
+    register_secret(signature)
+    return signature
+
+
+def _fund(ctx: Context, wallet: Wallet, quote: Decimal) -> dict[str, Any]:
+    """Call the faucet for the wallet's agent; returns what the sandbox reported."""
+    answer = fund_agent(sandbox_url(ctx.settings), wallet.agent_public_key, quote)
+    return {"quote": plain(quote), "user": answer.get("user"),
+            "quote_balance": answer.get("quote_balance")}
+
+
+@command
+def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
+    """Create (or import) an agent key, seal it, store the wallet, fund it on the sandbox."""
+    sandbox = settings["VENUE"] == "sandbox" and not args.no_fund
+    quote = usd_arg(args.fund, "--fund") if sandbox else None
+    keypair = read_keypair_file(args.import_key) if args.import_key else Keypair()
+    secret = bytes(keypair)
+    register_agent_keypair(secret)
+    agent = str(keypair.pubkey())
+    owner = address_arg(args.owner, "--owner") if args.owner else agent
+    signature = _read_signature(args.owner_signature_file) if args.owner_signature_file else None
+    with opened(settings) as ctx:
+        taken = wallet_exists(ctx.db, owner, agent)
+        if taken == "address":
+            raise CliError(f"wallet {owner} already exists")
+        if taken == "agent":
+            raise CliError(f"agent key {agent} already belongs to a wallet")
+        v3 = None
+        if signature is not None:
+            try:
+                subkeys = derive_subkeys(derive_umk(owner, signature))
+            except SignatureRefused:
+                raise CliError("--owner-signature-file does not verify: it must be the owner's "
+                               f"signature of the UMK message for {owner}") from None
+            v3 = seal_agent_privkey(subkeys, secret)
+        legacy = seal_agent_privkey_legacy(ctx.ring, owner, secret)
+        wallet = insert_wallet(ctx.db, address=owner, agent_public_key=agent,
+                               legacy_envelope=legacy, v3_privkey_envelope=v3)
+        data: dict[str, Any] = {
+            "wallet": wallet.address, "owner_address": wallet.address,
+            "agent_public_key": agent, "owner_is_agent": owner == agent,
+            "imported": bool(args.import_key), "legacy_key_id": ctx.ring.current_key_id,
+            "v3_sealed": v3 is not None, "venue": settings["VENUE"], "funded": None,
+        }
+        human = f"created wallet {owner} with agent {agent}"
+        if v3 is not None:
+            human += " (agent key sealed under the server key and the owner's key)"
+        if not sandbox:
+            return Outcome(human, data)
+        try:
+            data["funded"] = _fund(ctx, wallet, quote or Decimal(0))
+        except FaucetError as exc:
+            data["faucet_error"] = str(exc)
+            return Outcome(human + "; NOT funded", data, EXIT_NOT_FUNDED,
+                           warning=f"wallet {owner} was created but not funded: {exc}; "
+                                   f"retry with `quantumvault wallet fund {owner}`")
+        return Outcome(f"{human}; funded {plain(quote or Decimal(0))} USDC on the sandbox", data)
+
+
+@command
+def cmd_wallet_fund(settings: Any, args: argparse.Namespace) -> Outcome:
+    """Fund an existing wallet's agent from the sandbox faucet."""
+    if settings["VENUE"] != "sandbox":
+        raise CliError(f"wallet fund works on VENUE=sandbox only (VENUE={settings['VENUE']})")
+    quote = usd_arg(args.quote, "--quote")
+    with opened(settings) as ctx:
+        wallet = find_wallet(ctx.db, args.wallet)
+        if wallet is None:
+            raise CliError(f"unknown wallet {args.wallet}")
+        try:
+            funded = _fund(ctx, wallet, quote)
+        except FaucetError as exc:
+            raise CliError(str(exc)) from None
+    data = {"wallet": wallet.address, "agent_public_key": wallet.agent_public_key,
+            "funded": funded}
+    return Outcome(f"funded agent {wallet.agent_public_key} of wallet {wallet.address} "
+                   f"with {plain(quote)} USDC on the sandbox", data)

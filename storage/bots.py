@@ -1,0 +1,170 @@
+"""Trading bot rows: market, limits, activity, and the authenticated fields the gate checks.
+
+`max_position_size` is the bot's largest position in USD notional (the CLI's
+`--max-position-usd`). The webhook secret hash and the policy HMAC are on `Bot` because the
+webhook actor and the trade guard need them; they are excluded from its repr, and the CLI's
+list/show never print them. `umk_encrypted_for_bot` is never loaded into a `Bot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from security.policy import BotPolicy
+from storage.database import Database
+
+BOT_COLUMNS = (
+    "id, wallet_address, name, market, market_index, leverage, max_position_size,"
+    " drift_subaccount_id, is_active, paused_reason, source_published_bot_id, execution_active,"
+    " execution_expires_at, swift_enabled, swift_fallback_enabled, created_at,"
+    " webhook_secret_hash, policy_hmac"
+)
+
+
+@dataclass(frozen=True)
+class Bot:
+    """One trading bot as stored (without its sealed UMK)."""
+
+    id: str
+    wallet_address: str
+    name: str
+    market: str
+    market_index: int
+    leverage: Decimal
+    max_position_size: Decimal
+    drift_subaccount_id: int
+    is_active: bool
+    paused_reason: str | None
+    source_published_bot_id: str | None
+    execution_active: bool
+    execution_expires_at: datetime | None
+    swift_enabled: bool
+    swift_fallback_enabled: bool
+    created_at: datetime
+    webhook_secret_hash: str | None = field(default=None, repr=False)
+    policy_hmac: str | None = field(default=None, repr=False)
+
+    @property
+    def policy(self) -> BotPolicy:
+        """The fields the policy HMAC covers."""
+        return BotPolicy(self.id, self.market, self.leverage, self.max_position_size)
+
+    @property
+    def is_subscriber(self) -> bool:
+        """True for a copy-trading bot that follows a published bot."""
+        return self.source_published_bot_id is not None
+
+
+def bot_from_row(row: dict[str, Any]) -> Bot:
+    """Row dict to Bot."""
+    return Bot(**row)
+
+
+def insert_bot(
+    db: Database,
+    *,
+    bot_id: str,
+    wallet_address: str,
+    name: str,
+    market: str,
+    market_index: int,
+    leverage: Decimal,
+    max_position_size: Decimal,
+    webhook_secret_hash: str | None,
+    policy_hmac: str,
+    source_published_bot_id: str | None = None,
+) -> Bot:
+    """Store a new bot; the caller computed its policy HMAC over these exact values."""
+    row = db.fetchone(
+        "INSERT INTO trading_bots (id, wallet_address, name, market, market_index, leverage,"
+        " max_position_size, webhook_secret_hash, policy_hmac, source_published_bot_id)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {BOT_COLUMNS}",
+        (bot_id, wallet_address, name, market, market_index, leverage, max_position_size,
+         webhook_secret_hash, policy_hmac, source_published_bot_id),
+    )
+    assert row is not None
+    return bot_from_row(row)
+
+
+def get_bot(db: Database, bot_id: str) -> Bot | None:
+    """The bot with this id, or None."""
+    row = db.fetchone(f"SELECT {BOT_COLUMNS} FROM trading_bots WHERE id = %s", (bot_id,))
+    return bot_from_row(row) if row else None
+
+
+def list_bots(db: Database, wallet_address: str | None = None) -> list[Bot]:
+    """Every bot (or one wallet's), oldest first."""
+    if wallet_address is None:
+        rows = db.fetchall(f"SELECT {BOT_COLUMNS} FROM trading_bots ORDER BY created_at, id")
+    else:
+        rows = db.fetchall(
+            f"SELECT {BOT_COLUMNS} FROM trading_bots WHERE wallet_address = %s"
+            " ORDER BY created_at, id",
+            (wallet_address,),
+        )
+    return [bot_from_row(r) for r in rows]
+
+
+def set_webhook_secret_hash(db: Database, bot_id: str, stored_hash: str) -> bool:
+    """Replace the webhook secret hash (`bot rotate-secret`); False if no such bot."""
+    return db.execute(
+        "UPDATE trading_bots SET webhook_secret_hash = %s, updated_at = now() WHERE id = %s",
+        (stored_hash, bot_id),
+    ) == 1
+
+
+def replace_webhook_secret_hash(db: Database, bot_id: str, old: str, new: str) -> bool:
+    """Compare-and-swap the hash (lazy re-hash under the current server key)."""
+    return db.execute(
+        "UPDATE trading_bots SET webhook_secret_hash = %s, updated_at = now()"
+        " WHERE id = %s AND webhook_secret_hash = %s",
+        (new, bot_id, old),
+    ) == 1
+
+
+def replace_policy_hmac(db: Database, bot: Bot, new_hmac: str) -> bool:
+    """Compare-and-swap the policy HMAC; only if HMAC and every covered field are unchanged."""
+    return db.execute(
+        "UPDATE trading_bots SET policy_hmac = %s, updated_at = now()"
+        " WHERE id = %s AND policy_hmac IS NOT DISTINCT FROM %s AND market = %s"
+        " AND leverage = %s AND max_position_size = %s",
+        (new_hmac, bot.id, bot.policy_hmac, bot.market, bot.leverage, bot.max_position_size),
+    ) == 1
+
+
+def webhook_hash_key_ids(db: Database) -> dict[str, int]:
+    """How many webhook secret hashes name each server key id (rotation report)."""
+    rows = db.fetchall(
+        "SELECT split_part(webhook_secret_hash, '.', 2) AS key_id, count(*) AS n"
+        " FROM trading_bots WHERE webhook_secret_hash IS NOT NULL GROUP BY 1"
+    )
+    return {r["key_id"]: int(r["n"]) for r in rows}
+
+
+def umk_envelopes(db: Database) -> list[tuple[str, str, str]]:
+    """(bot id, wallet address, sealed UMK) of every bot that has one: the rotation's input."""
+    rows = db.fetchall(
+        "SELECT id, wallet_address, umk_encrypted_for_bot AS envelope FROM trading_bots"
+        " WHERE umk_encrypted_for_bot IS NOT NULL ORDER BY id"
+    )
+    return [(r["id"], r["wallet_address"], r["envelope"]) for r in rows]
+
+
+def umk_envelope(db: Database, bot_id: str) -> str | None:
+    """The bot's sealed UMK (execution while the user is away), or None."""
+    row = db.fetchone(
+        "SELECT umk_encrypted_for_bot AS envelope FROM trading_bots WHERE id = %s", (bot_id,)
+    )
+    return row["envelope"] if row else None
+
+
+def replace_umk_envelope(db: Database, bot_id: str, old: str, new: str) -> bool:
+    """Compare-and-swap the sealed UMK; False if the row changed meanwhile."""
+    return db.execute(
+        "UPDATE trading_bots SET umk_encrypted_for_bot = %s, updated_at = now()"
+        " WHERE id = %s AND umk_encrypted_for_bot = %s",
+        (new, bot_id, old),
+    ) == 1

@@ -1,0 +1,138 @@
+"""Copy trading rows: published bots (with the creator's profit share) and subscriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from storage.bots import BOT_COLUMNS, Bot, bot_from_row
+from storage.database import Database
+
+_PUBLISHED = (
+    "id, trading_bot_id, creator_wallet_address, profit_share_percent, is_active, created_at"
+)
+_SUBSCRIPTION = (
+    "id, published_bot_id, subscriber_bot_id, subscriber_wallet_address, capital_usd, is_active,"
+    " created_at"
+)
+
+
+@dataclass(frozen=True)
+class PublishedBot:
+    """A bot offered for copy trading."""
+
+    id: str
+    trading_bot_id: str
+    creator_wallet_address: str
+    profit_share_percent: Decimal
+    is_active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscriber wallet following a published bot through its own trading bot."""
+
+    id: str
+    published_bot_id: str
+    subscriber_bot_id: str
+    subscriber_wallet_address: str
+    capital_usd: Decimal
+    is_active: bool
+    created_at: datetime
+
+
+def _published(row: dict[str, Any]) -> PublishedBot:
+    """Row dict to PublishedBot."""
+    return PublishedBot(**row)
+
+
+def _subscription(row: dict[str, Any]) -> Subscription:
+    """Row dict to Subscription."""
+    return Subscription(**row)
+
+
+def publish_bot(
+    db: Database, *, trading_bot_id: str, creator_wallet_address: str,
+    profit_share_percent: Decimal,
+) -> PublishedBot:
+    """Publish a bot; raises on a bot that is already published (unique trading_bot_id)."""
+    row = db.fetchone(
+        "INSERT INTO published_bots (trading_bot_id, creator_wallet_address,"
+        f" profit_share_percent) VALUES (%s, %s, %s) RETURNING {_PUBLISHED}",
+        (trading_bot_id, creator_wallet_address, profit_share_percent),
+    )
+    assert row is not None
+    return _published(row)
+
+
+def published_for_bot(db: Database, trading_bot_id: str) -> PublishedBot | None:
+    """The publication of a trading bot, or None if it is not published."""
+    row = db.fetchone(
+        f"SELECT {_PUBLISHED} FROM published_bots WHERE trading_bot_id = %s", (trading_bot_id,)
+    )
+    return _published(row) if row else None
+
+
+def find_published(db: Database, bot_or_published_id: str) -> PublishedBot | None:
+    """A publication named by its own id or by its trading bot's id."""
+    row = db.fetchone(
+        f"SELECT {_PUBLISHED} FROM published_bots WHERE id = %s OR trading_bot_id = %s LIMIT 1",
+        (bot_or_published_id, bot_or_published_id),
+    )
+    return _published(row) if row else None
+
+
+def insert_subscription(
+    db: Database, *, published_bot_id: str, subscriber_bot_id: str,
+    subscriber_wallet_address: str, capital_usd: Decimal,
+) -> Subscription:
+    """Record that a subscriber bot follows a published bot."""
+    row = db.fetchone(
+        "INSERT INTO subscriptions (published_bot_id, subscriber_bot_id,"
+        " subscriber_wallet_address, capital_usd) VALUES (%s, %s, %s, %s)"
+        f" RETURNING {_SUBSCRIPTION}",
+        (published_bot_id, subscriber_bot_id, subscriber_wallet_address, capital_usd),
+    )
+    assert row is not None
+    return _subscription(row)
+
+
+def active_subscription(
+    db: Database, published_bot_id: str, subscriber_wallet_address: str
+) -> Subscription | None:
+    """The wallet's active subscription to this published bot, if any."""
+    row = db.fetchone(
+        f"SELECT {_SUBSCRIPTION} FROM subscriptions WHERE published_bot_id = %s"
+        " AND subscriber_wallet_address = %s AND is_active LIMIT 1",
+        (published_bot_id, subscriber_wallet_address),
+    )
+    return _subscription(row) if row else None
+
+
+def subscriber_bots(db: Database, published_bot_id: str) -> list[Bot]:
+    """The active subscriber bots of a published bot: where its signals are copied to."""
+    columns = ", ".join(f"b.{c.strip()}" for c in BOT_COLUMNS.split(","))
+    rows = db.fetchall(
+        f"SELECT {columns} FROM subscriptions s JOIN trading_bots b ON b.id = s.subscriber_bot_id"
+        " WHERE s.published_bot_id = %s AND s.is_active AND b.is_active ORDER BY s.created_at",
+        (published_bot_id,),
+    )
+    return [bot_from_row(r) for r in rows]
+
+
+def subscriber_counts(db: Database) -> dict[str, int]:
+    """Active subscriptions per published bot id."""
+    rows = db.fetchall(
+        "SELECT published_bot_id, count(*) AS n FROM subscriptions WHERE is_active"
+        " GROUP BY published_bot_id"
+    )
+    return {r["published_bot_id"]: int(r["n"]) for r in rows}
+
+
+def all_published(db: Database) -> dict[str, PublishedBot]:
+    """Every publication, keyed by its trading bot id (for listings)."""
+    rows = db.fetchall(f"SELECT {_PUBLISHED} FROM published_bots")
+    return {r["trading_bot_id"]: _published(r) for r in rows}

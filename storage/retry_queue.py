@@ -1,0 +1,121 @@
+"""The persistent trade retry queue: enqueue, claim with SKIP LOCKED and a lease, settle.
+
+A claim moves due jobs to `running` in one statement over `SELECT ... FOR UPDATE SKIP LOCKED`,
+so two schedulers on one database never take the same job. A `running` job whose lease ran out
+(its scheduler died) is claimed again, flagged `outcome_unknown`: its last attempt may have
+reached the venue, so it must be reconciled before anything is sent again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from psycopg2.extras import Json
+
+from storage.database import Database
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A trade to try again."""
+
+    bot_id: str
+    wallet_address: str
+    market: str
+    side: str
+    size: Decimal
+    reduce_only: bool
+    priority: str
+    max_attempts: int
+    signal_id: str | None = None
+    sub_account_id: int = 0
+    original_trade_id: str | None = None
+    entry_price: Decimal | None = None
+    original_execution_method: str = "legacy"
+    is_remainder: bool = False
+    last_error: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+def enqueue(db: Database, job: NewJob, delay_s: float = 0.0) -> str:
+    """Add a job, due after `delay_s`; returns its id."""
+    row = db.fetchone(
+        "INSERT INTO trade_retry_queue (bot_id, wallet_address, market, side, size, reduce_only,"
+        " priority, max_attempts, signal_id, sub_account_id, original_trade_id, entry_price,"
+        " original_execution_method, is_remainder, last_error, webhook_payload, next_retry_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " now() + make_interval(secs => %s)) RETURNING id",
+        (job.bot_id, job.wallet_address, job.market, job.side, job.size, job.reduce_only,
+         job.priority, job.max_attempts, job.signal_id, job.sub_account_id,
+         job.original_trade_id, job.entry_price, job.original_execution_method,
+         job.is_remainder, job.last_error, Json(job.payload) if job.payload else None, delay_s))
+    assert row is not None
+    return row["id"]
+
+
+def claim_due(db: Database, worker: str, limit: int, lease_s: float) -> list[dict[str, Any]]:
+    """Claim up to `limit` due jobs for `worker` (critical first); expired leases count as due."""
+    rows = db.fetchall(
+        "UPDATE trade_retry_queue q SET status = 'running', claimed_by = %(worker)s,"
+        " claimed_at = now(), updated_at = now(),"
+        " outcome_unknown = q.outcome_unknown OR q.status = 'running'"
+        " WHERE q.id IN (SELECT id FROM trade_retry_queue"
+        "  WHERE (status = 'pending' AND next_retry_at <= now())"
+        "     OR (status = 'running' AND claimed_at < now() - make_interval(secs => %(lease)s))"
+        "  ORDER BY (priority = 'critical') DESC, next_retry_at, id"
+        "  LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+        " RETURNING q.*",
+        {"worker": worker, "lease": lease_s, "limit": limit})
+    return sorted(rows, key=lambda r: (r["priority"] != "critical", r["next_retry_at"], r["id"]))
+
+
+def mark_sending(db: Database, job_id: str, worker: str, order_ref: str, swift: bool) -> bool:
+    """Record, before sending, that an attempt is going out (its fate is unknown until settled)."""
+    return db.execute(
+        "UPDATE trade_retry_queue SET outcome_unknown = true, pending_order_ref = %s,"
+        " swift_attempts = swift_attempts + %s, swift_order_id = CASE WHEN %s THEN %s"
+        " ELSE swift_order_id END, updated_at = now()"
+        " WHERE id = %s AND claimed_by = %s AND status = 'running'",
+        (order_ref, 1 if swift else 0, swift, order_ref, job_id, worker)) == 1
+
+
+def settle_done(db: Database, job_id: str, worker: str) -> bool:
+    """The job's trade happened (now or, as reconciliation found, earlier)."""
+    return db.execute(
+        "UPDATE trade_retry_queue SET status = 'done', outcome_unknown = false,"
+        " updated_at = now() WHERE id = %s AND claimed_by = %s AND status = 'running'",
+        (job_id, worker)) == 1
+
+
+def settle_retry(db: Database, job_id: str, worker: str, delay_s: float, error: str,
+                 swift_error: str | None, cooldown: bool) -> bool:
+    """The attempt failed for sure: due again after `delay_s` (a cooldown starts a new round)."""
+    return db.execute(
+        "UPDATE trade_retry_queue SET status = 'pending', outcome_unknown = false,"
+        " attempts = CASE WHEN %(cooldown)s THEN 0 ELSE attempts + 1 END,"
+        " cooldown_retries = cooldown_retries + CASE WHEN %(cooldown)s THEN 1 ELSE 0 END,"
+        " last_error = %(error)s, last_swift_error = COALESCE(%(swift)s, last_swift_error),"
+        " next_retry_at = now() + make_interval(secs => %(delay)s), claimed_by = NULL,"
+        " updated_at = now() WHERE id = %(id)s AND claimed_by = %(worker)s"
+        " AND status = 'running'",
+        {"cooldown": cooldown, "error": error, "swift": swift_error, "delay": delay_s,
+         "id": job_id, "worker": worker}) == 1
+
+
+def settle_failed(db: Database, job_id: str, worker: str, error: str) -> bool:
+    """The job is given up: no more attempts."""
+    return db.execute(
+        "UPDATE trade_retry_queue SET status = 'failed', outcome_unknown = false,"
+        " attempts = attempts + 1, last_error = %s, updated_at = now()"
+        " WHERE id = %s AND claimed_by = %s AND status = 'running'",
+        (error, job_id, worker)) == 1
+
+
+def depth_by_priority(db: Database) -> dict[str, int]:
+    """Jobs waiting or running, per priority (for the queue-depth metric)."""
+    rows = db.fetchall(
+        "SELECT priority, count(*) AS n FROM trade_retry_queue"
+        " WHERE status IN ('pending', 'running') GROUP BY priority")
+    return {"critical": 0, "normal": 0} | {r["priority"]: r["n"] for r in rows}

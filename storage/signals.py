@@ -1,0 +1,180 @@
+"""Signal rows: the durable intake of alerts, their deduplication, claiming and outcome.
+
+A webhook is acknowledged only after its row is committed (accepted means durable); a bot
+actor claims a row (accepted -> processing) before acting on it, so a signal is never acted on
+twice even when it is dispatched twice.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.extras import Json
+
+from storage.database import Database
+
+PENDING_LIMIT = 1000
+FINISHED_CHANNEL = "signal_finished"
+FINAL_STATUSES = ("done", "failed", "partial", "skipped", "rejected")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Where an alert ended up: its signal id, and whether it was a duplicate of that one."""
+
+    signal_id: str
+    duplicate: bool
+
+
+def record_signal(db: Database, bot_id: str, primary_hash: str, duplicate_hashes: tuple[str, ...],
+                  source: str, raw_body: str | None, parsed: dict[str, Any],
+                  parent_signal_id: str | None = None) -> Recorded:
+    """Insert an accepted signal, or return the earlier one it duplicates."""
+    with db.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM webhook_signals WHERE signal_hash = ANY(%s) ORDER BY seq LIMIT 1",
+            ([primary_hash, *duplicate_hashes],))
+        earlier = cur.fetchone()
+        if earlier:
+            return Recorded(earlier[0], True)
+        cur.execute(
+            "INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, raw_body, parsed,"
+            " parent_signal_id) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (signal_hash) DO NOTHING RETURNING id",
+            (bot_id, primary_hash, source, raw_body, Json(parsed), parent_signal_id))
+        row = cur.fetchone()
+        if row:
+            return Recorded(row[0], False)
+        cur.execute("SELECT id FROM webhook_signals WHERE signal_hash = %s", (primary_hash,))
+        return Recorded(cur.fetchone()[0], True)  # lost a race with the same alert
+
+
+def record_rejection(db: Database, bot_id: str, source: str, reason: str,
+                     raw_body: str | None) -> str:
+    """Record an alert that was refused (wrong secret, malformed) so the refusal is visible."""
+    row = db.fetchone(
+        "INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, raw_body, status,"
+        " error, processed_at) VALUES (%s, %s, %s, %s, 'rejected', %s, now()) RETURNING id",
+        (bot_id, f"rejected:{uuid.uuid4()}", source, raw_body, reason))
+    assert row is not None
+    return row["id"]
+
+
+def claim_signal(db: Database, signal_id: str) -> dict[str, Any] | None:
+    """Take an accepted signal for processing; None if someone already did."""
+    return db.fetchone(
+        "UPDATE webhook_signals SET status = 'processing' WHERE id = %s AND status = 'accepted'"
+        " RETURNING *", (signal_id,))
+
+
+def finish_signal(db: Database, signal_id: str, status: str, outcome: dict[str, Any],
+                  reason: str | None = None) -> None:
+    """Record how a claimed signal ended: done, failed, skipped or routed."""
+    db.execute(
+        "UPDATE webhook_signals SET status = %s, outcome = %s, status_reason = %s,"
+        " processed_at = now() WHERE id = %s; SELECT pg_notify(%s, %s)",
+        (status, Json(outcome), reason, signal_id, FINISHED_CHANNEL, signal_id))
+
+
+def pending_signals(db: Database, bot_id: str) -> list[str]:
+    """Accepted, unclaimed signals of one bot, oldest first (the bot's backlog after a restart)."""
+    rows = db.fetchall(
+        "SELECT id FROM webhook_signals WHERE trading_bot_id = %s AND status = 'accepted'"
+        " ORDER BY seq LIMIT %s", (bot_id, PENDING_LIMIT))
+    return [r["id"] for r in rows]
+
+
+def signal_story(db: Database, signal_id: str) -> dict[str, Any] | None:
+    """A signal with its trades, and each subscriber copy with its trades."""
+    signal = db.fetchone(
+        "SELECT id, trading_bot_id, source, status, status_reason, error, parsed, outcome,"
+        " received_at, processed_at, parent_signal_id FROM webhook_signals WHERE id = %s",
+        (signal_id,))
+    if signal is None:
+        return None
+    ids = [signal_id] + [r["id"] for r in db.fetchall(
+        "SELECT id FROM webhook_signals WHERE parent_signal_id = %s ORDER BY seq",
+        (signal_id,))]
+    trades = db.fetchall(
+        "SELECT id, signal_id, trading_bot_id, market, side, size, filled_size, price,"
+        " reduce_only, status, execution_method, swift_order_id, swift_status,"
+        " fallback_reason, error_message, tx_signature, auction_duration_ms, price_improvement,"
+        " created_at FROM bot_trades WHERE signal_id = ANY(%s) ORDER BY created_at", (ids,))
+    copies = db.fetchall(
+        "SELECT id, trading_bot_id, status, status_reason, outcome, processed_at"
+        " FROM webhook_signals WHERE parent_signal_id = %s ORDER BY seq", (signal_id,))
+    story = dict(signal)
+    story["trades"] = [t for t in trades if t["signal_id"] == signal_id]
+    story["subscribers"] = [
+        {**copy, "trades": [t for t in trades if t["signal_id"] == copy["id"]]}
+        for copy in copies]
+    return json.loads(json.dumps(story, default=str))
+
+
+def record_copies(db: Database, parent_signal_id: str, bot_ids: list[str]) -> dict[str, str]:
+    """Create (once) each subscriber bot's copy of a source signal; returns bot id -> copy id.
+
+    A copy's hash derives from the source's hash and the bot, so routing the same source
+    signal again (after a restart) finds the copies instead of making new ones.
+    """
+    with db.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, parsed,"
+            " parent_signal_id)"
+            " SELECT b, encode(sha256(convert_to(p.signal_hash || ':' || b, 'UTF8')), 'hex'),"
+            "  'fanout', p.parsed, p.id"
+            " FROM webhook_signals p, unnest(%s::varchar[]) AS b WHERE p.id = %s"
+            " ON CONFLICT (signal_hash) DO NOTHING", (bot_ids, parent_signal_id))
+        cur.execute("SELECT trading_bot_id, id FROM webhook_signals WHERE parent_signal_id = %s",
+                    (parent_signal_id,))
+        return dict(cur.fetchall())
+
+
+class SignalWaiter:
+    """Waits for signals to finish, told by PostgreSQL (LISTEN), not by polling.
+
+    Used by `quantumvault demo` and by tests: a dedicated connection listens on the channel
+    `finish_signal` notifies, and the table is read once first, so a signal that finished
+    before the wait began is not missed.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._conn = psycopg2.connect(dsn, connect_timeout=5)
+        self._conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        with self._conn.cursor() as cur:
+            cur.execute(f"LISTEN {FINISHED_CHANNEL}")
+
+    def wait(self, signal_ids: list[str], timeout_s: float) -> dict[str, str]:
+        """Block until every signal is final; returns id -> status. TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout_s
+        waiting = set(signal_ids)
+        statuses: dict[str, str] = {}
+        while True:
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT id, status FROM webhook_signals WHERE id = ANY(%s)",
+                            (list(waiting),))
+                for signal_id, status in cur.fetchall():
+                    if status in FINAL_STATUSES:
+                        statuses[signal_id] = status
+                        waiting.discard(signal_id)
+            if not waiting:
+                return statuses
+            if self._conn.notifies:  # arrived during the query above: look again first
+                self._conn.notifies.clear()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(waiting)} signal(s) not finished in {timeout_s}s")
+            select.select([self._conn], [], [], remaining)
+            self._conn.poll()
+
+    def close(self) -> None:
+        """Close the listening connection."""
+        self._conn.close()

@@ -1,0 +1,74 @@
+"""Trade rows (bot_trades) and the Swift audit trail (swift_order_logs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from psycopg2.extras import Json
+
+from storage.database import Database
+
+BASE = Decimal(10**9)
+PRICE = Decimal(10**6)
+
+
+@dataclass(frozen=True)
+class NewTrade:
+    """A trade about to be attempted."""
+
+    bot_id: str
+    signal_id: str | None
+    wallet_address: str
+    market: str
+    side: str
+    base_amount: int
+    reduce_only: bool
+    execution_method: str
+
+
+def open_trade(db: Database, trade: NewTrade) -> str:
+    """Record a trade before anything is sent (status pending); returns its id."""
+    row = db.fetchone(
+        "INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side, size,"
+        " reduce_only, status, execution_method) VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending',"
+        " %s) RETURNING id",
+        (trade.bot_id, trade.signal_id, trade.wallet_address, trade.market, trade.side,
+         Decimal(trade.base_amount) / BASE, trade.reduce_only, trade.execution_method))
+    assert row is not None
+    return row["id"]
+
+
+def update_trade(db: Database, trade_id: str, **fields: Any) -> None:
+    """Set columns of a trade row (names are fixed by the callers, values are parameters)."""
+    allowed = {"status", "filled_size", "price", "tx_signature", "error_message",
+               "execution_method", "swift_order_id", "swift_status", "swift_submitted_at",
+               "swift_filled_at", "auction_duration_ms", "keeper_pubkey", "price_improvement",
+               "fallback_reason"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"not a trade column: {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = %({name})s" for name in fields)
+    db.execute(f"UPDATE bot_trades SET {assignments}, updated_at = now() WHERE id = %(id)s",
+               {**fields, "id": trade_id})
+
+
+def log_swift_event(db: Database, trade_id: str | None, swift_order_id: str, event_type: str,
+                    *, request: dict[str, Any] | None = None,
+                    response: dict[str, Any] | None = None, error_code: str | None = None,
+                    error_message: str | None = None, latency_ms: int | None = None) -> None:
+    """Append one event of a Swift order's life to swift_order_logs."""
+    db.execute(
+        "INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload,"
+        " response_payload, error_code, error_message, latency_ms)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (trade_id, swift_order_id, event_type, Json(request) if request else None,
+         Json(response) if response else None, error_code, error_message, latency_ms))
+
+
+def swift_events(db: Database, swift_order_id: str) -> list[str]:
+    """The event types of one Swift order, in order."""
+    rows = db.fetchall("SELECT event_type FROM swift_order_logs WHERE swift_order_id = %s"
+                       " ORDER BY created_at, timestamp", (swift_order_id,))
+    return [r["event_type"] for r in rows]

@@ -1,0 +1,119 @@
+"""Wallet rows: an owner address, its agent key (the Drift authority) and the agent's envelopes.
+
+`wallets.address` is the owner's wallet (the user's own Solana address, which signs the UMK
+message); `agent_public_key` is the server-held agent that signs orders. Envelopes never leave
+this module inside a `Wallet` (its fields are public data only); the legacy envelope is read
+with `legacy_agent_envelope` by the one path that needs it (subscriber execution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.database import Database
+
+_COLUMNS = (
+    "address, agent_public_key, created_at, emergency_stop_triggered, emergency_stop_mode,"
+    " agent_private_key_encrypted IS NOT NULL AS has_legacy_key,"
+    " agent_private_key_encrypted_v3 IS NOT NULL AS has_v3_key"
+)
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """Public facts about one wallet (no envelope, no key material)."""
+
+    address: str
+    agent_public_key: str
+    has_legacy_key: bool
+    has_v3_key: bool
+    emergency_stop_triggered: bool
+    emergency_stop_mode: str | None
+    created_at: datetime
+
+
+def _wallet(row: dict[str, Any]) -> Wallet:
+    """Row dict to Wallet."""
+    return Wallet(**row)
+
+
+def insert_wallet(
+    db: Database,
+    *,
+    address: str,
+    agent_public_key: str,
+    legacy_envelope: str,
+    v3_privkey_envelope: str | None = None,
+    v3_mnemonic_envelope: str | None = None,
+) -> Wallet:
+    """Store a new wallet with its sealed agent key; raises on a duplicate address or agent."""
+    row = db.fetchone(
+        "INSERT INTO wallets (address, agent_public_key, agent_private_key_encrypted,"
+        " agent_private_key_encrypted_v3, agent_mnemonic_encrypted_v3)"
+        f" VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        (address, agent_public_key, legacy_envelope, v3_privkey_envelope, v3_mnemonic_envelope),
+    )
+    assert row is not None
+    return _wallet(row)
+
+
+def get_wallet(db: Database, address: str) -> Wallet | None:
+    """The wallet whose owner address is `address`, or None."""
+    row = db.fetchone(f"SELECT {_COLUMNS} FROM wallets WHERE address = %s", (address,))
+    return _wallet(row) if row else None
+
+
+def find_wallet(db: Database, address_or_agent: str) -> Wallet | None:
+    """The wallet named by its owner address or, failing that, by its agent public key."""
+    row = db.fetchone(
+        f"SELECT {_COLUMNS} FROM wallets WHERE address = %s OR agent_public_key = %s"
+        " ORDER BY (address = %s) DESC LIMIT 1",
+        (address_or_agent, address_or_agent, address_or_agent),
+    )
+    return _wallet(row) if row else None
+
+
+def wallet_exists(db: Database, address: str, agent_public_key: str) -> str | None:
+    """Which of owner address / agent key is already taken ("address", "agent"), or None."""
+    row = db.fetchone(
+        "SELECT address = %s AS same_address FROM wallets"
+        " WHERE address = %s OR agent_public_key = %s LIMIT 1",
+        (address, address, agent_public_key),
+    )
+    if row is None:
+        return None
+    return "address" if row["same_address"] else "agent"
+
+
+def list_wallets(db: Database) -> list[Wallet]:
+    """Every wallet, oldest first."""
+    return [_wallet(r) for r in db.fetchall(f"SELECT {_COLUMNS} FROM wallets ORDER BY created_at")]
+
+
+def legacy_agent_envelope(db: Database, address: str) -> str | None:
+    """The agent key sealed under the server key ring (subscriber / no-session path)."""
+    row = db.fetchone(
+        "SELECT agent_private_key_encrypted AS envelope FROM wallets WHERE address = %s",
+        (address,),
+    )
+    return row["envelope"] if row else None
+
+
+def legacy_envelopes(db: Database) -> list[tuple[str, str]]:
+    """(owner address, legacy envelope) of every wallet that has one: the rotation's input."""
+    rows = db.fetchall(
+        "SELECT address, agent_private_key_encrypted AS envelope FROM wallets"
+        " WHERE agent_private_key_encrypted IS NOT NULL ORDER BY address"
+    )
+    return [(r["address"], r["envelope"]) for r in rows]
+
+
+def replace_legacy_envelope(db: Database, address: str, old: str, new: str) -> bool:
+    """Compare-and-swap the legacy envelope; False if the row changed meanwhile."""
+    return db.execute(
+        "UPDATE wallets SET agent_private_key_encrypted = %s, updated_at = now()"
+        " WHERE address = %s AND agent_private_key_encrypted = %s",
+        (new, address, old),
+    ) == 1

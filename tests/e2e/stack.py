@@ -1,0 +1,186 @@
+"""The daemon's whole tree in-process: real PostgreSQL, real sandbox, real HTTP, real CLI.
+
+Tests fire alerts at the webhook over loopback HTTP, provision wallets and bots with the same
+CLI an operator uses, and read outcomes from the database and from the sandbox's own counters.
+The sandbox's slots are 100 ms and auctions 10 slots, so a Swift order ends within seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pykka
+import requests
+
+import runtime
+from actors.dispatch import wake_backlogs
+from actors.services import Services
+from actors.tree import root_kwargs
+from actors.webhook import GetAddress
+from config import load_settings
+from sandbox.server import SandboxServer
+from security.keyring_config import server_key_ring
+from storage.database import Database
+from storage.migrations import migrate
+from storage.signals import SignalWaiter
+from supervision import Link, Ready, Supervisor, start_linked, whereis
+from tests.daemon import free_port
+from venue.profiles import load_profile
+
+ADMIN = "e2e-admin-token"
+WAIT_S = 60.0
+
+
+@contextlib.contextmanager
+def environment(env: Mapping[str, str]) -> Iterator[None]:
+    """os.environ replaced for the duration (the CLI reads its settings from it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class Stack:
+    """One database, one sandbox, one supervision tree, one webhook server."""
+
+    def __init__(self, database_url: str, state_dir: Path, sandbox: SandboxServer | None = None,
+                 **overrides: str) -> None:
+        self.sandbox = sandbox or SandboxServer("127.0.0.1", 0, seed=11, slot_ms=100)
+        if sandbox is None:
+            self.sandbox.start()
+        key = state_dir / "server.key"
+        if not key.exists():
+            key.write_bytes(secrets.token_bytes(32))
+            key.chmod(0o600)
+        self.env = {
+            **os.environ, "DATABASE_URL": database_url, "STATE_DIR": str(state_dir),
+            "SERVER_KEYS": f"k1=file:{key}", "SANDBOX_URL": self.sandbox.url,
+            "RPC_BACKUP_URL": self.sandbox.backup_rpc_url, "WEBHOOK_PORT": "0",
+            "ADMIN_TOKEN": ADMIN, "AUCTION_DURATION_SLOTS": "10", "LOG_LEVEL": "info",
+            "SWIFT_HEALTH_CHECK_INTERVAL_MS": "1000", "HEALTH_INTERVAL_MS": "1000",
+            "EXECUTION_BUDGET_MS": "20000", "SUPERVISOR_BACKOFF_BASE_MS": "10",
+            "METRICS_PORT": str(free_port()), **overrides}
+        settings = load_settings(self.env)
+        self.db = Database(database_url, size=10)
+        migrate(self.db)
+        profile = load_profile(self.env, sandbox_url=self.sandbox.url)
+        self.services = Services(settings, self.db, ADMIN, profile,
+                                 server_key_ring(settings, self.env))
+        self.exits: list[Any] = []
+        self.root = start_linked(Supervisor, Link("root", self.exits.append),
+                                 **root_kwargs(self.services))
+        self.services.root = self.root
+        self.root.ask(Ready(), timeout=WAIT_S)
+        wake_backlogs(self.services)  # as runtime.py does after a restart
+        host, port = whereis(self.root, "webhook", 5).ask(GetAddress(), timeout=5)
+        self.url = f"http://{host}:{port}"
+        self.waiter = SignalWaiter(database_url)
+
+    # --- the operator's CLI --------------------------------------------------------------------
+
+    def cli(self, *args: str) -> dict[str, Any]:
+        """Run one CLI command in-process with --json; returns its JSON object."""
+        out = io.StringIO()
+        with environment(self.env), contextlib.redirect_stdout(out):
+            code = runtime.main([*args, "--json"])
+        lines = [line for line in out.getvalue().splitlines() if line.strip()]
+        assert code == 0, (args, out.getvalue())
+        return json.loads(lines[-1])
+
+    def new_bot(self, market: str = "SOL-PERP", leverage: str = "5", max_usd: str = "500",
+                fund: str = "1000") -> dict[str, Any]:
+        """A funded wallet and a bot on it: {wallet, agent, bot_id, secret}."""
+        wallet = self.cli("wallet", "create", "--fund", fund)
+        bot = self.cli("bot", "create", "--wallet", wallet["wallet"], "--market", market,
+                       "--leverage", leverage, "--max-position-usd", max_usd)
+        return {"wallet": wallet["wallet"], "agent": wallet["agent_public_key"],
+                "bot_id": bot["bot_id"], "secret": bot["webhook_secret"]}
+
+    # --- alerts and outcomes -------------------------------------------------------------------
+
+    def alert(self, bot: Mapping[str, Any], body: str | bytes,
+              content_type: str = "text/plain", secret: str | None = None) -> requests.Response:
+        """POST a TradingView alert to the bot's webhook."""
+        data = body.encode() if isinstance(body, str) else body
+        return requests.post(
+            f"{self.url}/api/webhook/tradingview/{bot['bot_id']}",
+            params={"secret": bot["secret"] if secret is None else secret}, data=data,
+            headers={"Content-Type": content_type}, timeout=10)
+
+    def wait(self, *signal_ids: str) -> dict[str, str]:
+        """Wait until the signals are final; id -> status."""
+        return self.waiter.wait(list(signal_ids), WAIT_S)
+
+    def story(self, signal_id: str) -> dict[str, Any]:
+        """GET /api/signals/{id}."""
+        response = requests.get(f"{self.url}/api/signals/{signal_id}", timeout=10,
+                                headers={"Authorization": f"Bearer {ADMIN}"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def position(self, agent: str, market_index: int = 0) -> int:
+        """The agent's base position at the sandbox (1e9)."""
+        user = requests.get(f"{self.sandbox.url}/sandbox/user", params={"authority": agent},
+                            timeout=5).json()
+        for position in user.get("positions", []):
+            if position["market_index"] == market_index:
+                return int(position["base_asset_amount"])
+        return 0
+
+    def sandbox_stats(self, agent: str) -> dict[str, int]:
+        """The sandbox's counters for one authority (swift_orders_received, ...)."""
+        stats = requests.get(f"{self.sandbox.url}/sandbox/stats", timeout=5).json()
+        return stats["by_authority"].get(agent, {})
+
+    def orders_reaching_sandbox(self, agent: str) -> int:
+        """Swift orders plus transactions the sandbox received from this authority (the
+        faucet sends none, so for a bot's agent these are its orders)."""
+        counters = self.sandbox_stats(agent)
+        return counters.get("swift_orders_received", 0) + counters.get(
+            "transactions_received", 0)
+
+    def faults(self, **faults: Any) -> None:
+        """Set sandbox faults (clearing earlier ones first)."""
+        response = requests.post(f"{self.sandbox.url}/sandbox/faults",
+                                 json={"clear": True, **faults}, timeout=5)
+        assert response.status_code == 200, response.text
+
+    def move_oracle(self, factor: float, market_index: int = 0) -> None:
+        """Move a market's oracle price by `factor`."""
+        url = f"{self.sandbox.url}/sandbox/oracle"
+        prices = requests.get(url, params={"market_index": market_index}, timeout=5).json()
+        price = prices["prices"][str(market_index)]["price"] / 1_000_000 * factor
+        response = requests.post(url, json={"market_index": market_index,
+                                            "price": round(price, 4)}, timeout=5)
+        assert response.status_code == 200, response.text
+
+    def liquidity(self, mode: str, fraction: float = 0.5, market_index: int = 0) -> None:
+        """Set maker liquidity of a market."""
+        response = requests.post(f"{self.sandbox.url}/sandbox/liquidity", timeout=5, json={
+            "market_index": market_index, "mode": mode, "fraction": fraction})
+        assert response.status_code == 200, response.text
+
+    def trades(self, signal_id: str) -> list[dict[str, Any]]:
+        """bot_trades rows of one signal."""
+        return self.db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s ORDER BY"
+                                " created_at", (signal_id,))
+
+    def close(self, keep_sandbox: bool = False) -> None:
+        """Stop the tree, the waiter, the pool and (unless kept) the sandbox."""
+        with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+            self.root.stop(block=True, timeout=WAIT_S)
+        self.waiter.close()
+        self.db.close()
+        if not keep_sandbox:
+            self.sandbox.stop()

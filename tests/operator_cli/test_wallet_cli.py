@@ -1,0 +1,179 @@
+"""`wallet create` / `wallet fund` through the real CLI: keys sealed, owner, faucet, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from solders.keypair import Keypair
+
+from security.agent_keys import open_agent_privkey, open_agent_privkey_legacy
+from security.key_hierarchy import derive_subkeys, derive_umk, umk_message
+from storage.database import Database
+from tests.operator_cli.conftest import Faucet
+from tests.operator_cli.helpers import Cli, snapshot
+from tests.security.helpers import wallet as fixed_wallet
+
+
+def _keypair_file(tmp_path: Path, keypair: Keypair, name: str = "agent.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(list(bytes(keypair))))
+    return path
+
+
+def _stored(db: Database, address: str) -> dict:
+    row = db.fetchone("SELECT * FROM wallets WHERE address = %s", (address,))
+    assert row is not None
+    return row
+
+
+def test_create_stores_a_sealed_agent_and_funds_it_on_the_sandbox(
+    cli: Cli, db: Database, faucet: Faucet
+) -> None:
+    out = cli.ok("wallet", "create")
+    assert set(out) >= {"wallet", "owner_address", "agent_public_key", "legacy_key_id", "funded"}
+    assert out["owner_address"] == out["agent_public_key"] == out["wallet"]
+    assert out["owner_is_agent"] is True and out["legacy_key_id"] == "k1"
+    assert faucet.paths == ["/sandbox/faucet"]
+    assert faucet.bodies == [{"authority": out["agent_public_key"], "quote": 10000}]
+    assert out["funded"]["quote_balance"] == 10_000_000_000
+    row = _stored(db, out["wallet"])
+    assert row["agent_public_key"] == out["agent_public_key"]
+    assert row["agent_private_key_encrypted_v3"] is None
+    envelope = row["agent_private_key_encrypted"]
+    secret = open_agent_privkey_legacy(cli.ring(), out["wallet"], envelope)
+    assert str(Keypair.from_bytes(secret).pubkey()) == out["agent_public_key"]
+
+
+def test_human_output_is_one_line_naming_owner_and_agent(cli: Cli) -> None:
+    result = cli("wallet", "create", "--fund", "250.5")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert len(lines) == 1 and "created wallet" in lines[0] and "funded 250.5 USDC" in lines[0]
+
+
+def test_fund_amount_is_sent_as_given(cli: Cli, faucet: Faucet) -> None:
+    cli.ok("wallet", "create", "--fund", "250.5")
+    assert faucet.bodies[-1]["quote"] == 250.5
+
+
+def test_import_key_keeps_the_given_agent(cli: Cli, db: Database, tmp_path: Path) -> None:
+    keypair = Keypair()
+    out = cli.ok("wallet", "create", "--import-key", str(_keypair_file(tmp_path, keypair)),
+                 "--no-fund")
+    assert out["agent_public_key"] == str(keypair.pubkey()) and out["imported"] is True
+    row = _stored(db, out["wallet"])
+    assert open_agent_privkey_legacy(cli.ring(), out["wallet"],
+                                     row["agent_private_key_encrypted"]) == bytes(keypair)
+
+
+def test_owner_and_owner_signature_seal_the_v3_envelope(
+    cli: Cli, db: Database, tmp_path: Path
+) -> None:
+    owner_kp, owner = fixed_wallet()
+    signature = owner_kp.sign_message(umk_message(owner))
+    sig_file = tmp_path / "sig.txt"
+    sig_file.write_text(str(signature))
+    agent = Keypair()
+    out = cli.ok("wallet", "create", "--owner", owner, "--owner-signature-file", str(sig_file),
+                 "--import-key", str(_keypair_file(tmp_path, agent)), "--no-fund")
+    assert out["wallet"] == owner and out["agent_public_key"] == str(agent.pubkey())
+    assert out["v3_sealed"] is True and out["owner_is_agent"] is False
+    row = _stored(db, owner)
+    subkeys = derive_subkeys(derive_umk(owner, bytes(signature)))
+    assert open_agent_privkey(subkeys, row["agent_private_key_encrypted_v3"]) == bytes(agent)
+
+
+def test_a_signature_by_someone_else_is_refused_and_nothing_is_written(
+    cli: Cli, db: Database, tmp_path: Path
+) -> None:
+    _, owner = fixed_wallet()
+    stranger = Keypair()
+    sig_file = tmp_path / "sig.txt"
+    sig_file.write_text(str(stranger.sign_message(umk_message(owner))))
+    before = snapshot(db)
+    result = cli("wallet", "create", "--owner", owner, "--owner-signature-file", str(sig_file),
+                 "--no-fund", "--json")
+    assert result.code == 1 and "does not verify" in result.json["error"]
+    assert len(result.error_lines()) == 1
+    assert snapshot(db) == before
+
+
+def test_bad_inputs_are_refused_with_one_line_and_nothing_written(
+    cli: Cli, db: Database, tmp_path: Path
+) -> None:
+    not_json = tmp_path / "bad.json"
+    not_json.write_text("[1, 2, 3]")
+    mismatched = list(bytes(Keypair()))[:32] + list(bytes(Keypair()))[32:]
+    mismatch = tmp_path / "mismatch.json"
+    mismatch.write_text(json.dumps(mismatched))
+    cases = [
+        ("--import-key", str(not_json)),
+        ("--import-key", str(mismatch)),
+        ("--import-key", str(tmp_path / "missing.json")),
+        ("--owner", "not-an-address"),
+        ("--fund", "-5"),
+        ("--fund", "abc"),
+    ]
+    before = snapshot(db)
+    for case in cases:
+        result = cli("wallet", "create", *case, "--json")
+        assert result.code == 1, case
+        assert len(result.error_lines()) == 1, (case, result.err)
+        assert set(result.json) == {"error"}, case
+    assert snapshot(db) == before
+    leaked = json.dumps(mismatched[:32])[1:-1]
+    assert all(leaked not in r.out + r.err for r in cli.runs)
+
+
+def test_the_same_owner_or_agent_twice_is_refused(cli: Cli, db: Database, tmp_path: Path) -> None:
+    keypair = Keypair()
+    path = _keypair_file(tmp_path, keypair)
+    first = cli.ok("wallet", "create", "--import-key", str(path), "--no-fund")
+    before = snapshot(db)
+    again = cli("wallet", "create", "--import-key", str(path), "--no-fund")
+    assert again.code == 1 and again.error_lines() == [
+        f"quantumvault: wallet {first['wallet']} already exists"]
+    other_owner = str(Keypair().pubkey())
+    same_agent = cli("wallet", "create", "--import-key", str(path), "--owner", other_owner,
+                     "--no-fund")
+    assert same_agent.code == 1 and "already belongs" in same_agent.err
+    assert snapshot(db) == before
+
+
+def test_unreachable_sandbox_keeps_the_wallet_and_exits_4(cli: Cli, db: Database) -> None:
+    result = cli("wallet", "create", "--json", env={"SANDBOX_URL": "http://127.0.0.1:9"})
+    assert result.code == 4
+    out = result.json
+    assert out["funded"] is None and "not reachable" in out["faucet_error"]
+    assert any("created but not funded" in line for line in result.error_lines())
+    assert _stored(db, out["wallet"])["agent_public_key"] == out["agent_public_key"]
+
+
+def test_wallet_fund_retries_the_faucet(cli: Cli, faucet: Faucet) -> None:
+    out = cli.ok("wallet", "create", "--no-fund")
+    assert faucet.bodies == []
+    funded = cli.ok("wallet", "fund", out["wallet"], "--quote", "42")
+    assert faucet.bodies == [{"authority": out["agent_public_key"], "quote": 42}]
+    assert funded["funded"]["quote"] == "42"
+    unknown = cli("wallet", "fund", str(Keypair().pubkey()))
+    assert unknown.code == 1 and "unknown wallet" in unknown.err
+
+
+def test_no_faucet_call_off_the_sandbox(cli: Cli, faucet: Faucet) -> None:
+    out = cli.ok("wallet", "create", env={"VENUE": "drift-devnet"})
+    assert out["funded"] is None and faucet.bodies == []
+
+
+def test_the_real_sandbox_faucet_funds_the_new_agent(cli: Cli) -> None:
+    server_module = pytest.importorskip("sandbox.server")
+    sandbox = server_module.SandboxServer(port=0, slot_ms=0).start()
+    try:
+        out = cli.ok("wallet", "create", "--fund", "1234", env={"SANDBOX_URL": sandbox.url})
+        assert out["funded"]["user"] and out["funded"]["quote_balance"] == 1234 * 10**6
+        users = [u for u in sandbox.exchange.users.values()
+                 if str(u.authority) == out["agent_public_key"]]
+        assert len(users) == 1 and users[0].quote_balance == 1234 * 10**6
+    finally:
+        sandbox.stop()

@@ -1,0 +1,103 @@
+"""Signal rows on PostgreSQL: dedup (also under concurrency), claim-once, backlog, story."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from storage.database import Database
+from storage.signals import (
+    SignalWaiter,
+    claim_signal,
+    finish_signal,
+    pending_signals,
+    record_rejection,
+    record_signal,
+    signal_story,
+)
+
+
+def make_bot(db: Database, name: str = "b") -> str:
+    db.execute("INSERT INTO wallets (address, agent_public_key) VALUES (%s, %s)"
+               " ON CONFLICT DO NOTHING", ("W", "A"))
+    row = db.fetchone(
+        "INSERT INTO trading_bots (wallet_address, name, market, market_index, max_position_size)"
+        " VALUES ('W', %s, 'SOL-PERP', 0, 100) RETURNING id", (name,))
+    assert row is not None
+    return row["id"]
+
+
+def test_the_same_hash_records_once(db: Database) -> None:
+    bot = make_bot(db)
+    first = record_signal(db, bot, "h1", (), "webhook", "body", {"a": 1})
+    again = record_signal(db, bot, "h1", (), "webhook", "body", {"a": 1})
+    assert not first.duplicate and again.duplicate and again.signal_id == first.signal_id
+
+
+def test_a_hash_of_the_previous_window_counts_as_duplicate(db: Database) -> None:
+    bot = make_bot(db)
+    first = record_signal(db, bot, "window-7", ("window-6",), "webhook", "b", {})
+    straddling = record_signal(db, bot, "window-8", ("window-7",), "webhook", "b", {})
+    assert straddling.duplicate and straddling.signal_id == first.signal_id
+
+
+def test_concurrent_identical_deliveries_make_one_row(db: Database) -> None:
+    bot = make_bot(db)
+    racers = [gevent.spawn(record_signal, db, bot, "same", (), "webhook", "b", {})
+              for _ in range(8)]
+    results = [g.get(timeout=10) for g in racers]
+    assert len({r.signal_id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert db.fetchone("SELECT count(*) AS n FROM webhook_signals")["n"] == 1
+
+
+def test_a_signal_is_claimed_once_and_the_backlog_is_in_arrival_order(db: Database) -> None:
+    bot = make_bot(db)
+    ids = [record_signal(db, bot, f"h{i}", (), "webhook", None, {}).signal_id for i in range(3)]
+    assert pending_signals(db, bot) == ids
+    assert claim_signal(db, ids[0]) is not None
+    assert claim_signal(db, ids[0]) is None
+    assert pending_signals(db, bot) == ids[1:]
+
+
+def test_rejections_are_recorded_and_never_pending(db: Database) -> None:
+    bot = make_bot(db)
+    rejected = record_rejection(db, bot, "webhook", "wrong secret", "{}")
+    row = db.fetchone("SELECT status, error FROM webhook_signals WHERE id = %s", (rejected,))
+    assert row == {"status": "rejected", "error": "wrong secret"}
+    assert pending_signals(db, bot) == []
+
+
+def test_story_shows_the_signal_its_trades_and_each_subscriber_copy(db: Database) -> None:
+    source, follower = make_bot(db, "source"), make_bot(db, "follower")
+    parent = record_signal(db, source, "p", (), "webhook", "b", {"kind": "open"}).signal_id
+    child = record_signal(db, follower, "c", (), "fanout", None, {}, parent).signal_id
+    for signal, bot in ((parent, source), (child, follower)):
+        db.execute("INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market,"
+                   " side, size, status, execution_method) VALUES"
+                   " (%s, %s, 'W', 'SOL-PERP', 'long', 1, 'completed', 'swift')", (bot, signal))
+    finish_signal(db, child, "done", {"orders": 1})
+    story = signal_story(db, parent)
+    assert story is not None and story["id"] == parent
+    assert [t["trading_bot_id"] for t in story["trades"]] == [source]
+    (copy,) = story["subscribers"]
+    assert copy["trading_bot_id"] == follower and copy["status"] == "done"
+    assert [t["execution_method"] for t in copy["trades"]] == ["swift"]
+    assert signal_story(db, "missing") is None
+
+
+def test_a_waiter_is_told_when_signals_finish(database_url: str, db: Database) -> None:
+    bot = make_bot(db)
+    first = record_signal(db, bot, "w1", (), "webhook", None, {}).signal_id
+    second = record_signal(db, bot, "w2", (), "webhook", None, {}).signal_id
+    finish_signal(db, first, "done", {})  # finished before the wait: read, not missed
+    waiter = SignalWaiter(database_url)
+    try:
+        later = gevent.spawn(finish_signal, db, second, "failed", {}, "venue error")
+        assert waiter.wait([first, second], timeout_s=10) == {first: "done", second: "failed"}
+        later.get(timeout=5)
+        third = record_signal(db, bot, "w3", (), "webhook", None, {}).signal_id
+        with pytest.raises(TimeoutError):
+            waiter.wait([third], timeout_s=0.2)
+    finally:
+        waiter.close()
