@@ -156,6 +156,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANDBOX_PORT", "8900", _int_range(0, 65535),
             "port of the sandbox child started by `run` (127.0.0.1)"),
     Setting("SANDBOX_SEED", "1", _int_range(0, 2**31 - 1), "seed of the sandbox child"),
+    Setting("SANDBOX_SLOT_MS", "400", _int_range(10, 10_000),
+            "slot time of the sandbox child (Solana's is about 400 ms)"),
     Setting("SERVER_KEYS", "", _text,
             "server key ring: id=file:/path or id=credential:name, comma-separated; empty: "
             "k1=credential:server-key under systemd, else k1=file:STATE_DIR/server.key"),

@@ -24,11 +24,11 @@ STOP_TIMEOUT_S = 10.0
 class SandboxChild:
     """A running `quantumvault sandbox` child, with the URLs it announced."""
 
-    def __init__(self, port: int, seed: int) -> None:
+    def __init__(self, port: int, seed: int, slot_ms: int = 400) -> None:
         runtime = Path(__file__).resolve().parent.parent / "runtime.py"
         self._process = subprocess.Popen(
             [sys.executable, str(runtime), "sandbox", "--host", "127.0.0.1", "--port", str(port),
-             "--seed", str(seed)],
+             "--seed", str(seed), "--slot-ms", str(slot_ms)],
             stdout=subprocess.PIPE, text=True)
         try:
             with gevent.Timeout(START_TIMEOUT_S):

@@ -25,7 +25,8 @@ class ProcessVenue:
         sandbox_url = None
         if settings["VENUE"] == "sandbox" and not settings["SANDBOX_URL"]:
             if start_child:
-                self.child = SandboxChild(settings["SANDBOX_PORT"], settings["SANDBOX_SEED"])
+                self.child = SandboxChild(settings["SANDBOX_PORT"], settings["SANDBOX_SEED"],
+                                          settings["SANDBOX_SLOT_MS"])
                 sandbox_url = self.child.url
                 values.setdefault("RPC_BACKUP_URL", self.child.backup_rpc_url)
             else:

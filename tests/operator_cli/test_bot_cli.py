@@ -124,7 +124,8 @@ def test_subscribe_refusals_write_nothing(
     source = _create(cli, owner, "3")["bot_id"]
     unpublished = _create(cli, owner)["bot_id"]
     cli.ok("bot", "publish", source, "--profit-share-percent", "5")
-    cli.ok("bot", "subscribe", "--wallet", follower, "--to", source, "--capital-usd", "10")
+    copy = cli.ok("bot", "subscribe", "--wallet", follower, "--to", source, "--capital-usd",
+                  "10")["subscriber_bot_id"]
     third = cli.ok("wallet", "create", "--no-fund")["wallet"]
     cases = [
         (["--wallet", third, "--to", unpublished, "--capital-usd", "10"], "not published"),
@@ -142,6 +143,10 @@ def test_subscribe_refusals_write_nothing(
         result = cli("bot", "subscribe", *args, "--json")
         assert result.code == 1, args
         assert says in result.json["error"], (args, result.json)
+    republish = cli("bot", "publish", copy, "--profit-share-percent", "5")
+    assert republish.code == 1 and "subscriber bot" in republish.err
+    rotate = cli("bot", "rotate-secret", copy)
+    assert rotate.code == 1 and "takes no webhook" in rotate.err
     assert snapshot(db) == before
 
 

@@ -1,0 +1,132 @@
+"""GET /api/admin/swift-metrics: the seed plan's Swift summary, read from the Prometheus metrics.
+
+The numbers are computed from the process's own collectors (observability.trading_metrics),
+summing their label sets at request time, so the JSON and /metrics never disagree and nothing
+is counted twice. Ratios with a zero denominator are 0. Swift health is asked of its owner, the
+SwiftGateway actor (null when the tree cannot answer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import pykka
+from prometheus_client.metrics import MetricWrapperBase
+
+from actors.services import Services
+from actors.swift_gateway import IsHealthy
+from httpapi.ops_routes import require_admin
+from httpapi.router import Request, Response, Router
+from observability.trading_metrics import (
+    SWIFT_API_LATENCY,
+    SWIFT_AVG_FILL_TIME_BY_MARKET,
+    SWIFT_ERRORS_BY_TYPE,
+    SWIFT_FALLBACK_REASONS,
+    SWIFT_ORDERS,
+    SWIFT_ORDERS_FAILED,
+    SWIFT_ORDERS_FALLBACK,
+    SWIFT_ORDERS_SUCCESS,
+    SWIFT_PRICE_IMPROVEMENT,
+)
+from supervision import NoSuchChild, whereis
+
+ASK_TIMEOUT_S = 2.0
+
+
+def _samples(metric: MetricWrapperBase, suffix: str = "") -> Iterable[tuple[dict[str, str],
+                                                                            float]]:
+    """(labels, value) of one metric's samples named `<name><suffix>` (e.g. "_total")."""
+    for family in metric.collect():
+        wanted = family.name + suffix
+        for sample in family.samples:
+            if sample.name == wanted:
+                yield sample.labels, sample.value
+
+
+def _total(metric: MetricWrapperBase, suffix: str = "_total") -> float:
+    """A counter summed over every label set."""
+    return sum(value for _, value in _samples(metric, suffix))
+
+
+def _by(metric: MetricWrapperBase, label: str, suffix: str = "_total") -> dict[str, float]:
+    """A counter (or gauge, suffix "") summed per value of one label."""
+    sums: dict[str, float] = defaultdict(float)
+    for labels, value in _samples(metric, suffix):
+        sums[labels[label]] += value
+    return dict(sums)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, 0 when the denominator is 0."""
+    return numerator / denominator if denominator else 0.0
+
+
+def _mean(histogram: MetricWrapperBase) -> float:
+    """A histogram's mean over its life (_sum / _count), 0 before any observation."""
+    return _ratio(_total(histogram, "_sum"), _total(histogram, "_count"))
+
+
+def _count(value: float) -> int:
+    """Counters are floats in prometheus_client; order counts are whole numbers."""
+    return round(value)
+
+
+def swift_metrics_summary(swift_healthy: bool | None) -> dict[str, Any]:
+    """The plan's /api/admin/swift-metrics body (summary, byMarket, errorBreakdown) and more."""
+    submitted = _by(SWIFT_ORDERS, "market")
+    success = _by(SWIFT_ORDERS_SUCCESS, "market")
+    failed = _by(SWIFT_ORDERS_FAILED, "market")
+    fallback = _by(SWIFT_ORDERS_FALLBACK, "market")
+    fill_ms = _by(SWIFT_AVG_FILL_TIME_BY_MARKET, "market", "")
+    total = sum(submitted.values())
+    markets = sorted(set(submitted) | set(success) | set(failed) | set(fallback))
+    return {
+        "summary": {
+            "totalOrders": _count(total),
+            "successRate": _ratio(sum(success.values()), total),
+            "fallbackRate": _ratio(sum(fallback.values()), total),
+            "avgLatencyMs": _mean(SWIFT_API_LATENCY),
+            "avgPriceImprovementBps": _mean(SWIFT_PRICE_IMPROVEMENT),
+            "ordersSuccess": _count(sum(success.values())),
+            "ordersFailed": _count(sum(failed.values())),
+            "ordersFallback": _count(sum(fallback.values())),
+        },
+        "byMarket": {market: {
+            "ordersTotal": _count(submitted.get(market, 0)),
+            "ordersSuccess": _count(success.get(market, 0)),
+            "ordersFailed": _count(failed.get(market, 0)),
+            "ordersFallback": _count(fallback.get(market, 0)),
+            "successRate": _ratio(success.get(market, 0), submitted.get(market, 0)),
+            "avgFillTimeMs": fill_ms.get(market, 0.0),
+            # swift_price_improvement_bps has no market label: not measured per market
+            "avgPriceImprovementBps": None,
+        } for market in markets},
+        "errorBreakdown": {reason: _count(n) for reason, n in
+                           sorted(_by(SWIFT_ERRORS_BY_TYPE, "reason").items())},
+        "fallbackReasons": {reason: _count(n) for reason, n in
+                            sorted(_by(SWIFT_FALLBACK_REASONS, "reason").items())},
+        "swiftHealthy": swift_healthy,
+    }
+
+
+def ask_swift_healthy(services: Services) -> bool | None:
+    """The SwiftGateway's own verdict, or None when the tree cannot answer in time."""
+    if services.root is None:
+        return None
+    with contextlib.suppress(NoSuchChild, LookupError, pykka.Timeout, pykka.ActorDeadError):
+        gateway = whereis(services.root, "swift_gateway", ASK_TIMEOUT_S)
+        return bool(gateway.ask(IsHealthy(), timeout=ASK_TIMEOUT_S))
+    return None
+
+
+def add_admin_routes(router: Router, services: Services) -> None:
+    """Register GET /api/admin/swift-metrics (admin bearer token)."""
+
+    def swift_metrics(request: Request) -> Response:
+        require_admin(services, request)
+        return Response(200, swift_metrics_summary(ask_swift_healthy(services)))
+
+    router.add("GET", "/api/admin/swift-metrics", swift_metrics)
