@@ -39,6 +39,7 @@ from observability.exporter import start_exporter
 from observability.logs import setup_logging
 from security.errors import ServerKeyError
 from security.keyring_config import server_key_ring
+from security.log_redaction import install_log_redaction
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import migrate
@@ -98,6 +99,7 @@ def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
         venue = ProcessVenue(settings, env, start_child=True)
     except (ValueError, ServerKeyError) as exc:
         raise StartupError(str(exc)) from None
+    install_log_redaction(ring, [admin_token(settings)])
     try:
         venue.log_profile()
         storage = Storage(settings)
@@ -273,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quantumvault: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings["LOG_LEVEL"])
+    install_log_redaction()
     handler: Any = args.func
     return handler(settings, args)
 

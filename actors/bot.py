@@ -16,6 +16,7 @@ is a bot_trades row written before anything is sent.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,21 +32,32 @@ from actors.swift_gateway import IsHealthy, Submit, SwiftOrder, SwiftResult
 from observability.trading_metrics import (
     SWIFT_FALLBACK_REASONS,
     SWIFT_ORDERS_FALLBACK,
+    SWIFT_RETRIES,
     TRADES,
 )
 from security.agent_keys import open_agent_privkey_legacy
 from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
 from security.execution import ExecutionAuthorization, ExecutionStatus, check_execution
+from security.log_redaction import register_secret
 from security.trade_guard import guard_trade
 from storage.bots import Bot, get_bot, umk_envelope
-from storage.retry_queue import NewJob, enqueue
+from storage.retry_queue import (
+    NewJob,
+    count_swift_attempt,
+    enqueue,
+    mark_sending,
+    settle_done,
+    settle_failed,
+    settle_retry,
+    settle_unknown,
+)
 from storage.signals import claim_signal, finish_signal, pending_signals
 from storage.trades import NewTrade, open_trade, update_trade
 from storage.wallets import legacy_agent_envelope
 from supervision import SupervisedActor, request, whereis
 from trading.alerts import Signal
 from trading.collateral import free_collateral_usd
-from trading.retry_policy import priority_for
+from trading.retry_policy import PRIORITIES, after_failure, priority_for, use_swift_on_retry
 from trading.routing import SwiftFlags, choose_route
 from trading.sizing import (
     AccountState,
@@ -62,6 +74,9 @@ log = logging.getLogger(__name__)
 BASE = Decimal(10**9)
 PRICE = Decimal(10**6)
 ASK_TIMEOUT_S = 10.0
+UNKNOWN_SETTLE_S = 90.0  # past a Swift auction and a blockhash's life: the order cannot trade
+TRANSIENT_REASONS = frozenset({"not_filled", "expired", "rpc_unreachable", "AllRpcDown",
+                               "BlockhashNotFound", "send_unanswered", "unconfirmed"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,14 @@ class ProcessSignal:
     """Wake-up: run this bot's accepted signals (this one among them) in arrival order."""
 
     signal_id: str
+
+
+@dataclass(frozen=True)
+class RunRetry:
+    """Run one claimed retry job (claimed by `worker`) and settle it."""
+
+    job: dict[str, Any]
+    worker: str
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,7 @@ class BotActor(SupervisedActor):
             allowed_markets=settings["SWIFT_SUPPORTED_MARKETS"])
         self._budget_s = settings["EXECUTION_BUDGET_MS"] / 1000
         self._slippage_bps = settings["LEGACY_SLIPPAGE_BPS"]
+        self._rng = random.Random()
 
     def on_start(self) -> None:
         if get_bot(self._services.db, self._bot_id) is None:
@@ -115,6 +139,8 @@ class BotActor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ProcessSignal):
             return self._drain()
+        if isinstance(message, RunRetry):
+            return self._retry(message.job, message.worker)
         return super().on_receive(message)
 
     # --- signals -------------------------------------------------------------------------------
@@ -216,6 +242,9 @@ class BotActor(SupervisedActor):
                              state.user.perp(bot.market_index), outcome.base_filled,
                              outcome.avg_price)
             outcomes.append(outcome)
+            if outcome.status in ("failed", "unknown") and (
+                    outcome.status == "unknown" or outcome.reason in TRANSIENT_REASONS):
+                self._queue_retry(bot, row["id"], order, outcome, state)
             if outcome.status not in ("completed", "partial"):
                 break  # never open the second half of a flip on a failed close
         if not plan.orders:
@@ -340,13 +369,116 @@ class BotActor(SupervisedActor):
         remainder = order.base_amount - filled
         if partial and remainder > 0:
             priority = priority_for(order.reduce_only)
-            enqueue(db, NewJob(
+            trade = db.fetchone("SELECT signal_id FROM bot_trades WHERE id = %s", (trade_id,))
+            enqueue(db, NewJob(signal_id=trade["signal_id"] if trade else None,
                 bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
                 side=order.side, size=Decimal(remainder) / BASE, reduce_only=order.reduce_only,
                 priority=priority.name, max_attempts=priority.max_attempts,
                 sub_account_id=bot.drift_subaccount_id, original_trade_id=trade_id,
                 original_execution_method=method, is_remainder=True,
                 last_error=f"partial fill: {filled} of {order.base_amount}"))
+
+    # --- retries (the fourth path) ---------------------------------------------------------
+
+    def _queue_retry(self, bot: Bot, signal_id: str, order: PlannedOrder,
+                     outcome: OrderOutcome, state: TradingState) -> None:
+        """Queue a failed order for the retry scheduler; an unknown outcome is queued with its
+        starting position, to be reconciled after its order can no longer trade."""
+        assert state.user is not None
+        priority = priority_for(order.reduce_only)
+        unknown = outcome.status == "unknown"
+        job_id = enqueue(self._services.db, NewJob(
+            bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
+            side=order.side, size=Decimal(order.base_amount) / BASE,
+            reduce_only=order.reduce_only, priority=priority.name,
+            max_attempts=priority.max_attempts, signal_id=signal_id,
+            sub_account_id=bot.drift_subaccount_id, original_trade_id=outcome.trade_id,
+            original_execution_method=outcome.method, last_error=outcome.reason),
+            delay_s=UNKNOWN_SETTLE_S if unknown else priority.base_delay_s)
+        if unknown:
+            self._services.db.execute(
+                "UPDATE trade_retry_queue SET outcome_unknown = true, position_before_base = %s"
+                " WHERE id = %s", (state.user.perp(bot.market_index).base_asset_amount, job_id))
+        log.info("order queued for retry (%s)", outcome.reason,
+                 extra={"signal_id": signal_id, "bot_id": bot.id})
+
+    def _retry(self, job: dict[str, Any], worker: str) -> str:
+        """Run a claimed retry job: reconcile an unknown outcome first, then send what is left."""
+        db = self._services.db
+        job_id = job["id"]
+        context = {"signal_id": job["signal_id"], "bot_id": self._bot_id}
+        bot = get_bot(db, self._bot_id)
+        if bot is None or not bot.is_active:
+            settle_failed(db, job_id, worker, "bot paused")
+            return "failed"
+        SWIFT_RETRIES.inc()
+        keypair = self._agent_keypair(bot)
+        state = ExecutorClient(self._services, ASK_TIMEOUT_S).trading_state(
+            keypair.pubkey(), bot.drift_subaccount_id, bot.market_index)
+        if state.user is None:
+            settle_failed(db, job_id, worker, "venue_user_missing")
+            return "failed"
+        held = state.user.perp(bot.market_index).base_asset_amount
+        size = int(Decimal(job["size"]) * BASE)
+        sign = 1 if job["side"] == "long" else -1
+        if job["outcome_unknown"] and job["position_before_base"] is not None:
+            moved = (held - int(job["position_before_base"])) * sign
+            if moved >= size:  # the unknown attempt traded: record it, never send it again
+                settle_done(db, job_id, worker)
+                log.info("retry reconciled: the earlier attempt had filled", extra=context)
+                return "done"
+            size -= max(0, moved)
+        if job["reduce_only"]:
+            size = min(size, abs(held)) if held * sign < 0 else 0
+            if size == 0:
+                settle_done(db, job_id, worker)
+                return "done"  # nothing left to close
+        rules = MarketRules(state.market.min_order_size, state.market.step_size)
+        size -= size % rules.step_size if rules.step_size else 0
+        if size <= 0 or (size < rules.min_order_size and not job["reduce_only"]):
+            settle_failed(db, job_id, worker, "remaining size below the minimum order")
+            return "failed"
+        gateway = whereis(self._services.root, "swift_gateway", ASK_TIMEOUT_S)
+        swift_ok = use_swift_on_retry(job["swift_attempts"] or 0,
+                                      bool(gateway.ask(IsHealthy(), timeout=ASK_TIMEOUT_S)))
+        order = PlannedOrder(job["side"], size, job["reduce_only"], "retry",
+                             dust=size < rules.min_order_size)
+        mark_sending(db, job_id, worker, "attempt", swift=False, position_before=held)
+        outcome = self._execute_order(bot, job["signal_id"], order, OrderOrigin.RETRY, keypair,
+                                      state, None if swift_ok else False)
+        if outcome.trade_id is not None:
+            trade = db.fetchone("SELECT execution_method, fallback_reason, swift_status FROM"
+                                " bot_trades WHERE id = %s", (outcome.trade_id,))
+            if trade and trade["swift_status"]:
+                swift_failed = trade["execution_method"] != "swift"
+                count_swift_attempt(db, job_id, trade["fallback_reason"] if swift_failed
+                                    else None)
+        return self._settle_retry(bot, job, worker, outcome, context)
+
+    def _settle_retry(self, bot: Bot, job: dict[str, Any], worker: str, outcome: OrderOutcome,
+                      context: dict[str, Any]) -> str:
+        db = self._services.db
+        if outcome.status in ("completed", "partial"):
+            settle_done(db, job["id"], worker)
+            return "done"
+        reason = outcome.reason or outcome.status
+        if outcome.status == "unknown":
+            settle_unknown(db, job["id"], worker, UNKNOWN_SETTLE_S, reason)
+            return "unknown"
+        if outcome.status == "refused":
+            settle_failed(db, job["id"], worker, f"refused: {reason}")
+            return "failed"
+        step = after_failure(PRIORITIES[job["priority"]], job["attempts"] + 1,
+                             job["cooldown_retries"], "unanswered" in reason or
+                             "timeout" in reason or reason == "rpc_unreachable", self._rng)
+        if step.action == "give_up":
+            settle_failed(db, job["id"], worker, reason)
+            self._pause(bot, f"retry gave up after {job['attempts'] + 1} attempts: {reason}")
+            return "failed"
+        settle_retry(db, job["id"], worker, step.delay_s, reason, None,
+                     cooldown=step.action == "cooldown")
+        log.info("retry failed (%s); next in %.1fs", reason, step.delay_s, extra=context)
+        return "retry"
 
     @staticmethod
     def _no_order(reason: str) -> OrderOutcome:
@@ -368,5 +500,6 @@ class BotActor(SupervisedActor):
                 raise LookupError(f"wallet {bot.wallet_address} has no agent key")
             secret = open_agent_privkey_legacy(self._services.ring, bot.wallet_address,
                                                envelope)
+            register_secret(secret)  # from now on no log line can carry it, in any encoding
             self._keypair = Keypair.from_bytes(secret)
         return self._keypair

@@ -18,9 +18,11 @@ from actors.fanout import FanoutCoordinator
 from actors.health_monitor import HealthMonitor, ProbeSpec
 from actors.legacy_executor import ExecutorClient, LegacyExecutor
 from actors.profit_share import ProfitShareActor
+from actors.retry_scheduler import RetryScheduler
 from actors.services import Services
 from actors.swift_gateway import SwiftGateway, SwiftProbe
 from actors.webhook import WebhookActor
+from httpapi.admin_routes import add_admin_routes
 from httpapi.ops_routes import add_ops_routes
 from httpapi.router import Router
 from httpapi.trading_routes import add_trading_routes
@@ -57,6 +59,7 @@ def build_router(services: Services) -> Router:
     router = Router(max_body_bytes=services.settings["WEBHOOK_MAX_BODY_BYTES"])
     add_ops_routes(router, services)
     add_trading_routes(router, services)
+    add_admin_routes(router, services)
     return router
 
 
@@ -107,6 +110,9 @@ def root_children(services: Services) -> list[ChildSpec]:
                                     ttl_s=s["PROFIT_SHARE_TTL_S"])}),
         ChildSpec("bots", Supervisor, kwargs={"strategy": Strategy.ONE_FOR_ONE, **policy},
                   stop_timeout=60.0),
+        ChildSpec("retry_scheduler", RetryScheduler, kwargs={
+            "services": services, "tick_s": s["RETRY_TICK_MS"] / 1000,
+            "lease_s": s["RETRY_LEASE_S"]}),
         ChildSpec("fanout", FanoutCoordinator, kwargs={
             "services": services, "concurrency": s["FANOUT_CONCURRENCY"],
             "copy_timeout_s": 2 * budget_s + 10}),

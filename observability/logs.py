@@ -26,6 +26,8 @@ class JsonFormatter(logging.Formatter):
                 entry[field] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # the redaction filter leaves a scrubbed traceback here
+            entry["exc"] = record.exc_text
         return json.dumps(entry, default=str)
 
 

@@ -14,6 +14,7 @@ Where things are:
     bot_commands     bot create / publish / subscribe / rotate-secret / list / show
     estop_commands   estop set / clear
     key_commands     keys reencrypt
+    ops_commands     bot swift/pause/resume/status, signal show, retry list, ious list
     faucet           the sandbox faucet client
 """
 
@@ -21,7 +22,13 @@ from __future__ import annotations
 
 import argparse
 
-from operator_cli import bot_commands, estop_commands, key_commands, wallet_commands
+from operator_cli import (
+    bot_commands,
+    estop_commands,
+    key_commands,
+    ops_commands,
+    wallet_commands,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,5 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="print exactly one JSON object instead of a human line")
     wallet_commands.register(subparsers, common)
     bot_commands.register(subparsers, common)
+    ops_commands.register(subparsers, common)  # after bot_commands: it extends the bot group
     estop_commands.register(subparsers, common)
     key_commands.register(subparsers, common)

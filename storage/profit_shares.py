@@ -12,18 +12,13 @@ NOTIFY_CHANNEL with the share id, so waiters need not poll.
 
 from __future__ import annotations
 
-import select
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
-import psycopg2.extras
-
 from storage.database import Database
+from storage.notify import Listener
 
 NOTIFY_CHANNEL = "profit_share_settled"
 FINAL_STATUSES = frozenset({"paid", "void"})
@@ -198,28 +193,19 @@ class ShareWaiter:
     """Waits for shares to reach a status, told by PostgreSQL (LISTEN), not by polling."""
 
     def __init__(self, dsn: str) -> None:
-        self._conn = psycopg2.connect(dsn, connect_timeout=5)
-        self._conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        with self._conn.cursor() as cur:
-            cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        self._listener = Listener(dsn, NOTIFY_CHANNEL)
 
     def wait(self, share_id: str, timeout_s: float, until: Any = None) -> dict[str, Any]:
         """Block until `until(row)` (default: status final) holds; the row, or TimeoutError."""
         done = until or (lambda r: r["status"] in FINAL_STATUSES)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self._conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute("SELECT * FROM pending_profit_shares WHERE id = %s", (share_id,))
-                row = cur.fetchone()
-            if row is not None and done(dict(row)):
-                return dict(row)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"profit share {share_id} not settled in {timeout_s}s")
-            select.select([self._conn], [], [], remaining)
-            self._conn.poll()
-            self._conn.notifies.clear()
+
+        def check(cur: Any) -> dict[str, Any] | None:
+            cur.execute("SELECT * FROM pending_profit_shares WHERE id = %s", (share_id,))
+            row = cur.fetchone()
+            return dict(row) if row is not None and done(dict(row)) else None
+
+        return self._listener.wait_until(check, timeout_s, f"profit share {share_id} settled")
 
     def close(self) -> None:
         """Close the listening connection."""
-        self._conn.close()
+        self._listener.close()

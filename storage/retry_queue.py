@@ -15,6 +15,9 @@ from typing import Any
 from psycopg2.extras import Json
 
 from storage.database import Database
+from storage.notify import Listener
+
+SETTLED_CHANNEL = "retry_settled"
 
 
 @dataclass(frozen=True)
@@ -71,28 +74,48 @@ def claim_due(db: Database, worker: str, limit: int, lease_s: float) -> list[dic
     return sorted(rows, key=lambda r: (r["priority"] != "critical", r["next_retry_at"], r["id"]))
 
 
-def mark_sending(db: Database, job_id: str, worker: str, order_ref: str, swift: bool) -> bool:
-    """Record, before sending, that an attempt is going out (its fate is unknown until settled)."""
+def mark_sending(db: Database, job_id: str, worker: str, order_ref: str, swift: bool,
+                 position_before: int | None = None) -> bool:
+    """Record, before sending, that an attempt is going out (its fate is unknown until settled),
+    with the position it starts from, so a later claim can tell whether it traded."""
     return db.execute(
         "UPDATE trade_retry_queue SET outcome_unknown = true, pending_order_ref = %s,"
         " swift_attempts = swift_attempts + %s, swift_order_id = CASE WHEN %s THEN %s"
-        " ELSE swift_order_id END, updated_at = now()"
+        " ELSE swift_order_id END, position_before_base = %s, updated_at = now()"
         " WHERE id = %s AND claimed_by = %s AND status = 'running'",
-        (order_ref, 1 if swift else 0, swift, order_ref, job_id, worker)) == 1
+        (order_ref, 1 if swift else 0, swift, order_ref, position_before, job_id,
+         worker)) == 1
+
+
+def settle_unknown(db: Database, job_id: str, worker: str, delay_s: float, error: str) -> bool:
+    """The attempt's fate is still unknown: due again later, reconciled before any resend."""
+    return _settled(db, job_id, db.execute(
+        "UPDATE trade_retry_queue SET status = 'pending', outcome_unknown = true,"
+        " attempts = attempts + 1, last_error = %s, claimed_by = NULL,"
+        " next_retry_at = now() + make_interval(secs => %s), updated_at = now()"
+        " WHERE id = %s AND claimed_by = %s AND status = 'running'",
+        (error, delay_s, job_id, worker)))
+
+
+def count_swift_attempt(db: Database, job_id: str, swift_error: str | None) -> None:
+    """An attempt tried Swift (and failed on it when `swift_error` is given)."""
+    db.execute("UPDATE trade_retry_queue SET swift_attempts = swift_attempts + 1,"
+               " last_swift_error = COALESCE(%s, last_swift_error) WHERE id = %s",
+               (swift_error, job_id))
 
 
 def settle_done(db: Database, job_id: str, worker: str) -> bool:
     """The job's trade happened (now or, as reconciliation found, earlier)."""
-    return db.execute(
+    return _settled(db, job_id, db.execute(
         "UPDATE trade_retry_queue SET status = 'done', outcome_unknown = false,"
         " updated_at = now() WHERE id = %s AND claimed_by = %s AND status = 'running'",
-        (job_id, worker)) == 1
+        (job_id, worker)))
 
 
 def settle_retry(db: Database, job_id: str, worker: str, delay_s: float, error: str,
                  swift_error: str | None, cooldown: bool) -> bool:
     """The attempt failed for sure: due again after `delay_s` (a cooldown starts a new round)."""
-    return db.execute(
+    return _settled(db, job_id, db.execute(
         "UPDATE trade_retry_queue SET status = 'pending', outcome_unknown = false,"
         " attempts = CASE WHEN %(cooldown)s THEN 0 ELSE attempts + 1 END,"
         " cooldown_retries = cooldown_retries + CASE WHEN %(cooldown)s THEN 1 ELSE 0 END,"
@@ -101,16 +124,16 @@ def settle_retry(db: Database, job_id: str, worker: str, delay_s: float, error: 
         " updated_at = now() WHERE id = %(id)s AND claimed_by = %(worker)s"
         " AND status = 'running'",
         {"cooldown": cooldown, "error": error, "swift": swift_error, "delay": delay_s,
-         "id": job_id, "worker": worker}) == 1
+         "id": job_id, "worker": worker}))
 
 
 def settle_failed(db: Database, job_id: str, worker: str, error: str) -> bool:
     """The job is given up: no more attempts."""
-    return db.execute(
+    return _settled(db, job_id, db.execute(
         "UPDATE trade_retry_queue SET status = 'failed', outcome_unknown = false,"
         " attempts = attempts + 1, last_error = %s, updated_at = now()"
         " WHERE id = %s AND claimed_by = %s AND status = 'running'",
-        (error, job_id, worker)) == 1
+        (error, job_id, worker)))
 
 
 def depth_by_priority(db: Database) -> dict[str, int]:
@@ -119,3 +142,31 @@ def depth_by_priority(db: Database) -> dict[str, int]:
         "SELECT priority, count(*) AS n FROM trade_retry_queue"
         " WHERE status IN ('pending', 'running') GROUP BY priority")
     return {"critical": 0, "normal": 0} | {r["priority"]: r["n"] for r in rows}
+
+
+def _settled(db: Database, job_id: str, rows: int) -> bool:
+    """Tell listeners a job was settled; True when this worker's claim settled it."""
+    if rows == 1:
+        db.execute("SELECT pg_notify(%s, %s)", (SETTLED_CHANNEL, job_id))
+    return rows == 1
+
+
+class JobWaiter:
+    """Waits for a retry job to reach a status (tests, operators), told by NOTIFY."""
+
+    def __init__(self, dsn: str) -> None:
+        self._listener = Listener(dsn, SETTLED_CHANNEL)
+
+    def wait(self, job_id: str, statuses: tuple[str, ...], timeout_s: float) -> dict[str, Any]:
+        """Block until the job's status is one of `statuses`; returns the row."""
+
+        def check(cur: Any) -> dict[str, Any] | None:
+            cur.execute("SELECT * FROM trade_retry_queue WHERE id = %s", (job_id,))
+            row = cur.fetchone()
+            return dict(row) if row is not None and row["status"] in statuses else None
+
+        return self._listener.wait_until(check, timeout_s, f"retry job {job_id} {statuses}")
+
+    def close(self) -> None:
+        """Close the listening connection."""
+        self._listener.close()

@@ -8,17 +8,14 @@ twice even when it is dispatched twice.
 from __future__ import annotations
 
 import json
-import select
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
 from psycopg2.extras import Json
 
 from storage.database import Database
+from storage.notify import Listener
 
 PENDING_LIMIT = 1000
 FINISHED_CHANNEL = "signal_finished"
@@ -138,43 +135,23 @@ def record_copies(db: Database, parent_signal_id: str, bot_ids: list[str]) -> di
 
 
 class SignalWaiter:
-    """Waits for signals to finish, told by PostgreSQL (LISTEN), not by polling.
-
-    Used by `quantumvault demo` and by tests: a dedicated connection listens on the channel
-    `finish_signal` notifies, and the table is read once first, so a signal that finished
-    before the wait began is not missed.
-    """
+    """Waits for signals to finish (used by `quantumvault demo` and tests), told by NOTIFY."""
 
     def __init__(self, dsn: str) -> None:
-        self._conn = psycopg2.connect(dsn, connect_timeout=5)
-        self._conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        with self._conn.cursor() as cur:
-            cur.execute(f"LISTEN {FINISHED_CHANNEL}")
+        self._listener = Listener(dsn, FINISHED_CHANNEL)
 
     def wait(self, signal_ids: list[str], timeout_s: float) -> dict[str, str]:
         """Block until every signal is final; returns id -> status. TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout_s
-        waiting = set(signal_ids)
-        statuses: dict[str, str] = {}
-        while True:
-            with self._conn.cursor() as cur:
-                cur.execute("SELECT id, status FROM webhook_signals WHERE id = ANY(%s)",
-                            (list(waiting),))
-                for signal_id, status in cur.fetchall():
-                    if status in FINAL_STATUSES:
-                        statuses[signal_id] = status
-                        waiting.discard(signal_id)
-            if not waiting:
-                return statuses
-            if self._conn.notifies:  # arrived during the query above: look again first
-                self._conn.notifies.clear()
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{len(waiting)} signal(s) not finished in {timeout_s}s")
-            select.select([self._conn], [], [], remaining)
-            self._conn.poll()
+
+        def check(cur: Any) -> dict[str, str] | None:
+            cur.execute("SELECT id, status FROM webhook_signals WHERE id = ANY(%s)",
+                        (list(signal_ids),))
+            statuses = {r["id"]: r["status"] for r in cur.fetchall()}
+            final = {k: v for k, v in statuses.items() if v in FINAL_STATUSES}
+            return final if len(final) == len(set(signal_ids)) else None
+
+        return self._listener.wait_until(check, timeout_s, f"{len(signal_ids)} signal(s) final")
 
     def close(self) -> None:
         """Close the listening connection."""
-        self._conn.close()
+        self._listener.close()

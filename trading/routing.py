@@ -41,8 +41,9 @@ def choose_route(flags: SwiftFlags, *, bot_id: str, bot_swift_enabled: bool, mar
     """Decide swift or legacy for one order; the reason is a bounded metric label."""
     if not flags.enabled:
         return RouteDecision("legacy", "swift_disabled")
-    wants = bot_swift_enabled if use_swift_override is None else use_swift_override
-    if not wants:
+    if use_swift_override is False:
+        return RouteDecision("legacy", "swift_not_requested")
+    if use_swift_override is None and not bot_swift_enabled:
         return RouteDecision("legacy", "bot_swift_disabled")
     if use_swift_override is None and rollout_bucket(bot_id) >= flags.rollout_percent:
         return RouteDecision("legacy", "rollout")

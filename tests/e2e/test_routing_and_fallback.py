@@ -26,7 +26,7 @@ def test_manual_trade_goes_through_the_same_path_and_honours_use_swift(stack: St
     assert stack.wait(forced) == {forced: "done"}
     (trade,) = stack.trades(forced)
     assert (trade["execution_method"], trade["fallback_reason"], trade["status"]) == (
-        "legacy", "bot_swift_disabled", "completed")
+        "legacy", "swift_not_requested", "completed")
     assert trade["tx_signature"] and trade["reduce_only"]
     assert stack.position(bot["agent"]) == 0
     assert manual(stack, bot, {"action": "hold"}).status_code == 400

@@ -38,7 +38,7 @@ def test_critical_orders_use_swift_unless_pinned_to_legacy() -> None:
 
 def test_manual_override_beats_the_bot_preference_but_not_health_or_dust() -> None:
     assert route(bot_swift_enabled=False, use_swift_override=True) == ("swift", None)
-    assert route(use_swift_override=False) == ("legacy", "bot_swift_disabled")
+    assert route(use_swift_override=False) == ("legacy", "swift_not_requested")
     assert route(use_swift_override=True, swift_healthy=False)[1] == "swift_unhealthy"
     assert route(use_swift_override=True, dust=True)[1] == "dust"
     assert route(SwiftFlags(enabled=False), use_swift_override=True)[1] == "swift_disabled"

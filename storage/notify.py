@@ -1,0 +1,53 @@
+"""Waiting on the database without polling: LISTEN on a channel, re-check when NOTIFY arrives.
+
+Writers NOTIFY a channel when a row reaches a new state; a waiter re-runs its check each time it
+is woken. The check runs first too, so a state reached before the wait began is not missed, and
+notifications that arrive while a check runs (psycopg2 buffers them) trigger one more check
+instead of a sleep until the timeout.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+
+T = TypeVar("T")
+
+
+class Listener:
+    """A dedicated autocommit connection listening on `channels`."""
+
+    def __init__(self, dsn: str, *channels: str) -> None:
+        self._conn = psycopg2.connect(dsn, connect_timeout=5)
+        self._conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        with self._conn.cursor() as cur:
+            for channel in channels:
+                cur.execute(f"LISTEN {channel}")
+
+    def wait_until(self, check: Callable[[Any], T | None], timeout_s: float, what: str) -> T:
+        """Run `check(cursor)` until it returns something other than None; TimeoutError after
+        `timeout_s` naming `what`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                result = check(cur)
+            if result is not None:
+                return result
+            if self._conn.notifies:
+                self._conn.notifies.clear()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{what} not reached in {timeout_s}s")
+            select.select([self._conn], [], [], remaining)
+            self._conn.poll()
+
+    def close(self) -> None:
+        """Close the listening connection."""
+        self._conn.close()
