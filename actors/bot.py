@@ -38,7 +38,7 @@ from observability.trading_metrics import (
 from security.agent_keys import open_agent_privkey_legacy
 from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
 from security.execution import ExecutionAuthorization, ExecutionStatus, check_execution
-from security.log_redaction import register_secret
+from security.log_redaction import register_agent_keypair
 from security.trade_guard import guard_trade
 from storage.bots import Bot, get_bot, umk_envelope
 from storage.retry_queue import (
@@ -500,6 +500,6 @@ class BotActor(SupervisedActor):
                 raise LookupError(f"wallet {bot.wallet_address} has no agent key")
             secret = open_agent_privkey_legacy(self._services.ring, bot.wallet_address,
                                                envelope)
-            register_secret(secret)  # from now on no log line can carry it, in any encoding
+            register_agent_keypair(secret)  # no later log line can carry it, nor its seed
             self._keypair = Keypair.from_bytes(secret)
         return self._keypair
