@@ -36,7 +36,7 @@ from observability.trading_metrics import (
     TRADES,
 )
 from security.agent_keys import open_agent_privkey_legacy
-from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
+from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
 from security.execution import ExecutionAuthorization, ExecutionStatus, check_execution
 from security.log_redaction import register_agent_keypair
 from security.trade_guard import guard_trade
@@ -161,7 +161,7 @@ class BotActor(SupervisedActor):
         context = {"signal_id": signal_id, "bot_id": self._bot_id}
         bot = get_bot(db, self._bot_id)
         assert bot is not None
-        skip = self._trigger_point(bot)
+        skip = None if source == "flatten" else self._trigger_point(bot)
         if skip is not None:
             self._route(row, skip)
             finish_signal(db, signal_id, "skipped", {"trigger": skip}, skip)
@@ -222,8 +222,10 @@ class BotActor(SupervisedActor):
             self._pause(bot, plan.pause_reason)
             return [self._no_order(plan.pause_reason[:200])]
         outcomes: list[OrderOutcome] = []
-        origin = OrderOrigin.SUBSCRIBER if source == "fanout" else (
-            OrderOrigin.MANUAL if source == "manual" else OrderOrigin.WEBHOOK)
+        origin = {"fanout": OrderOrigin.SUBSCRIBER, "manual": OrderOrigin.MANUAL,
+                  "flatten": OrderOrigin.FLATTEN}.get(source, OrderOrigin.WEBHOOK)
+        flatten = (row["parsed"] or {}).get("flatten")
+        ticket = FlattenTicket(flatten["stop_id"], flatten["scope"]) if flatten else None
         for order in plan.orders:
             if order.purpose == "flip_open":  # size the open from the account after the close
                 state = executor.trading_state(keypair.pubkey(), bot.drift_subaccount_id,
@@ -235,7 +237,7 @@ class BotActor(SupervisedActor):
                     break
                 order = fresh.orders[0]
             outcome = self._execute_order(bot, row["id"], order, origin, keypair, state,
-                                          use_swift)
+                                          use_swift, ticket)
             if (order.reduce_only and bot.is_subscriber and state.user is not None
                     and outcome.trade_id and outcome.status in ("completed", "partial")):
                 notify_close(self._services, outcome.trade_id,
@@ -259,12 +261,12 @@ class BotActor(SupervisedActor):
         return AccountState(free, state.user.perp(bot.market_index).base_asset_amount)
 
     def _execute_order(self, bot: Bot, signal_id: str, order: PlannedOrder, origin: OrderOrigin,
-                       keypair: Keypair, state: TradingState,
-                       use_swift: bool | None) -> OrderOutcome:
+                       keypair: Keypair, state: TradingState, use_swift: bool | None,
+                       ticket: FlattenTicket | None = None) -> OrderOutcome:
         db = self._services.db
         deadline = time.monotonic() + self._budget_s
         intent = OrderIntent(origin, OrderKind.CLOSE if order.reduce_only else OrderKind.OPEN,
-                             order.reduce_only)
+                             order.reduce_only, flatten_ticket=ticket)
         gateway = whereis(self._services.root, "swift_gateway", ASK_TIMEOUT_S)
         healthy = bool(gateway.ask(IsHealthy(), timeout=ASK_TIMEOUT_S))
         route = choose_route(self._flags, bot_id=bot.id, bot_swift_enabled=bot.swift_enabled,

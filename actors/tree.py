@@ -16,6 +16,7 @@ import pykka
 
 from actors.fanout import FanoutCoordinator
 from actors.health_monitor import HealthMonitor, ProbeSpec
+from actors.intake_listener import IntakeListener
 from actors.legacy_executor import ExecutorClient, LegacyExecutor
 from actors.profit_share import ProfitShareActor
 from actors.retry_scheduler import RetryScheduler
@@ -116,6 +117,7 @@ def root_children(services: Services) -> list[ChildSpec]:
         ChildSpec("fanout", FanoutCoordinator, kwargs={
             "services": services, "concurrency": s["FANOUT_CONCURRENCY"],
             "copy_timeout_s": 2 * budget_s + 10}),
+        ChildSpec("intake_listener", IntakeListener, kwargs={"services": services}),
         ChildSpec("webhook", WebhookActor, kwargs={
             "host": s["WEBHOOK_HOST"], "port": s["WEBHOOK_PORT"], "app": build_router(services),
         }),

@@ -18,6 +18,7 @@ from typing import Any
 
 from security.emergency_stop import NO_STOP, StopMode, StopState
 from storage.database import Database
+from storage.signals import record_flatten_signals
 
 GLOBAL_STOP_FLAG = "global_emergency_stop"
 NOTIFY_CHANNEL = "quantumvault_emergency_stop"
@@ -109,6 +110,9 @@ def set_global_stop(db: Database, *, flatten: bool, reason: str | None) -> StopR
             (GLOBAL_STOP_FLAG, mode, stop_id, reason),
         )
         _notify(db, {"scope": "global", "wallet": None, "mode": mode, "stop_id": stop_id})
+        if flatten:
+            bots = [r["id"] for r in db.fetchall("SELECT id FROM trading_bots")]
+            record_flatten_signals(db, bots, stop_id, "global")
     assert row is not None
     return _global(row["value"])
 
@@ -143,6 +147,10 @@ def set_wallet_stop(
         if touched != 1:
             return None
         _notify(db, {"scope": "wallet", "wallet": address, "mode": mode, "stop_id": stop_id})
+        if flatten:
+            bots = [r["id"] for r in db.fetchall(
+                "SELECT id FROM trading_bots WHERE wallet_address = %s", (address,))]
+            record_flatten_signals(db, bots, stop_id, "wallet")
         return wallet_stop(db, address)
 
 

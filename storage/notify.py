@@ -48,6 +48,15 @@ class Listener:
             select.select([self._conn], [], [], remaining)
             self._conn.poll()
 
+    def next_payloads(self, timeout_s: float) -> list[str]:
+        """The payloads of notifications that arrive within `timeout_s` (maybe none)."""
+        if not self._conn.notifies:
+            select.select([self._conn], [], [], timeout_s)
+            self._conn.poll()
+        payloads = [n.payload for n in self._conn.notifies]
+        self._conn.notifies.clear()
+        return payloads
+
     def close(self) -> None:
         """Close the listening connection."""
         self._conn.close()

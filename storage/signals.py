@@ -19,6 +19,7 @@ from storage.notify import Listener
 
 PENDING_LIMIT = 1000
 FINISHED_CHANNEL = "signal_finished"
+ACCEPTED_CHANNEL = "signal_accepted"  # payload: the bot id; a running daemon wakes that bot
 FINAL_STATUSES = ("done", "failed", "partial", "skipped", "rejected")
 
 
@@ -51,6 +52,26 @@ def record_signal(db: Database, bot_id: str, primary_hash: str, duplicate_hashes
             return Recorded(row[0], False)
         cur.execute("SELECT id FROM webhook_signals WHERE signal_hash = %s", (primary_hash,))
         return Recorded(cur.fetchone()[0], True)  # lost a race with the same alert
+
+
+def record_flatten_signals(db: Database, bot_ids: list[str], stop_id: str, scope: str) -> int:
+    """One close signal per bot for a stop-and-flatten (once per stop), and a wake-up for each.
+
+    Runs in the caller's transaction, so the stop and its flatten orders commit together.
+    """
+    parsed = {"action": "sell", "contracts": "0", "new_position": "0", "prev_position": "1",
+              "kind": "close", "target_side": "flat",
+              "flatten": {"stop_id": stop_id, "scope": scope}}
+    made = 0
+    for bot_id in bot_ids:
+        row = db.fetchone(
+            "INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, parsed)"
+            " VALUES (%s, %s, 'flatten', %s) ON CONFLICT (signal_hash) DO NOTHING RETURNING id",
+            (bot_id, f"flatten:{stop_id}:{bot_id}", Json(parsed)))
+        if row is not None:
+            made += 1
+            db.execute("SELECT pg_notify(%s, %s)", (ACCEPTED_CHANNEL, bot_id))
+    return made
 
 
 def record_rejection(db: Database, bot_id: str, source: str, reason: str,

@@ -38,7 +38,7 @@ def test_runs_on_the_embedded_database_and_answers_health(daemon: Daemon) -> Non
     assert body["ready"] and body["database"] and body["tree_up"]
     assert list(body["tree"]["children"]) == [
         "health_monitor", "legacy_executor", "swift_gateway", "profit_share", "bots",
-        "retry_scheduler", "fanout", "webhook"]
+        "retry_scheduler", "fanout", "intake_listener", "webhook"]
     assert (daemon.dir / "state" / "pgdata" / "PG_VERSION").exists()
     daemon.notify.wait_for("WATCHDOG=1")
     status = daemon.cli("status")
