@@ -51,8 +51,13 @@ from storage.retry_queue import (
     settle_retry,
     settle_unknown,
 )
-from storage.signals import claim_signal, finish_signal, pending_signals
-from storage.trades import NewTrade, open_trade, update_trade
+from storage.signals import (
+    claim_signal,
+    finish_signal,
+    interrupted_signals,
+    pending_signals,
+)
+from storage.trades import NewTrade, open_trade, pending_trades, update_trade
 from storage.wallets import legacy_agent_envelope
 from supervision import SupervisedActor, request, whereis
 from trading.alerts import Signal
@@ -74,7 +79,6 @@ log = logging.getLogger(__name__)
 BASE = Decimal(10**9)
 PRICE = Decimal(10**6)
 ASK_TIMEOUT_S = 10.0
-UNKNOWN_SETTLE_S = 90.0  # past a Swift auction and a blockhash's life: the order cannot trade
 TRANSIENT_REASONS = frozenset({"not_filled", "expired", "rpc_unreachable", "AllRpcDown",
                                "BlockhashNotFound", "send_unanswered", "unconfirmed"})
 
@@ -129,12 +133,46 @@ class BotActor(SupervisedActor):
         self._budget_s = settings["EXECUTION_BUDGET_MS"] / 1000
         self._slippage_bps = settings["LEGACY_SLIPPAGE_BPS"]
         self._rng = random.Random()
+        # an order of unknown fate is checked only after it can no longer trade: past a Swift
+        # auction and a blockhash's life, which RETRY_LEASE_S is set to outlast
+        self._unknown_settle_s = settings["RETRY_LEASE_S"]
 
     def on_start(self) -> None:
-        if get_bot(self._services.db, self._bot_id) is None:
+        bot = get_bot(self._services.db, self._bot_id)
+        if bot is None:
             raise LookupError(f"bot {self._bot_id} does not exist")
+        for row in interrupted_signals(self._services.db, self._bot_id):
+            self._reconcile_interrupted(bot, row)
         if pending_signals(self._services.db, self._bot_id):
             self.actor_ref.tell(ProcessSignal("backlog"))
+
+    def _reconcile_interrupted(self, bot: Bot, row: dict[str, Any]) -> None:
+        """A crash cut this signal short: each order that may have left becomes a retry job of
+        unknown outcome (checked against the venue's position once it can no longer trade),
+        the signal ends, and a source signal is routed (copies are made once)."""
+        db = self._services.db
+        handed = 0
+        for trade in pending_trades(db, row["id"]):
+            priority = priority_for(trade["reduce_only"])
+            job_id = enqueue(db, NewJob(
+                bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
+                side=trade["side"], size=trade["size"], reduce_only=trade["reduce_only"],
+                priority=priority.name, max_attempts=priority.max_attempts,
+                signal_id=row["id"], sub_account_id=bot.drift_subaccount_id,
+                original_trade_id=trade["id"],
+                original_execution_method=trade["execution_method"],
+                last_error="interrupted by a restart"), delay_s=self._unknown_settle_s)
+            db.execute("UPDATE trade_retry_queue SET outcome_unknown = true,"
+                       " position_before_base = %s WHERE id = %s",
+                       (trade["position_before_base"], job_id))
+            update_trade(db, trade["id"], status="unknown",
+                         error_message="interrupted by a restart; reconciling")
+            handed += 1
+        self._route(row, "interrupted")
+        finish_signal(db, row["id"], "failed", {"interrupted": True, "reconciling": handed},
+                      "interrupted by a restart")
+        log.warning("interrupted signal handed to reconciliation (%d order(s))", handed,
+                    extra={"signal_id": row["id"], "bot_id": bot.id})
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ProcessSignal):
@@ -272,9 +310,11 @@ class BotActor(SupervisedActor):
         route = choose_route(self._flags, bot_id=bot.id, bot_swift_enabled=bot.swift_enabled,
                              market=bot.market, swift_healthy=healthy, dust=order.dust,
                              critical=order.reduce_only, use_swift_override=use_swift)
+        assert state.user is not None
         trade_id = open_trade(db, NewTrade(bot.id, signal_id, bot.wallet_address, bot.market,
                                            order.side, order.base_amount, order.reduce_only,
-                                           route.method))
+                                           route.method,
+                                           state.user.perp(bot.market_index).base_asset_amount))
         context = {"signal_id": signal_id, "bot_id": bot.id}
         decision = guard_trade(db, self._services.ring, bot, intent)
         if not decision.allowed:
@@ -396,7 +436,7 @@ class BotActor(SupervisedActor):
             max_attempts=priority.max_attempts, signal_id=signal_id,
             sub_account_id=bot.drift_subaccount_id, original_trade_id=outcome.trade_id,
             original_execution_method=outcome.method, last_error=outcome.reason),
-            delay_s=UNKNOWN_SETTLE_S if unknown else priority.base_delay_s)
+            delay_s=self._unknown_settle_s if unknown else priority.base_delay_s)
         if unknown:
             self._services.db.execute(
                 "UPDATE trade_retry_queue SET outcome_unknown = true, position_before_base = %s"
@@ -465,7 +505,7 @@ class BotActor(SupervisedActor):
             return "done"
         reason = outcome.reason or outcome.status
         if outcome.status == "unknown":
-            settle_unknown(db, job["id"], worker, UNKNOWN_SETTLE_S, reason)
+            settle_unknown(db, job["id"], worker, self._unknown_settle_s, reason)
             return "unknown"
         if outcome.status == "refused":
             settle_failed(db, job["id"], worker, f"refused: {reason}")

@@ -29,9 +29,11 @@ def wake_bot(services: Services, bot_id: str, signal_id: str) -> None:
 
 
 def wake_backlogs(services: Services) -> int:
-    """Wake every bot with accepted, unclaimed signals (after a restart or a crash)."""
+    """Wake every bot with accepted signals, or with signals a crash left processing (its
+    actor reconciles those on start)."""
     rows = services.db.fetchall(
-        "SELECT DISTINCT trading_bot_id FROM webhook_signals WHERE status = 'accepted'")
+        "SELECT DISTINCT trading_bot_id FROM webhook_signals"
+        " WHERE status IN ('accepted', 'processing')")
     for row in rows:
         bot_ref(services, row["trading_bot_id"])  # its on_start drains the backlog
     return len(rows)

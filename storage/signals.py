@@ -101,6 +101,12 @@ def finish_signal(db: Database, signal_id: str, status: str, outcome: dict[str, 
         (status, Json(outcome), reason, signal_id, FINISHED_CHANNEL, signal_id))
 
 
+def interrupted_signals(db: Database, bot_id: str) -> list[dict[str, Any]]:
+    """Signals of a bot left `processing` by a crash (only the bot's own actor claims them)."""
+    return db.fetchall("SELECT * FROM webhook_signals WHERE trading_bot_id = %s AND"
+                       " status = 'processing' ORDER BY seq", (bot_id,))
+
+
 def pending_signals(db: Database, bot_id: str) -> list[str]:
     """Accepted, unclaimed signals of one bot, oldest first (the bot's backlog after a restart)."""
     rows = db.fetchall(

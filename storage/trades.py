@@ -26,16 +26,18 @@ class NewTrade:
     base_amount: int
     reduce_only: bool
     execution_method: str
+    position_before: int | None = None
 
 
 def open_trade(db: Database, trade: NewTrade) -> str:
     """Record a trade before anything is sent (status pending); returns its id."""
     row = db.fetchone(
         "INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side, size,"
-        " reduce_only, status, execution_method) VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending',"
-        " %s) RETURNING id",
+        " reduce_only, status, execution_method, position_before_base) VALUES (%s, %s, %s, %s,"
+        " %s, %s, %s, 'pending', %s, %s) RETURNING id",
         (trade.bot_id, trade.signal_id, trade.wallet_address, trade.market, trade.side,
-         Decimal(trade.base_amount) / BASE, trade.reduce_only, trade.execution_method))
+         Decimal(trade.base_amount) / BASE, trade.reduce_only, trade.execution_method,
+         trade.position_before))
     assert row is not None
     return row["id"]
 
@@ -72,3 +74,9 @@ def swift_events(db: Database, swift_order_id: str) -> list[str]:
     rows = db.fetchall("SELECT event_type FROM swift_order_logs WHERE swift_order_id = %s"
                        " ORDER BY created_at, timestamp", (swift_order_id,))
     return [r["event_type"] for r in rows]
+
+
+def pending_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
+    """Trades of a signal whose order may have left but whose outcome was never recorded."""
+    return db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s AND status = 'pending'"
+                       " ORDER BY created_at", (signal_id,))
