@@ -14,11 +14,6 @@ class FaucetError(Exception):
     """The sandbox could not be reached or refused the funding (message has no secret)."""
 
 
-def sandbox_url(settings: Any) -> str:
-    """SANDBOX_URL, or the sandbox child `run` starts on 127.0.0.1:SANDBOX_PORT."""
-    return (settings["SANDBOX_URL"] or f"http://127.0.0.1:{settings['SANDBOX_PORT']}").rstrip("/")
-
-
 def fund_agent(base_url: str, authority: str, quote: Decimal,
                timeout_s: float = FAUCET_TIMEOUT_S) -> dict[str, Any]:
     """POST /sandbox/faucet {"authority", "quote"}; returns the sandbox's answer."""

@@ -18,7 +18,6 @@ exits 4 with the wallet created; `wallet fund ADDR` retries.
 from __future__ import annotations
 
 import argparse
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,18 @@ from typing import Any
 from solders.keypair import Keypair
 
 from operator_cli.context import Context, opened
-from operator_cli.faucet import FaucetError, fund_agent, sandbox_url
+from operator_cli.faucet import FaucetError, fund_agent
 from operator_cli.output import EXIT_NOT_FUNDED, CliError, Outcome, command, plain
 from operator_cli.validation import address_arg, usd_arg
 from security.agent_keys import seal_agent_privkey, seal_agent_privkey_legacy
-from security.errors import SignatureRefused
+from security.errors import InvalidKeyMaterial, SignatureRefused
 from security.key_hierarchy import derive_subkeys, derive_umk, parse_signature
+from security.keypair_file import read_keypair_file as read_keypair
 from security.log_redaction import register_agent_keypair, register_secret
 from storage.wallets import Wallet, find_wallet, insert_wallet, wallet_exists
+from venue.process_venue import sandbox_url
 
 DEFAULT_FUND_QUOTE = "10000"
-_MAX_FILE = 64 * 1024
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -61,30 +61,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def read_keypair_file(path: str) -> Keypair:
-    """A Solana CLI keypair file (JSON array of 64 bytes); errors never quote its content."""
+    """The --import-key file's keypair (see security.keypair_file)."""
     try:
-        raw = Path(path).read_bytes()[: _MAX_FILE + 1]
-    except OSError as exc:
-        raise CliError(f"cannot read --import-key {path!r}: {exc.strerror}") from None
-    shape = "a JSON array of 64 numbers 0..255 (a Solana keypair file)"
-    try:
-        numbers = json.loads(raw) if len(raw) <= _MAX_FILE else None
-    except ValueError:
-        numbers = None
-    if (not isinstance(numbers, list) or len(numbers) != 64
-            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 255
-                       for n in numbers)):
-        raise CliError(f"--import-key {path!r} is not {shape}")
-    secret = bytes(numbers)
-    register_agent_keypair(secret)
-    try:
-        keypair = Keypair.from_bytes(secret)
-    except (ValueError, TypeError):
-        raise CliError(f"--import-key {path!r}: its public half does not match its secret half") \
-            from None
-    if bytes(keypair) != secret:
-        raise CliError(f"--import-key {path!r}: its public half does not match its secret half")
-    return keypair
+        return read_keypair(path)
+    except InvalidKeyMaterial as exc:
+        raise CliError(f"--import-key {exc}") from None
 
 
 def _read_signature(path: str) -> bytes:

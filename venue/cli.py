@@ -6,11 +6,10 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
-
-from solders.keypair import Keypair
 
 from config import Settings
+from security.errors import InvalidKeyMaterial
+from security.keypair_file import read_keypair_file
 from venue.process_venue import ProcessVenue
 from venue.rpc_client import RpcError, RpcTransportError, SolanaRpc
 from venue.signed_msg_user_orders import (
@@ -24,23 +23,11 @@ from venue.tx_status import TxState
 CONFIRM_TIMEOUT_S = 60.0
 
 
-def read_keypair_file(path: Path) -> Keypair:
-    """A Solana CLI keypair file (a JSON array of 64 integers); refuses anything else."""
-    try:
-        numbers = json.loads(path.read_text())
-        if not (isinstance(numbers, list) and len(numbers) == 64):
-            raise ValueError
-        return Keypair.from_bytes(bytes(numbers))
-    except (OSError, ValueError, TypeError):
-        raise ValueError(f"{path} is not a readable Solana keypair file (64-byte JSON array)")\
-            from None
-
-
 def cmd_init_orders(settings: Settings, args: argparse.Namespace) -> int:
     """Create the authority's SignedMsgUserOrders account unless it exists (idempotent)."""
     try:
-        keypair = read_keypair_file(Path(args.keypair))
-    except ValueError as exc:
+        keypair = read_keypair_file(args.keypair)
+    except InvalidKeyMaterial as exc:
         print(f"quantumvault: {exc}", file=sys.stderr)
         return 2
     venue = ProcessVenue(settings, os.environ, start_child=False)

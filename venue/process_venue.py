@@ -16,23 +16,28 @@ from venue.profiles import VenueProfile, load_profile
 log = logging.getLogger(__name__)
 
 
+def sandbox_url(settings: Settings) -> str:
+    """SANDBOX_URL, or the sandbox child `run` starts on 127.0.0.1:SANDBOX_PORT."""
+    return (settings["SANDBOX_URL"] or f"http://127.0.0.1:{settings['SANDBOX_PORT']}").rstrip("/")
+
+
 class ProcessVenue:
     """The profile this process trades on, owning the sandbox child when it started one."""
 
     def __init__(self, settings: Settings, env: Mapping[str, str], start_child: bool) -> None:
         self.child: SandboxChild | None = None
         values = dict(env)
-        sandbox_url = None
+        base: str | None = None
         if settings["VENUE"] == "sandbox" and not settings["SANDBOX_URL"]:
             if start_child:
                 self.child = SandboxChild(settings["SANDBOX_PORT"], settings["SANDBOX_SEED"],
                                           settings["SANDBOX_SLOT_MS"])
-                sandbox_url = self.child.url
+                base = self.child.url
                 values.setdefault("RPC_BACKUP_URL", self.child.backup_rpc_url)
             else:
-                sandbox_url = f"http://127.0.0.1:{settings['SANDBOX_PORT']}"
+                base = sandbox_url(settings)
         try:
-            self.profile: VenueProfile = load_profile(values, sandbox_url=sandbox_url)
+            self.profile: VenueProfile = load_profile(values, sandbox_url=base)
         except BaseException:
             self.close()
             raise

@@ -64,4 +64,4 @@ def test_a_bad_keypair_file_is_refused(sandbox: SandboxServer, tmp_path: Path) -
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2, 3]")
     result = run_cli(sandbox, tmp_path, "--keypair", str(bad))
-    assert result.returncode == 2 and "not a readable Solana keypair" in result.stderr
+    assert result.returncode == 2 and "is not a JSON array of 64 numbers" in result.stderr
