@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 
@@ -13,12 +15,20 @@ class Stats:
         self.totals: dict[str, int] = defaultdict(int)
         self.by_authority: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.by_instruction: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._changed = threading.Condition()
 
     def incr(self, name: str, authority: str | None = None, n: int = 1) -> None:
         """Count ``name`` globally and, when given, for one authority (base58)."""
-        self.totals[name] += n
-        if authority:
-            self.by_authority[authority][name] += n
+        with self._changed:
+            self.totals[name] += n
+            if authority:
+                self.by_authority[authority][name] += n
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``predicate()`` holds, woken by each count (in-process tests)."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
 
     def incr_ix(self, ix_name: str, outcome: str) -> None:
         """Count one instruction by outcome ("received", "landed", "failed")."""

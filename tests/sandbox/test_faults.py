@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import gevent
 import pytest
 import requests
 from solders.keypair import Keypair
@@ -34,16 +33,6 @@ def _faults(url: str, **changes: object) -> dict:
 def _order(url: str, kp: Keypair, uuid: bytes = b"faulty01") -> tuple[dict, bytes]:
     params = order_params(base=100_000_000, auction=auction_around(oracle_price(url), "long"))
     return signed_order(kp, params, current_slot(url), uuid)
-
-
-def _wait_for(predicate, timeout: float = 5.0) -> bool:
-    """Wait on a condition with a deadline, yielding to the server's greenlets."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(0.005)
-    return predicate()
 
 
 @pytest.mark.parametrize("status", [429, 500, 503, 504])
@@ -77,7 +66,8 @@ def test_swift_timeout_with_unknown_outcome(sandbox: SandboxServer) -> None:
         by = sandbox.exchange.stats.by_authority.get(str(kp.pubkey()), {})
         return by.get("swift_orders_accepted", 0) == 1
 
-    assert _wait_for(accepted)  # the client gave up, the venue still took the order
+    # the client gave up, the venue still took the order
+    assert sandbox.exchange.stats.wait_for(accepted, timeout=5.0)
     requests.delete(f"{url}/sandbox/faults", timeout=HTTP_TIMEOUT)
     sandbox.step(5)
     assert perp_base(fetch_user(url, kp.pubkey())) == 100_000_000
