@@ -31,12 +31,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _JsonStderr(logging.StreamHandler):
+    """Our handler, told apart from handlers others installed (which are left alone)."""
+
+
 def setup_logging(level: str) -> None:
-    """Send every log record to stderr as JSON at `level`."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    """Send every log record to stderr as JSON at `level` (again: replaces only our handler)."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in [h for h in root.handlers if isinstance(h, _JsonStderr)]:
+        root.removeHandler(old)
+    handler = _JsonStderr(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
     root.setLevel(level.upper())
     for noisy in ("pykka", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
