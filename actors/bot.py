@@ -326,7 +326,8 @@ class BotActor(SupervisedActor):
         direction = LONG if order.side == "long" else SHORT
         fallback_reason = route.reason
         if route.method == "swift":
-            result = self._swift(bot, order, direction, keypair, state, trade_id, deadline)
+            result = self._swift(bot, order, direction, keypair, state, trade_id, signal_id,
+                                 deadline)
             done = self._after_swift(bot, trade_id, order, result, context)
             if done is not None:
                 return done
@@ -343,14 +344,16 @@ class BotActor(SupervisedActor):
         return self._after_legacy(bot, trade_id, order, legacy, state, context)
 
     def _swift(self, bot: Bot, order: PlannedOrder, direction: int, keypair: Keypair,
-               state: TradingState, trade_id: str, deadline: float) -> SwiftResult:
+               state: TradingState, trade_id: str, signal_id: str | None,
+               deadline: float) -> SwiftResult:
         assert state.user is not None
         gateway = whereis(self._services.root, "swift_gateway", ASK_TIMEOUT_S)
         wait_s = max(1.0, deadline - time.monotonic())
         swift_order = SwiftOrder(keypair, keypair.pubkey(), bot.drift_subaccount_id,
                                  bot.market_index, bot.market, direction, order.base_amount,
                                  order.reduce_only, state.market.oracle_price, state.slot,
-                                 state.user.perp(bot.market_index), trade_id)
+                                 state.user.perp(bot.market_index), trade_id,
+                                 signal_id, bot.id)
         update_trade(self._services.db, trade_id, swift_status="submitted",
                      swift_submitted_at=datetime.now(UTC).replace(tzinfo=None))
         return request(gateway, Submit(swift_order, wait_s), wait_s + ASK_TIMEOUT_S)

@@ -72,6 +72,8 @@ class SwiftOrder:
     slot: int
     position_before: PerpPositionView
     trade_id: str | None = None
+    signal_id: str | None = None
+    bot_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -341,10 +343,13 @@ class SwiftGateway(SupervisedActor):
                            price_improvement_bps=improvement, **base)
 
     def _log(self, order: SwiftOrder, uuid: str, event: str, **fields: Any) -> None:
+        log.info("swift order %s", event, extra={
+            "swift_order_id": uuid, "signal_id": order.signal_id, "bot_id": order.bot_id})
         try:
             log_swift_event(self._db, order.trade_id, uuid, event, **fields)
         except Exception:
-            log.exception("could not record swift event %s for %s", event, uuid)
+            log.exception("could not record swift event %s", event, extra={
+                "swift_order_id": uuid, "signal_id": order.signal_id, "bot_id": order.bot_id})
 
 
 def _service_failure(outcome: SwiftOutcome) -> bool:
