@@ -57,7 +57,13 @@ from storage.signals import (
     interrupted_signals,
     pending_signals,
 )
-from storage.trades import NewTrade, open_trade, pending_trades, update_trade
+from storage.trades import (
+    NewTrade,
+    filled_closes_without_share,
+    open_trade,
+    pending_trades,
+    update_trade,
+)
 from storage.wallets import legacy_agent_envelope
 from supervision import SupervisedActor, request, whereis
 from trading.alerts import Signal
@@ -73,6 +79,7 @@ from trading.sizing import (
     plan_orders,
 )
 from venue.auction import LONG, SHORT
+from venue.positions import PerpPositionView
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +175,12 @@ class BotActor(SupervisedActor):
             update_trade(db, trade["id"], status="unknown",
                          error_message="interrupted by a restart; reconciling")
             handed += 1
+        if bot.is_subscriber:  # closes that filled before the crash still owe their share
+            for trade in filled_closes_without_share(db, row["id"]):
+                notify_close(self._services, trade["id"], PerpPositionView(
+                    bot.market_index, base_asset_amount=int(trade["position_before_base"]),
+                    quote_entry_amount=int(trade["entry_quote_before"])),
+                    int(trade["filled_size"] * BASE), int(trade["price"] * PRICE))
         self._route(row, "interrupted")
         finish_signal(db, row["id"], "failed", {"interrupted": True, "reconciling": handed},
                       "interrupted by a restart")
@@ -311,10 +324,11 @@ class BotActor(SupervisedActor):
                              market=bot.market, swift_healthy=healthy, dust=order.dust,
                              critical=order.reduce_only, use_swift_override=use_swift)
         assert state.user is not None
+        before = state.user.perp(bot.market_index)
         trade_id = open_trade(db, NewTrade(bot.id, signal_id, bot.wallet_address, bot.market,
                                            order.side, order.base_amount, order.reduce_only,
-                                           route.method,
-                                           state.user.perp(bot.market_index).base_asset_amount))
+                                           route.method, before.base_asset_amount,
+                                           before.quote_entry_amount))
         context = {"signal_id": signal_id, "bot_id": bot.id}
         decision = guard_trade(db, self._services.ring, bot, intent)
         if not decision.allowed:

@@ -32,7 +32,14 @@ from venue.legacy_tx import BuiltTx, place_and_take_perp_order_tx
 from venue.perp_market import MarketState, read_perp_market
 from venue.positions import UserSnapshot, fill_from_delta, read_user
 from venue.profiles import VenueProfile
-from venue.rpc_client import Endpoint, RpcError, RpcFailover, RpcTransportError, SolanaRpc
+from venue.rpc_client import (
+    Endpoint,
+    RpcError,
+    RpcFailover,
+    RpcTransportError,
+    SolanaRpc,
+    error_label,
+)
 from venue.swift_message import market_order
 from venue.tx_sender import SentTx, send_and_confirm
 from venue.tx_status import TxState, TxVerdict, tx_verdict
@@ -255,7 +262,7 @@ class LegacyExecutor(SupervisedActor):
                                                         elapsed_ms=elapsed()))
             blockhash, last_valid = client.get_latest_blockhash()
         except (RpcError, RpcTransportError, ValueError) as exc:
-            return self._result(order, LegacyResult("failed", error=_label(exc),
+            return self._result(order, LegacyResult("failed", error=error_label(exc),
                                                     elapsed_ms=elapsed()))
         direction = 1 if order.direction == LONG else -1
         limit = order.oracle_price * (10_000 + direction * order.slippage_bps) // 10_000
@@ -270,8 +277,8 @@ class LegacyExecutor(SupervisedActor):
         try:
             sent = send_and_confirm(client, built, last_valid, CONFIRM_TIMEOUT_S)
         except RpcError as exc:  # refused before broadcast (preflight): known, not sent
-            return self._result(order, LegacyResult("failed", built.signature, error=_label(exc),
-                                                    elapsed_ms=elapsed()))
+            return self._result(order, LegacyResult("failed", built.signature,
+                                                    error=error_label(exc), elapsed_ms=elapsed()))
         except RpcTransportError:  # the answer was lost: it may or may not have been sent
             return self._result(order, LegacyResult("unknown", built.signature,
                                                     error="send_unanswered", elapsed_ms=elapsed()))
@@ -314,18 +321,6 @@ def _verdict(rpc: SolanaRpc, want: ReadSignature) -> TxVerdict:
     (status,) = rpc.get_signature_statuses([want.signature], search_history=True)
     return tx_verdict(status, block_height=height,
                       last_valid_block_height=want.last_valid_block_height)
-
-
-def _label(exc: BaseException) -> str:
-    """A bounded, secret-free label for an RPC failure."""
-    if isinstance(exc, RpcError):
-        for line in exc.logs:
-            if "Error Code:" in line:
-                return line.split("Error Code:")[1].split(".")[0].strip()[:60]
-        return f"rpc_error_{exc.code}"
-    if isinstance(exc, RpcTransportError):
-        return "rpc_unreachable"
-    return type(exc).__name__
 
 
 class ExecutorClient:

@@ -65,7 +65,7 @@ from trading.profit_share import (
 )
 from venue.legacy_tx import BuiltTx, profit_share_tx
 from venue.positions import PerpPositionView
-from venue.rpc_client import RpcError, RpcTransportError
+from venue.rpc_client import RpcError, error_label
 from venue.tx_sender import SentTx
 from venue.tx_status import TxState
 
@@ -149,16 +149,7 @@ def notify_close(services: Services, trade_id: str, before: PerpPositionView,
 
 def _error_label(exc: BaseException) -> str:
     """A bounded, secret-free label for a failure (no URLs, no key material)."""
-    if isinstance(exc, RpcError):
-        for line in exc.logs:
-            if "Error Code:" in line:
-                return line.split("Error Code:")[1].split(".")[0].strip()[:60]
-        return f"rpc_error_{exc.code}"
-    if isinstance(exc, RpcTransportError):
-        return "rpc_unreachable"
-    if isinstance(exc, NotSent):
-        return str(exc)[:200]
-    return type(exc).__name__
+    return str(exc)[:200] if isinstance(exc, NotSent) else error_label(exc)
 
 
 # --- the actor -------------------------------------------------------------------------------

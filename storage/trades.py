@@ -27,17 +27,18 @@ class NewTrade:
     reduce_only: bool
     execution_method: str
     position_before: int | None = None
+    entry_quote_before: int | None = None
 
 
 def open_trade(db: Database, trade: NewTrade) -> str:
     """Record a trade before anything is sent (status pending); returns its id."""
     row = db.fetchone(
         "INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side, size,"
-        " reduce_only, status, execution_method, position_before_base) VALUES (%s, %s, %s, %s,"
-        " %s, %s, %s, 'pending', %s, %s) RETURNING id",
+        " reduce_only, status, execution_method, position_before_base, entry_quote_before)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s) RETURNING id",
         (trade.bot_id, trade.signal_id, trade.wallet_address, trade.market, trade.side,
          Decimal(trade.base_amount) / BASE, trade.reduce_only, trade.execution_method,
-         trade.position_before))
+         trade.position_before, trade.entry_quote_before))
     assert row is not None
     return row["id"]
 
@@ -80,3 +81,12 @@ def pending_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
     """Trades of a signal whose order may have left but whose outcome was never recorded."""
     return db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s AND status = 'pending'"
                        " ORDER BY created_at", (signal_id,))
+
+
+def filled_closes_without_share(db: Database, signal_id: str) -> list[dict[str, Any]]:
+    """A signal's filled reduce-only trades that have no profit-share row yet."""
+    return db.fetchall(
+        "SELECT t.* FROM bot_trades t WHERE t.signal_id = %s AND t.reduce_only"
+        " AND t.status IN ('completed', 'partial') AND t.filled_size > 0"
+        " AND NOT EXISTS (SELECT 1 FROM pending_profit_shares p WHERE p.trade_id = t.id)",
+        (signal_id,))

@@ -353,3 +353,15 @@ class RpcFailover:
             self._switch(Endpoint.BACKUP)
             return self.backup
         raise AllRpcDown("primary RPC failed the getSlot probe and no backup answered")
+
+
+def error_label(exc: BaseException) -> str:
+    """A bounded, secret-free label for an RPC failure (the Drift error name when logged)."""
+    if isinstance(exc, RpcError):
+        for line in exc.logs:
+            if "Error Code:" in line:
+                return line.split("Error Code:")[1].split(".")[0].strip()[:60]
+        return f"rpc_error_{exc.code}"
+    if isinstance(exc, RpcTransportError):
+        return "rpc_unreachable"
+    return type(exc).__name__

@@ -5,3 +5,4 @@ ALTER TABLE trade_retry_queue ADD COLUMN position_before_base NUMERIC(40, 0);
 -- The position when a trade row was opened (before its order was sent): a trade left pending by
 -- a crash is reconciled against it after the restart.
 ALTER TABLE bot_trades ADD COLUMN position_before_base NUMERIC(40, 0);
+ALTER TABLE bot_trades ADD COLUMN entry_quote_before NUMERIC(40, 0);  -- quote_entry_amount then
