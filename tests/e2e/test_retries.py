@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
+from storage.database import Database
 from storage.retry_queue import JobWaiter, NewJob, enqueue
 from tests.e2e.stack import WAIT_S, Stack
 
@@ -87,3 +88,36 @@ def test_an_unknown_outcome_that_did_not_trade_is_sent_once(stack: Stack,
     assert done["status"] == "done"
     assert stack.position(bot["agent"]) == -1_500_000_000
     assert stack.orders_reaching_sandbox(bot["agent"]) == 1
+
+
+def test_a_job_with_two_swift_failures_goes_on_chain(stack: Stack, jobs: JobWaiter) -> None:
+    bot = stack.new_bot(max_usd="300")
+    job_id = enqueue(stack.db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
+                                      market="SOL-PERP", side="long", size=Decimal(1),
+                                      reduce_only=False, priority="normal", max_attempts=5))
+    stack.db.execute("UPDATE trade_retry_queue SET swift_attempts = 2 WHERE id = %s", (job_id,))
+    assert jobs.wait(job_id, ("done", "failed"), WAIT_S)["status"] == "done"
+    (trade,) = stack.db.fetchall("SELECT * FROM bot_trades WHERE trading_bot_id = %s",
+                                 (bot["bot_id"],))
+    assert (trade["execution_method"], trade["fallback_reason"]) == (
+        "legacy", "swift_not_requested")
+    assert stack.sandbox_stats(bot["agent"]).get("swift_orders_received", 0) == 0
+
+
+def test_the_queue_survives_a_restart(database_url: str, tmp_path) -> None:
+    first = Stack(database_url, tmp_path)
+    bot = first.new_bot(max_usd="300")
+    first.close(keep_sandbox=True)
+    db = Database(database_url, size=1)
+    job_id = enqueue(db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
+                                market="SOL-PERP", side="short", size=Decimal(1),
+                                reduce_only=False, priority="critical", max_attempts=10))
+    db.close()
+    second = Stack(database_url, tmp_path, sandbox=first.sandbox)
+    waiter = JobWaiter(database_url)
+    try:
+        assert waiter.wait(job_id, ("done", "failed"), WAIT_S)["status"] == "done"
+        assert second.position(bot["agent"]) == -1_000_000_000
+    finally:
+        waiter.close()
+        second.close()
