@@ -110,3 +110,23 @@ def test_each_bot_runs_its_signals_in_arrival_order_without_waiting_for_others(
         sides = [t["side"] for s in signal_ids for t in stack.trades(s)]
         assert sides == ["long", "short", "long", "short"]
         assert stack.position(bot["agent"]) == 0
+
+
+@pytest.mark.parametrize(("active", "expires", "trigger"), [
+    (False, None, "auth_disabled"),
+    (True, "now() - interval '1 minute'", "auth_expired"),
+])
+def test_disabled_or_expired_authorization_skips_the_source_and_still_routes(
+        stack: Stack, active: bool, expires: str | None, trigger: str) -> None:
+    source, followers = published_with_subscribers(stack, 1)
+    stack.db.execute(  # a UMK-path bot: its execution needs the user's authorization
+        f"UPDATE trading_bots SET umk_encrypted_for_bot = 'sealed-umk', execution_active = %s,"
+        f" execution_expires_at = {expires or 'NULL'} WHERE id = %s",
+        (active, source["bot_id"]))
+    signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    assert stack.wait(signal_id) == {signal_id: "skipped"}
+    assert stack.story(signal_id)["status_reason"] == trigger
+    assert stack.orders_reaching_sandbox(source["agent"]) == 0
+    (copy,) = copies(stack, signal_id).values()
+    assert stack.wait(copy) == {copy: "done"}
+    assert stack.position(followers[0]["agent"]) > 0
