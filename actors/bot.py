@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pykka
 from solders.keypair import Keypair
 
 from actors.legacy_executor import ExecutorClient, LegacyOrder, LegacyResult, TradingState
@@ -80,12 +81,15 @@ from trading.sizing import (
 )
 from venue.auction import LONG, SHORT
 from venue.positions import PerpPositionView
+from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
 
 log = logging.getLogger(__name__)
 
 BASE = Decimal(10**9)
 PRICE = Decimal(10**6)
 ASK_TIMEOUT_S = 10.0
+VENUE_READ_ERRORS = (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout,
+                     pykka.ActorDeadError)
 TRANSIENT_REASONS = frozenset({"not_filled", "expired", "rpc_unreachable", "AllRpcDown",
                                "BlockhashNotFound", "send_unanswered", "unconfirmed"})
 
@@ -220,11 +224,10 @@ class BotActor(SupervisedActor):
             return
         try:
             outcomes = self._execute_signal(bot, row, source)
-        except Exception as exc:
-            self._route(row, "executed_with_error")
-            finish_signal(db, signal_id, "failed", {"error": type(exc).__name__},
-                          f"execution error: {type(exc).__name__}")
-            log.exception("signal failed", extra=context)
+        except Exception:
+            # an order may have left: the signal stays `processing`, and the restarted actor
+            # hands its pending trades to reconciliation (on_start) instead of guessing now
+            log.exception("signal interrupted by an error", extra=context)
             raise
         statuses = {o.status for o in outcomes}
         status = ("done" if statuses <= {"completed"} else
@@ -261,8 +264,11 @@ class BotActor(SupervisedActor):
         use_swift = (row["parsed"] or {}).get("use_swift")
         keypair = self._agent_keypair(bot)
         executor = ExecutorClient(self._services, ASK_TIMEOUT_S)
-        state = executor.trading_state(keypair.pubkey(), bot.drift_subaccount_id,
-                                       bot.market_index)
+        try:
+            state = executor.trading_state(keypair.pubkey(), bot.drift_subaccount_id,
+                                           bot.market_index)
+        except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed signal, not a crash
+            return [self._no_order(f"venue_unreachable: {type(exc).__name__}")]
         if state.user is None:
             return [self._no_order("venue_user_missing")]
         limits = BotLimits(bot.leverage, bot.max_position_size)
@@ -472,8 +478,19 @@ class BotActor(SupervisedActor):
             return "failed"
         SWIFT_RETRIES.inc()
         keypair = self._agent_keypair(bot)
-        state = ExecutorClient(self._services, ASK_TIMEOUT_S).trading_state(
-            keypair.pubkey(), bot.drift_subaccount_id, bot.market_index)
+        try:
+            state = ExecutorClient(self._services, ASK_TIMEOUT_S).trading_state(
+                keypair.pubkey(), bot.drift_subaccount_id, bot.market_index)
+        except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed attempt, not a crash
+            step = after_failure(PRIORITIES[job["priority"]], job["attempts"] + 1,
+                                 job["cooldown_retries"], True, self._rng)
+            reason = f"venue_unreachable: {type(exc).__name__}"
+            if step.action == "give_up":
+                settle_failed(db, job_id, worker, reason)
+                return "failed"
+            settle_retry(db, job_id, worker, step.delay_s, reason, None,
+                         cooldown=step.action == "cooldown")
+            return "retry"
         if state.user is None:
             settle_failed(db, job_id, worker, "venue_user_missing")
             return "failed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from supervision import Status
 from tests.e2e.stack import ADMIN, Stack
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
@@ -99,3 +100,20 @@ def test_emergency_stop_lets_no_order_reach_the_venue(stack: Stack) -> None:
     again = stack.alert(bot, '{"action": "buy", "contracts": 1, "position_size": 1, '
                              '"timenow": "after-clear"}', "application/json").json()
     assert stack.wait(again["signal_id"]) == {again["signal_id"]: "done"}
+
+
+def test_an_rpc_outage_fails_signals_cleanly_and_trading_resumes_after_it(stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    stack.faults(rpc_primary_down=True, rpc_backup_down=True)
+    down = stack.alert(bot, OPEN_LONG).json()["signal_id"]
+    assert stack.wait(down) == {down: "failed"}
+    assert stack.story(down)["status_reason"].startswith("venue_unreachable")
+    assert stack.orders_reaching_sandbox(bot["agent"]) == 0
+    bots = stack.root.ask(Status(), timeout=10)["children"]["bots"]["children"]
+    assert bots[f"bot-{bot['bot_id']}"] == {"state": "running", "restarts": 0,
+                                           "last_backoff_s": 0.0}  # nothing crashed
+    stack.faults()
+    up = stack.alert(bot, '{"action": "buy", "contracts": 1, "position_size": 1,'
+                          ' "timenow": "after-outage"}', "application/json").json()["signal_id"]
+    assert stack.wait(up) == {up: "done"}
+    assert stack.position(bot["agent"]) > 0
