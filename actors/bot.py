@@ -57,6 +57,9 @@ from storage.signals import (
     finish_signal,
     interrupted_signals,
     pending_signals,
+    requeue_signal,
+    signal_age_s,
+    superseded,
 )
 from storage.trades import (
     NewTrade,
@@ -88,6 +91,10 @@ log = logging.getLogger(__name__)
 BASE = Decimal(10**9)
 PRICE = Decimal(10**6)
 ASK_TIMEOUT_S = 10.0
+VENUE_WAIT_S = 300.0  # a signal waits this long for an unreachable venue, then fails
+VENUE_PAUSE_FIRST_S = 1.0
+VENUE_PAUSE_MAX_S = 30.0
+LEGACY_WAIT_S = 130.0  # the executor's worst case: a read with failover, send, 30 s confirm
 VENUE_READ_ERRORS = (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout,
                      pykka.ActorDeadError)
 TRANSIENT_REASONS = frozenset({"not_filled", "expired", "rpc_unreachable", "AllRpcDown",
@@ -99,6 +106,11 @@ class ProcessSignal:
     """Wake-up: run this bot's accepted signals (this one among them) in arrival order."""
 
     signal_id: str
+
+
+@dataclass(frozen=True)
+class _Resume:
+    pass
 
 
 @dataclass(frozen=True)
@@ -144,18 +156,24 @@ class BotActor(SupervisedActor):
         self._budget_s = settings["EXECUTION_BUDGET_MS"] / 1000
         self._slippage_bps = settings["LEGACY_SLIPPAGE_BPS"]
         self._rng = random.Random()
+        self._venue_pause = VENUE_PAUSE_FIRST_S / 2
         # an order of unknown fate is checked only after it can no longer trade: past a Swift
         # auction and a blockhash's life, which RETRY_LEASE_S is set to outlast
         self._unknown_settle_s = settings["RETRY_LEASE_S"]
 
     def on_start(self) -> None:
-        bot = get_bot(self._services.db, self._bot_id)
-        if bot is None:
+        if get_bot(self._services.db, self._bot_id) is None:
             raise LookupError(f"bot {self._bot_id} does not exist")
+        # the work itself runs from the mailbox: a start must stay quick for the supervisor
+        self.actor_ref.tell(_Resume())
+
+    def _resume(self) -> None:
+        """Reconcile signals a crash interrupted, then run the backlog."""
+        bot = get_bot(self._services.db, self._bot_id)
+        assert bot is not None
         for row in interrupted_signals(self._services.db, self._bot_id):
             self._reconcile_interrupted(bot, row)
-        if pending_signals(self._services.db, self._bot_id):
-            self.actor_ref.tell(ProcessSignal("backlog"))
+        self._drain()
 
     def _reconcile_interrupted(self, bot: Bot, row: dict[str, Any]) -> None:
         """A crash cut this signal short: each order that may have left becomes a retry job of
@@ -165,17 +183,16 @@ class BotActor(SupervisedActor):
         handed = 0
         for trade in pending_trades(db, row["id"]):
             priority = priority_for(trade["reduce_only"])
-            job_id = enqueue(db, NewJob(
+            enqueue(db, NewJob(
                 bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
                 side=trade["side"], size=trade["size"], reduce_only=trade["reduce_only"],
                 priority=priority.name, max_attempts=priority.max_attempts,
                 signal_id=row["id"], sub_account_id=bot.drift_subaccount_id,
                 original_trade_id=trade["id"],
                 original_execution_method=trade["execution_method"],
-                last_error="interrupted by a restart"), delay_s=self._unknown_settle_s)
-            db.execute("UPDATE trade_retry_queue SET outcome_unknown = true,"
-                       " position_before_base = %s WHERE id = %s",
-                       (trade["position_before_base"], job_id))
+                last_error="interrupted by a restart", outcome_unknown=True,
+                position_before=trade["position_before_base"]),
+                delay_s=self._unknown_settle_s)
             update_trade(db, trade["id"], status="unknown",
                          error_message="interrupted by a restart; reconciling")
             handed += 1
@@ -192,6 +209,8 @@ class BotActor(SupervisedActor):
                     extra={"signal_id": row["id"], "bot_id": bot.id})
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Resume):
+            return self._resume()
         if isinstance(message, ProcessSignal):
             return self._drain()
         if isinstance(message, RunRetry):
@@ -201,16 +220,27 @@ class BotActor(SupervisedActor):
     # --- signals -------------------------------------------------------------------------------
 
     def _drain(self) -> int:
-        """Claim and run every accepted signal of this bot, oldest first; returns how many."""
+        """Claim and run every accepted signal of this bot, oldest first; returns how many.
+
+        A signal the venue could not be read for goes back to `accepted` and the drain stops
+        there, so later signals keep waiting behind it (strict order); it is tried again with
+        backoff while it is younger than VENUE_WAIT_S, then fails.
+        """
         done = 0
         for signal_id in pending_signals(self._services.db, self._bot_id):
             row = claim_signal(self._services.db, signal_id)
-            if row is not None:
-                self._process(row)
-                done += 1
+            if row is None:
+                continue
+            if self._process(row):
+                self._venue_pause = min(VENUE_PAUSE_MAX_S, self._venue_pause * 2)
+                self.send_later(self._venue_pause, ProcessSignal("venue-retry"))
+                break
+            self._venue_pause = VENUE_PAUSE_FIRST_S / 2
+            done += 1
         return done
 
-    def _process(self, row: dict[str, Any]) -> None:
+    def _process(self, row: dict[str, Any]) -> bool:
+        """Run one claimed signal; True when it was put back to wait for the venue."""
         db = self._services.db
         signal_id, source = row["id"], row["source"]
         context = {"signal_id": signal_id, "bot_id": self._bot_id}
@@ -221,7 +251,7 @@ class BotActor(SupervisedActor):
             self._route(row, skip)
             finish_signal(db, signal_id, "skipped", {"trigger": skip}, skip)
             log.info("signal skipped: %s", skip, extra=context)
-            return
+            return False
         try:
             outcomes = self._execute_signal(bot, row, source)
         except Exception:
@@ -229,12 +259,19 @@ class BotActor(SupervisedActor):
             # hands its pending trades to reconciliation (on_start) instead of guessing now
             log.exception("signal interrupted by an error", extra=context)
             raise
+        unreachable = [o for o in outcomes if (o.reason or "").startswith("venue_unreachable")]
+        if unreachable and not any(o.trade_id for o in outcomes) and \
+                signal_age_s(db, signal_id) < VENUE_WAIT_S:
+            requeue_signal(db, signal_id)
+            log.warning("venue unreachable: the signal waits in order", extra=context)
+            return True
         statuses = {o.status for o in outcomes}
         status = ("done" if statuses <= {"completed"} else
                   "failed" if statuses & {"failed", "refused"} else "partial")
         self._route(row, "executed")
         finish_signal(db, signal_id, status, {"orders": [o.__dict__ for o in outcomes]},
                       ", ".join(sorted({o.reason for o in outcomes if o.reason})) or None)
+        return False
 
     def _trigger_point(self, bot: Bot) -> str | None:
         """The plan's early exits: paused, auth disabled, auth expired (UMK-path bots only)."""
@@ -289,6 +326,8 @@ class BotActor(SupervisedActor):
                                                bot.market_index)
                 fresh = plan_open(order.side, limits, rules, self._account(bot, state),
                                   Decimal(state.market.oracle_price) / PRICE)
+                if fresh.pause_reason:
+                    self._pause(bot, fresh.pause_reason)
                 if not fresh.orders:
                     outcomes.append(self._no_order(fresh.note[:200]))
                     break
@@ -301,9 +340,9 @@ class BotActor(SupervisedActor):
                              state.user.perp(bot.market_index), outcome.base_filled,
                              outcome.avg_price)
             outcomes.append(outcome)
-            if outcome.status in ("failed", "unknown") and (
-                    outcome.status == "unknown" or outcome.reason in TRANSIENT_REASONS):
-                self._queue_retry(bot, row["id"], order, outcome, state)
+            if outcome.status == "unknown" or (outcome.status == "failed" and (
+                    outcome.reason in TRANSIENT_REASONS or order.reduce_only)):
+                self._queue_retry(bot, row["id"], order, outcome, state, ticket)
             if outcome.status not in ("completed", "partial"):
                 break  # never open the second half of a flip on a failed close
         if not plan.orders:
@@ -346,8 +385,11 @@ class BotActor(SupervisedActor):
         direction = LONG if order.side == "long" else SHORT
         fallback_reason = route.reason
         if route.method == "swift":
-            result = self._swift(bot, order, direction, keypair, state, trade_id, signal_id,
-                                 deadline)
+            try:
+                result = self._swift(bot, order, direction, keypair, state, trade_id,
+                                     signal_id, deadline)
+            except Exception as exc:  # no answer in time: the order may be out there
+                return self._unknown(trade_id, "swift", exc, context)
             done = self._after_swift(bot, trade_id, order, result, context)
             if done is not None:
                 return done
@@ -356,12 +398,24 @@ class BotActor(SupervisedActor):
                                          result.state).inc()
             SWIFT_FALLBACK_REASONS.labels(reason=result.reason or result.state).inc()
         update_trade(db, trade_id, execution_method="legacy", fallback_reason=fallback_reason)
-        legacy = ExecutorClient(self._services, ASK_TIMEOUT_S).place_and_take(
-            LegacyOrder(keypair, keypair.pubkey(), bot.drift_subaccount_id, bot.market_index,
-                        direction, order.base_amount, order.reduce_only,
-                        state.market.oracle_price, self._slippage_bps),
-            max(ASK_TIMEOUT_S, deadline - time.monotonic()))
+        try:
+            legacy = ExecutorClient(self._services, ASK_TIMEOUT_S).place_and_take(
+                LegacyOrder(keypair, keypair.pubkey(), bot.drift_subaccount_id,
+                            bot.market_index, direction, order.base_amount, order.reduce_only,
+                            state.market.oracle_price, self._slippage_bps),
+                max(LEGACY_WAIT_S, deadline - time.monotonic()))
+        except Exception as exc:  # no answer in time: the transaction may be out there
+            return self._unknown(trade_id, "legacy", exc, context)
         return self._after_legacy(bot, trade_id, order, legacy, state, context)
+
+    def _unknown(self, trade_id: str, method: str, exc: BaseException,
+                 context: dict[str, Any]) -> OrderOutcome:
+        """An order whose fate we could not learn: recorded as unknown, then reconciled."""
+        reason = f"no_answer: {type(exc).__name__}"
+        update_trade(self._services.db, trade_id, status="unknown", error_message=reason)
+        TRADES.labels(method=method, status="unknown").inc()
+        log.error("order outcome unknown (%s); it will be reconciled", reason, extra=context)
+        return OrderOutcome(trade_id, "unknown", method, reason=reason)
 
     def _swift(self, bot: Bot, order: PlannedOrder, direction: int, keypair: Keypair,
                state: TradingState, trade_id: str, signal_id: str | None,
@@ -446,24 +500,25 @@ class BotActor(SupervisedActor):
     # --- retries (the fourth path) ---------------------------------------------------------
 
     def _queue_retry(self, bot: Bot, signal_id: str, order: PlannedOrder,
-                     outcome: OrderOutcome, state: TradingState) -> None:
+                     outcome: OrderOutcome, state: TradingState,
+                     ticket: FlattenTicket | None) -> None:
         """Queue a failed order for the retry scheduler; an unknown outcome is queued with its
         starting position, to be reconciled after its order can no longer trade."""
         assert state.user is not None
         priority = priority_for(order.reduce_only)
         unknown = outcome.status == "unknown"
-        job_id = enqueue(self._services.db, NewJob(
+        enqueue(self._services.db, NewJob(
             bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
             side=order.side, size=Decimal(order.base_amount) / BASE,
             reduce_only=order.reduce_only, priority=priority.name,
             max_attempts=priority.max_attempts, signal_id=signal_id,
             sub_account_id=bot.drift_subaccount_id, original_trade_id=outcome.trade_id,
-            original_execution_method=outcome.method, last_error=outcome.reason),
+            original_execution_method=outcome.method, last_error=outcome.reason,
+            payload={"flatten": ticket.__dict__} if ticket else None,
+            outcome_unknown=unknown,
+            position_before=state.user.perp(bot.market_index).base_asset_amount
+            if unknown else None),
             delay_s=self._unknown_settle_s if unknown else priority.base_delay_s)
-        if unknown:
-            self._services.db.execute(
-                "UPDATE trade_retry_queue SET outcome_unknown = true, position_before_base = %s"
-                " WHERE id = %s", (state.user.perp(bot.market_index).base_asset_amount, job_id))
         log.info("order queued for retry (%s)", outcome.reason,
                  extra={"signal_id": signal_id, "bot_id": bot.id})
 
@@ -473,9 +528,15 @@ class BotActor(SupervisedActor):
         job_id = job["id"]
         context = {"signal_id": job["signal_id"], "bot_id": self._bot_id}
         bot = get_bot(db, self._bot_id)
-        if bot is None or not bot.is_active:
-            settle_failed(db, job_id, worker, "bot paused")
+        if bot is None or (not bot.is_active and not job["reduce_only"]):
+            settle_failed(db, job_id, worker, "bot paused")  # closes still run when paused
             return "failed"
+        if job["signal_id"] and superseded(db, self._bot_id, job["signal_id"]):
+            settle_failed(db, job_id, worker, "superseded by a newer signal")
+            log.info("retry superseded by a newer signal", extra=context)
+            return "failed"
+        flatten = (job.get("webhook_payload") or {}).get("flatten")
+        ticket = FlattenTicket(flatten["stop_id"], flatten["scope"]) if flatten else None
         SWIFT_RETRIES.inc()
         keypair = self._agent_keypair(bot)
         try:
@@ -519,9 +580,18 @@ class BotActor(SupervisedActor):
                                       bool(gateway.ask(IsHealthy(), timeout=ASK_TIMEOUT_S)))
         order = PlannedOrder(job["side"], size, job["reduce_only"], "retry",
                              dust=size < rules.min_order_size)
-        mark_sending(db, job_id, worker, "attempt", swift=False, position_before=held)
-        outcome = self._execute_order(bot, job["signal_id"], order, OrderOrigin.RETRY, keypair,
-                                      state, None if swift_ok else False)
+        if not mark_sending(db, job_id, worker, job["claimed_at"], "attempt", swift=False,
+                            position_before=held):
+            log.warning("retry job was claimed again meanwhile; not sending", extra=context)
+            return "lost_claim"
+        outcome = self._execute_order(bot, job["signal_id"], order,
+                                      OrderOrigin.FLATTEN if ticket else OrderOrigin.RETRY,
+                                      keypair, state, None if swift_ok else False, ticket)
+        if (job["reduce_only"] and bot.is_subscriber and outcome.trade_id
+                and outcome.status in ("completed", "partial")):
+            notify_close(self._services, outcome.trade_id,
+                         state.user.perp(bot.market_index), outcome.base_filled,
+                         outcome.avg_price)
         if outcome.trade_id is not None:
             trade = db.fetchone("SELECT execution_method, fallback_reason, swift_status FROM"
                                 " bot_trades WHERE id = %s", (outcome.trade_id,))

@@ -35,5 +35,5 @@ def wake_backlogs(services: Services) -> int:
         "SELECT DISTINCT trading_bot_id FROM webhook_signals"
         " WHERE status IN ('accepted', 'processing')")
     for row in rows:
-        bot_ref(services, row["trading_bot_id"])  # its on_start drains the backlog
+        wake_bot(services, row["trading_bot_id"], "backlog")
     return len(rows)

@@ -316,15 +316,20 @@ class SwiftGateway(SupervisedActor):
             assert state.user is not None
             open_order = state.user.orders.get(order_id)
             still_open = open_order is not None and open_order.status == "Open"
-            if not still_open or time.monotonic() >= deadline or state.slot > max_slot + \
-                    SLOT_GRACE:
+            moved = fill_from_delta(order.position_before,
+                                    state.user.perp(order.market_index)).base_filled != 0
+            past_max_slot = state.slot > max_slot + SLOT_GRACE
+            # an order missing with nothing filled is final only in a read past its max_slot:
+            # an earlier read (a lagging node) may simply predate its placement
+            settled = (not still_open) and (moved or past_max_slot)
+            if settled or past_max_slot or time.monotonic() >= deadline:
                 break
             gevent.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(POLL_MAX_S, pause * 1.5)
         fill = fill_from_delta(order.position_before, state.user.perp(order.market_index))
         filled = min(abs(fill.base_filled), order.base_amount)
         fill_ms = int((time.monotonic() - sent_at) * 1000)
-        if still_open and state.slot <= max_slot + SLOT_GRACE:
+        if not settled and not past_max_slot:
             return SwiftResult("unknown", "fill_unconfirmed", order_id=order_id,
                                base_filled=filled, avg_price=fill.avg_price, **base)
         if filled == 0:

@@ -40,20 +40,24 @@ class NewJob:
     is_remainder: bool = False
     last_error: str | None = None
     payload: dict[str, Any] | None = None
+    outcome_unknown: bool = False  # an earlier attempt may have traded: reconcile first
+    position_before: int | None = None  # the position that attempt started from
 
 
 def enqueue(db: Database, job: NewJob, delay_s: float = 0.0) -> str:
-    """Add a job, due after `delay_s`; returns its id."""
+    """Add a job, due after `delay_s`; returns its id (one statement: never half a job)."""
     row = db.fetchone(
         "INSERT INTO trade_retry_queue (bot_id, wallet_address, market, side, size, reduce_only,"
         " priority, max_attempts, signal_id, sub_account_id, original_trade_id, entry_price,"
-        " original_execution_method, is_remainder, last_error, webhook_payload, next_retry_at)"
+        " original_execution_method, is_remainder, last_error, webhook_payload, next_retry_at,"
+        " outcome_unknown, position_before_base)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " now() + make_interval(secs => %s)) RETURNING id",
+        " now() + make_interval(secs => %s), %s, %s) RETURNING id",
         (job.bot_id, job.wallet_address, job.market, job.side, job.size, job.reduce_only,
          job.priority, job.max_attempts, job.signal_id, job.sub_account_id,
          job.original_trade_id, job.entry_price, job.original_execution_method,
-         job.is_remainder, job.last_error, Json(job.payload) if job.payload else None, delay_s))
+         job.is_remainder, job.last_error, Json(job.payload) if job.payload else None, delay_s,
+         job.outcome_unknown, job.position_before))
     assert row is not None
     return row["id"]
 
@@ -74,17 +78,23 @@ def claim_due(db: Database, worker: str, limit: int, lease_s: float) -> list[dic
     return sorted(rows, key=lambda r: (r["priority"] != "critical", r["next_retry_at"], r["id"]))
 
 
-def mark_sending(db: Database, job_id: str, worker: str, order_ref: str, swift: bool,
-                 position_before: int | None = None) -> bool:
+def mark_sending(db: Database, job_id: str, worker: str, claimed_at: Any, order_ref: str,
+                 swift: bool, position_before: int | None = None) -> bool:
     """Record, before sending, that an attempt is going out (its fate is unknown until settled),
-    with the position it starts from, so a later claim can tell whether it traded."""
+    with the position it starts from, so a later claim can tell whether it traded.
+
+    Only the claim that is still current may send (`claimed_at` must match: a job reclaimed
+    after its lease ran out is not sent by its old holder), and the lease restarts now, so it
+    is counted from the send.
+    """
     return db.execute(
         "UPDATE trade_retry_queue SET outcome_unknown = true, pending_order_ref = %s,"
         " swift_attempts = swift_attempts + %s, swift_order_id = CASE WHEN %s THEN %s"
-        " ELSE swift_order_id END, position_before_base = %s, updated_at = now()"
-        " WHERE id = %s AND claimed_by = %s AND status = 'running'",
+        " ELSE swift_order_id END, position_before_base = %s, claimed_at = now(),"
+        " updated_at = now()"
+        " WHERE id = %s AND claimed_by = %s AND claimed_at = %s AND status = 'running'",
         (order_ref, 1 if swift else 0, swift, order_ref, position_before, job_id,
-         worker)) == 1
+         worker, claimed_at)) == 1
 
 
 def settle_unknown(db: Database, job_id: str, worker: str, delay_s: float, error: str) -> bool:

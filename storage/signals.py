@@ -92,6 +92,28 @@ def claim_signal(db: Database, signal_id: str) -> dict[str, Any] | None:
         " RETURNING *", (signal_id,))
 
 
+def requeue_signal(db: Database, signal_id: str) -> None:
+    """Put a claimed signal back in its bot's backlog, in its place (it keeps its sequence)."""
+    db.execute("UPDATE webhook_signals SET status = 'accepted' WHERE id = %s"
+               " AND status = 'processing'", (signal_id,))
+
+
+def signal_age_s(db: Database, signal_id: str) -> float:
+    """Seconds since the signal was received."""
+    row = db.fetchone("SELECT extract(epoch FROM now() - received_at) AS age"
+                      " FROM webhook_signals WHERE id = %s", (signal_id,))
+    return float(row["age"]) if row else 0.0
+
+
+def superseded(db: Database, bot_id: str, signal_id: str) -> bool:
+    """Whether the bot has run a signal that arrived after this one (its retries are stale)."""
+    row = db.fetchone(
+        "SELECT EXISTS (SELECT 1 FROM webhook_signals s, webhook_signals j"
+        " WHERE j.id = %s AND s.trading_bot_id = %s AND s.seq > j.seq"
+        " AND s.status NOT IN ('accepted', 'rejected')) AS newer", (signal_id, bot_id))
+    return bool(row and row["newer"])
+
+
 def finish_signal(db: Database, signal_id: str, status: str, outcome: dict[str, Any],
                   reason: str | None = None) -> None:
     """Record how a claimed signal ended: done, failed, skipped or routed."""

@@ -121,13 +121,17 @@ def _close(held: int, market: MarketRules, purpose: str) -> SizingPlan:
 
 def _flip(side: str, held: int, limits: BotLimits, market: MarketRules, account: AccountState,
           price: Decimal) -> SizingPlan:
-    """Close what is held, then open the other side with the margin the close frees (an
-    estimate: notional / leverage; the executor re-plans the open from a fresh account)."""
+    """Close what is held, then open the other side. The open is an estimate (the margin the
+    close frees: notional / leverage) that the executor re-plans from the account after the
+    close; the close is never held back by it, even when the open cannot be afforded."""
     closing = _close(held, market, "flip_close").orders
     freed = Decimal(abs(held)) * price / BASE_PRECISION / limits.leverage
     after = AccountState(account.free_collateral_usd + freed, 0)
     opening = _open(side, limits, market, after, price, "flip_open")
-    return SizingPlan(closing + opening.orders, opening.note, opening.pause_reason)
+    if not closing:
+        return SizingPlan(opening.orders, opening.note, opening.pause_reason)
+    estimate = opening.orders[0].base_amount if opening.orders else 0
+    return SizingPlan((*closing, PlannedOrder(side, estimate, False, "flip_open")), "flip")
 
 
 def plan_open(side: str, limits: BotLimits, market: MarketRules, account: AccountState,

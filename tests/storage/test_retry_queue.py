@@ -61,13 +61,14 @@ def test_two_schedulers_never_claim_the_same_job(database_url: str, db: Database
 def test_an_expired_lease_is_reclaimed_with_its_outcome_unknown(db: Database) -> None:
     bot = make_bot(db)
     job_id = enqueue(db, job(bot, "critical", True))
-    assert len(claim_due(db, "dead-worker", limit=1, lease_s=60)) == 1
-    assert mark_sending(db, job_id, "dead-worker", "uuid1234", swift=True)
+    (claimed,) = claim_due(db, "dead-worker", limit=1, lease_s=60)
+    assert mark_sending(db, job_id, "dead-worker", claimed["claimed_at"], "uuid1234", swift=True)
     db.execute("UPDATE trade_retry_queue SET claimed_at = now() - interval '10 minutes'")
     (again,) = claim_due(db, "new-worker", limit=1, lease_s=60)
     assert again["id"] == job_id and again["outcome_unknown"] is True
     assert again["pending_order_ref"] == "uuid1234" and again["swift_attempts"] == 1
     assert not settle_done(db, job_id, "dead-worker")  # the old worker lost its claim
+    assert not mark_sending(db, job_id, "new-worker", claimed["claimed_at"], "again", False)
     assert settle_done(db, job_id, "new-worker")
 
 

@@ -92,3 +92,15 @@ def test_unknown_kind_goes_to_the_signal_side_or_holds() -> None:
     short_held = AccountState(Decimal(10_000), -(10**9))
     assert [o.purpose for o in plan_orders(alert, LIMITS, MARKET, short_held, PRICE).orders] == [
         "flip_close", "flip_open"]
+
+
+def test_a_flip_whose_open_cannot_be_afforded_still_closes() -> None:
+    held = -5 * 10**9
+    poor = BotLimits(leverage=Decimal(1), max_position_usd=Decimal(1000))
+    tiny_market = MarketRules(min_order_size=100 * 10**9, step_size=10_000_000)
+    plan = plan_orders(sig("buy", "2", "1"), poor, tiny_market, AccountState(Decimal(0), held),
+                       PRICE)
+    assert plan.pause_reason is None
+    close, open_ = plan.orders
+    assert (close.purpose, close.base_amount, close.reduce_only) == ("flip_close", 5 * 10**9, True)
+    assert (open_.purpose, open_.base_amount) == ("flip_open", 0)  # re-planned after the close
