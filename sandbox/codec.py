@@ -99,10 +99,6 @@ def decode_instruction(data: bytes) -> tuple[str, Any]:
     return name, parsed
 
 
-def encode_instruction(name: str, args: dict[str, Any]) -> bytes:
-    """Encode Drift instruction data (tests and tools build transactions with this)."""
-    return coder().instruction.build(NamedInstruction(name=name, data=args))
-
 
 @lru_cache(maxsize=8)
 def _zero_template_bytes(account_name: str) -> bytes:
@@ -119,10 +115,6 @@ def encode_account(account_name: str, data: Any) -> bytes:
     """Encode an account object (discriminator included) with anchorpy's account coder."""
     return coder().accounts.build(NamedInstruction(name=account_name, data=data))
 
-
-def account_discriminator(account_name: str) -> bytes:
-    """The 8-byte anchor discriminator of an account kind."""
-    return _account_discriminator(account_name)
 
 
 def pubkey_field(key: Pubkey) -> list[int]:

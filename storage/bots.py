@@ -116,14 +116,6 @@ def set_webhook_secret_hash(db: Database, bot_id: str, stored_hash: str) -> bool
     ) == 1
 
 
-def replace_webhook_secret_hash(db: Database, bot_id: str, old: str, new: str) -> bool:
-    """Compare-and-swap the hash (lazy re-hash under the current server key)."""
-    return db.execute(
-        "UPDATE trading_bots SET webhook_secret_hash = %s, updated_at = now()"
-        " WHERE id = %s AND webhook_secret_hash = %s",
-        (new, bot_id, old),
-    ) == 1
-
 
 def replace_policy_hmac(db: Database, bot: Bot, new_hmac: str) -> bool:
     """Compare-and-swap the policy HMAC; only if HMAC and every covered field are unchanged."""

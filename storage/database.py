@@ -41,7 +41,6 @@ class Database:
         acquire_timeout_s: float = 10.0,
     ) -> None:
         self._dsn = dsn
-        self._size = size
         self._statement_timeout_ms = statement_timeout_ms
         self._connect_timeout_s = connect_timeout_s
         self._acquire_timeout_s = acquire_timeout_s
@@ -54,11 +53,6 @@ class Database:
     def dsn(self) -> str:
         """The connection string (for a listener that needs its own connection)."""
         return self._dsn
-
-    @property
-    def size(self) -> int:
-        """The most connections this pool opens at once."""
-        return self._size
 
     def _connect(self) -> psycopg2.extensions.connection:
         return psycopg2.connect(

@@ -70,13 +70,6 @@ def log_swift_event(db: Database, trade_id: str | None, swift_order_id: str, eve
          Json(response) if response else None, error_code, error_message, latency_ms))
 
 
-def swift_events(db: Database, swift_order_id: str) -> list[str]:
-    """The event types of one Swift order, in order."""
-    rows = db.fetchall("SELECT event_type FROM swift_order_logs WHERE swift_order_id = %s"
-                       " ORDER BY created_at, timestamp", (swift_order_id,))
-    return [r["event_type"] for r in rows]
-
-
 def pending_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
     """Trades of a signal whose order may have left but whose outcome was never recorded."""
     return db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s AND status = 'pending'"

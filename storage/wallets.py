@@ -87,10 +87,6 @@ def wallet_exists(db: Database, address: str, agent_public_key: str) -> str | No
     return "address" if row["same_address"] else "agent"
 
 
-def list_wallets(db: Database) -> list[Wallet]:
-    """Every wallet, oldest first."""
-    return [_wallet(r) for r in db.fetchall(f"SELECT {_COLUMNS} FROM wallets ORDER BY created_at")]
-
 
 def legacy_agent_envelope(db: Database, address: str) -> str | None:
     """The agent key sealed under the server key ring (subscriber / no-session path)."""

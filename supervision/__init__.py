@@ -14,7 +14,6 @@ from supervision.supervised_actor import (
     Refusal,
     SupervisedActor,
     request,
-    resolved,
     start_linked,
 )
 from supervision.supervisor import (
@@ -60,7 +59,6 @@ __all__ = [
     "Whereis",
     "call",
     "request",
-    "resolved",
     "start_linked",
     "whereis",
 ]

@@ -95,12 +95,6 @@ def request(ref: pykka.ActorRef[Any], message: Any, timeout: float) -> Any:
     return answer
 
 
-def resolved(value: Any) -> pykka.Future[Any]:
-    """A future already holding `value` (to answer like a Pending without background work)."""
-    future: pykka.Future[Any] = pykka.ThreadingFuture()
-    future.set(value)
-    return future
-
 
 @dataclass(frozen=True)
 class Link:
