@@ -29,7 +29,14 @@ from solders.keypair import Keypair
 from actors.legacy_executor import ExecutorClient, LegacyOrder, LegacyResult, TradingState
 from actors.profit_share import notify_close
 from actors.services import Services
-from actors.swift_gateway import IsHealthy, Submit, SwiftOrder, SwiftResult
+from actors.swift_gateway import (
+    SLOT_GRACE,
+    IsHealthy,
+    PlacementOf,
+    Submit,
+    SwiftOrder,
+    SwiftResult,
+)
 from observability.trading_metrics import (
     SWIFT_FALLBACK_REASONS,
     SWIFT_ORDERS_FALLBACK,
@@ -64,6 +71,7 @@ from storage.signals import (
 from storage.trades import (
     NewTrade,
     filled_closes_without_share,
+    last_swift_submission,
     open_trade,
     pending_trades,
     update_trade,
@@ -91,6 +99,7 @@ log = logging.getLogger(__name__)
 BASE = Decimal(10**9)
 PRICE = Decimal(10**6)
 ASK_TIMEOUT_S = 10.0
+RECHECK_S = 5.0  # an unknown outcome whose Swift auction is still open is looked at again
 VENUE_WAIT_S = 300.0  # a signal waits this long for an unreachable venue, then fails
 VENUE_PAUSE_FIRST_S = 1.0
 VENUE_PAUSE_MAX_S = 30.0
@@ -564,6 +573,10 @@ class BotActor(SupervisedActor):
                 settle_done(db, job_id, worker)
                 log.info("retry reconciled: the earlier attempt had filled", extra=context)
                 return "done"
+            live = self._swift_order_live(job, state.slot)
+            if live is not None:  # its auction is not over: it may still be placed and fill
+                settle_unknown(db, job_id, worker, RECHECK_S, live, count_attempt=False)
+                return "unknown"
             size -= max(0, moved)
         if job["reduce_only"]:
             size = min(size, abs(held)) if held * sign < 0 else 0
@@ -600,6 +613,18 @@ class BotActor(SupervisedActor):
                 count_swift_attempt(db, job_id, trade["fallback_reason"] if swift_failed
                                     else None)
         return self._settle_retry(bot, job, worker, outcome, context)
+
+    def _swift_order_live(self, job: dict[str, Any], slot: int) -> str | None:
+        """Why the job's last Swift order may still trade (its auction is not over, with what
+        hash-status says about it), or None when it can no longer trade."""
+        sub = last_swift_submission(self._services.db, self._bot_id, job["signal_id"],
+                                    job["original_trade_id"])
+        if sub is None or slot > sub["max_slot"] + SLOT_GRACE:
+            return None
+        gateway = whereis(self._services.root, "swift_gateway", ASK_TIMEOUT_S)
+        placement = request(gateway, PlacementOf(sub["hash_key"]), ASK_TIMEOUT_S)
+        return (f"swift order {placement.status} (order id {placement.order_id}),"
+                f" auction open until slot {sub['max_slot']}")
 
     def _settle_retry(self, bot: Bot, job: dict[str, Any], worker: str, outcome: OrderOutcome,
                       context: dict[str, Any]) -> str:

@@ -116,6 +116,13 @@ class SwiftProbe:
 
 
 @dataclass(frozen=True)
+class PlacementOf:
+    """Ask hash-status about a recorded order (its `hash_key`); answered with a Pending."""
+
+    hash_key: str
+
+
+@dataclass(frozen=True)
 class IsHealthy:
     """Ask whether Swift is usable now."""
 
@@ -160,6 +167,8 @@ class SwiftGateway(SupervisedActor):
             return self._submit(message)
         if isinstance(message, IsHealthy):
             return self._healthy
+        if isinstance(message, PlacementOf):
+            return self.answer_later(lambda: self._client.hash_status_by_key(message.hash_key))
         if isinstance(message, SwiftProbe):
             return self._probed(message.healthy)
         if isinstance(message, _Finished):
@@ -255,7 +264,8 @@ class SwiftGateway(SupervisedActor):
         self._log(order, uuid, "submitted", request={
             "market_index": order.market_index, "direction": order.direction,
             "base_amount": order.base_amount, "reduce_only": order.reduce_only,
-            "slot": message.slot, "max_slot": max_slot, "message": signed.message_hex})
+            "slot": message.slot, "max_slot": max_slot, "message": signed.message_hex,
+            "hash_key": signed.hash_status_key})
         sent_at = time.monotonic()
         submitted = self._client.submit(signed.body)
         SWIFT_API_LATENCY.observe(submitted.latency_ms)

@@ -97,14 +97,16 @@ def mark_sending(db: Database, job_id: str, worker: str, claimed_at: Any, order_
          worker, claimed_at)) == 1
 
 
-def settle_unknown(db: Database, job_id: str, worker: str, delay_s: float, error: str) -> bool:
-    """The attempt's fate is still unknown: due again later, reconciled before any resend."""
+def settle_unknown(db: Database, job_id: str, worker: str, delay_s: float, error: str,
+                   count_attempt: bool = True) -> bool:
+    """The attempt's fate is still unknown: due again later, reconciled before any resend
+    (waiting for an open auction is not a failed attempt: `count_attempt=False`)."""
     return _settled(db, job_id, db.execute(
         "UPDATE trade_retry_queue SET status = 'pending', outcome_unknown = true,"
-        " attempts = attempts + 1, last_error = %s, claimed_by = NULL,"
+        " attempts = attempts + %s, last_error = %s, claimed_by = NULL,"
         " next_retry_at = now() + make_interval(secs => %s), updated_at = now()"
         " WHERE id = %s AND claimed_by = %s AND status = 'running'",
-        (error, delay_s, job_id, worker)))
+        (1 if count_attempt else 0, error, delay_s, job_id, worker)))
 
 
 def count_swift_attempt(db: Database, job_id: str, swift_error: str | None) -> None:
@@ -167,13 +169,16 @@ class JobWaiter:
     def __init__(self, dsn: str) -> None:
         self._listener = Listener(dsn, SETTLED_CHANNEL)
 
-    def wait(self, job_id: str, statuses: tuple[str, ...], timeout_s: float) -> dict[str, Any]:
-        """Block until the job's status is one of `statuses`; returns the row."""
+    def wait(self, job_id: str, statuses: tuple[str, ...], timeout_s: float,
+             until: Any = None) -> dict[str, Any]:
+        """Block until the job's status is one of `statuses` (and `until(row)`, if given)."""
 
         def check(cur: Any) -> dict[str, Any] | None:
             cur.execute("SELECT * FROM trade_retry_queue WHERE id = %s", (job_id,))
             row = cur.fetchone()
-            return dict(row) if row is not None and row["status"] in statuses else None
+            if row is None or row["status"] not in statuses:
+                return None
+            return dict(row) if until is None or until(dict(row)) else None
 
         return self._listener.wait_until(check, timeout_s, f"retry job {job_id} {statuses}")
 

@@ -83,3 +83,14 @@ def filled_closes_without_share(db: Database, signal_id: str) -> list[dict[str, 
         " AND t.status IN ('completed', 'partial') AND t.filled_size > 0"
         " AND NOT EXISTS (SELECT 1 FROM pending_profit_shares p WHERE p.trade_id = t.id)",
         (signal_id,))
+
+
+def last_swift_submission(db: Database, bot_id: str, signal_id: str | None,
+                          trade_id: str | None) -> dict[str, Any] | None:
+    """The hash-status key and max_slot of the latest Swift order for this signal (or trade)."""
+    return db.fetchone(
+        "SELECT l.request_payload->>'hash_key' AS hash_key,"
+        " (l.request_payload->>'max_slot')::bigint AS max_slot FROM swift_order_logs l"
+        " JOIN bot_trades t ON t.id = l.trade_id WHERE l.event_type = 'submitted'"
+        " AND t.trading_bot_id = %s AND (t.signal_id = %s OR t.id = %s)"
+        " ORDER BY l.created_at DESC LIMIT 1", (bot_id, signal_id, trade_id))

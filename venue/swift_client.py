@@ -121,7 +121,11 @@ class SwiftClient:
 
     def hash_status(self, signature: bytes) -> HashStatusResult:
         """Ask whether the order signed with ``signature`` has been placed on chain."""
-        key = quote(signature_digest(signature), safe="")
+        return self.hash_status_by_key(signature_digest(signature))
+
+    def hash_status_by_key(self, digest: str) -> HashStatusResult:
+        """The same, from a recorded ``signature_digest`` (reconciliation after a restart)."""
+        key = quote(digest, safe="")
         try:
             response = self._session.get(
                 f"{self._base}/confirmation/hash-status?hash={key}",

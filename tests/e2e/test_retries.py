@@ -3,6 +3,7 @@ actor; an attempt whose outcome is unknown is reconciled from the venue, never r
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -121,3 +122,27 @@ def test_the_queue_survives_a_restart(database_url: str, tmp_path) -> None:
     finally:
         waiter.close()
         second.close()
+
+
+def test_an_unknown_outcome_is_not_resent_while_its_swift_auction_is_open(
+        stack: Stack, jobs: JobWaiter) -> None:
+    bot = stack.new_bot(max_usd="300")
+    slot = stack.sandbox.exchange.slot
+    trade = stack.db.fetchone(
+        "INSERT INTO bot_trades (trading_bot_id, wallet_address, market, side, size, status,"
+        " execution_method) VALUES (%s, %s, 'SOL-PERP', 'long', 1, 'unknown', 'swift')"
+        " RETURNING id", (bot["bot_id"], bot["wallet"]))
+    stack.db.execute(  # the attempt's order: recorded at submission, auction open 1000 slots
+        "INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload)"
+        " VALUES (%s, 'lostord1', 'submitted', %s)",
+        (trade["id"], json.dumps({"hash_key": "bm90LWEtcmVhbC1zaWduYXR1cmUtaGFzaA==",
+                                  "max_slot": slot + 1000})))
+    job_id = enqueue(stack.db, NewJob(
+        bot_id=bot["bot_id"], wallet_address=bot["wallet"], market="SOL-PERP", side="long",
+        size=Decimal(1), reduce_only=False, priority="normal", max_attempts=5,
+        original_trade_id=trade["id"], outcome_unknown=True, position_before=0))
+    waiting = jobs.wait(job_id, ("pending",), WAIT_S,  # back to pending after the first look
+                        until=lambda row: row["last_error"] is not None)
+    assert waiting["outcome_unknown"] and waiting["attempts"] == 0
+    assert "not_found" in waiting["last_error"] and "auction open" in waiting["last_error"]
+    assert stack.orders_reaching_sandbox(bot["agent"]) == 0
