@@ -32,7 +32,7 @@ from actors.dispatch import wake_backlogs
 from actors.services import Services
 from actors.tree import root_kwargs
 from config import ConfigError, Settings, load_settings
-from config.settings import describe
+from config.settings import SETTINGS, describe
 from demo.tour import demo_environment, run_tour
 from observability import systemd
 from observability.exporter import start_exporter
@@ -99,7 +99,8 @@ def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
         venue = ProcessVenue(settings, env, start_child=True)
     except (ValueError, ServerKeyError) as exc:
         raise StartupError(str(exc)) from None
-    install_log_redaction(ring, [admin_token(settings)])
+    secret_settings = [settings[s.name] for s in SETTINGS if s.secret and settings[s.name]]
+    install_log_redaction(ring, [admin_token(settings), *secret_settings])
     try:
         venue.log_profile()
         storage = Storage(settings)

@@ -39,13 +39,12 @@ class _Urllib3RedactFilter(logging.Filter):
     """Rewrites urllib3's DEBUG request lines, whose arguments include path and query."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple):
-            record.args = tuple(
-                redact_url(f"http://h{a}")[len("http://h"):] if isinstance(a, str)
-                and a.startswith("/") else a
-                for a in args
-            )
+        # the rendered line, not the arguments: another filter may have rendered it already
+        words = record.getMessage().split(" ")
+        record.msg = " ".join(
+            redact_url(f"http://h{word}")[len("http://h"):] if word.startswith("/") else word
+            for word in words)
+        record.args = ()
         return True
 
 
