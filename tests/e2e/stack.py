@@ -107,6 +107,20 @@ class Stack:
         return {"wallet": wallet["wallet"], "agent": wallet["agent_public_key"],
                 "bot_id": bot["bot_id"], "secret": bot["webhook_secret"]}
 
+    def published_with_subscribers(self, count: int) -> tuple[dict[str, Any],
+                                                               list[dict[str, Any]]]:
+        """A published source bot and `count` funded subscriber bots following it."""
+        source = self.new_bot(max_usd="300")
+        self.cli("bot", "publish", source["bot_id"], "--profit-share-percent", "10")
+        followers = []
+        for _ in range(count):
+            wallet = self.cli("wallet", "create", "--fund", "1000")
+            sub = self.cli("bot", "subscribe", "--wallet", wallet["wallet"], "--to",
+                           source["bot_id"], "--capital-usd", "200")
+            followers.append({"wallet": wallet["wallet"], "agent": wallet["agent_public_key"],
+                              "bot_id": sub["subscriber_bot_id"]})
+        return source, followers
+
     # --- alerts and outcomes -------------------------------------------------------------------
 
     def alert(self, bot: Mapping[str, Any], body: str | bytes,

@@ -11,18 +11,6 @@ OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
 FLIP_SHORT = "order sell @ 2 filled on SOLUSD. New strategy position is -1"
 
 
-def published_with_subscribers(stack: Stack, count: int, capital: str = "200"):
-    source = stack.new_bot(max_usd="300")
-    stack.cli("bot", "publish", source["bot_id"], "--profit-share-percent", "10")
-    followers = []
-    for _ in range(count):
-        wallet = stack.cli("wallet", "create", "--fund", "1000")
-        sub = stack.cli("bot", "subscribe", "--wallet", wallet["wallet"], "--to",
-                        source["bot_id"], "--capital-usd", capital)
-        followers.append({"wallet": wallet["wallet"], "agent": wallet["agent_public_key"],
-                          "bot_id": sub["subscriber_bot_id"]})
-    return source, followers
-
 
 def copies(stack: Stack, signal_id: str) -> dict[str, str]:
     rows = stack.db.fetchall("SELECT trading_bot_id, id FROM webhook_signals"
@@ -31,7 +19,7 @@ def copies(stack: Stack, signal_id: str) -> dict[str, str]:
 
 
 def test_one_alert_reaches_every_subscriber_exactly_once(stack: Stack) -> None:
-    source, followers = published_with_subscribers(stack, 3)
+    source, followers = stack.published_with_subscribers(3)
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     stack.wait(signal_id)
     made = copies(stack, signal_id)
@@ -49,7 +37,7 @@ def test_one_alert_reaches_every_subscriber_exactly_once(stack: Stack) -> None:
 
 @pytest.mark.parametrize("stack", [{"FANOUT_CONCURRENCY": "1"}], indirect=True)
 def test_swift_failing_mid_fanout_sends_the_rest_straight_on_chain(stack: Stack) -> None:
-    source, followers = published_with_subscribers(stack, 5)
+    source, followers = stack.published_with_subscribers(5)
     stack.cli("estop", "set", "--wallet", source["wallet"])  # source refused, still routed
     stack.faults(swift_status=503)
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
@@ -65,7 +53,7 @@ def test_swift_failing_mid_fanout_sends_the_rest_straight_on_chain(stack: Stack)
 
 
 def test_a_paused_source_bot_still_routes_to_its_subscribers(stack: Stack) -> None:
-    source, followers = published_with_subscribers(stack, 2)
+    source, followers = stack.published_with_subscribers(2)
     stack.db.execute("UPDATE trading_bots SET is_active = false, paused_reason = 'test'"
                      " WHERE id = %s", (source["bot_id"],))
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
@@ -118,7 +106,7 @@ def test_each_bot_runs_its_signals_in_arrival_order_without_waiting_for_others(
 ])
 def test_disabled_or_expired_authorization_skips_the_source_and_still_routes(
         stack: Stack, active: bool, expires: str | None, trigger: str) -> None:
-    source, followers = published_with_subscribers(stack, 1)
+    source, followers = stack.published_with_subscribers(1)
     stack.db.execute(  # a UMK-path bot: its execution needs the user's authorization
         f"UPDATE trading_bots SET umk_encrypted_for_bot = 'sealed-umk', execution_active = %s,"
         f" execution_expires_at = {expires or 'NULL'} WHERE id = %s",

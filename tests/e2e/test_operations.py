@@ -83,18 +83,6 @@ def swift_metrics(url: str, token: str | None = ADMIN) -> requests.Response:
     return requests.get(f"{url}/api/admin/swift-metrics", headers=headers, timeout=10)
 
 
-def published_with_subscribers(stack: Stack, count: int) -> tuple[dict, list[dict]]:
-    """A published source bot and `count` subscriber bots following it."""
-    source = stack.new_bot(max_usd="300")
-    stack.cli("bot", "publish", source["bot_id"], "--profit-share-percent", "10")
-    followers = []
-    for _ in range(count):
-        wallet = stack.cli("wallet", "create", "--fund", "1000")
-        sub = stack.cli("bot", "subscribe", "--wallet", wallet["wallet"], "--to",
-                        source["bot_id"], "--capital-usd", "200")
-        followers.append({"wallet": wallet["wallet"], "bot_id": sub["subscriber_bot_id"]})
-    return source, followers
-
 
 def run(stack: Stack, source: dict, body: str, copies: int) -> tuple[str, str, list[str]]:
     """Fire an alert and wait for it and its subscriber copies; (id, status, copy ids)."""
@@ -145,7 +133,7 @@ def test_metrics_summary_and_daily_operations_on_a_live_flow(stack: Stack,
                           headers={"Authorization": f"Bearer {ADMIN}"})
     assert crash.status_code == 202
 
-    source, followers = published_with_subscribers(stack, 2)
+    source, followers = stack.published_with_subscribers(2)
     opened, status, open_copies = run(stack, source, OPEN_LONG, 2)
     assert status == "done"
     stack.faults(swift_status=503)
