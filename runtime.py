@@ -214,14 +214,21 @@ def _daemon_url(settings: Settings, path: str) -> str:
 
 
 def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
-    """Print the daemon's readiness and tree; exit 0 only when it is ready."""
+    """Print the daemon's readiness (/readyz) and its supervision tree (admin token); exit 0
+    only when it is ready."""
     try:
         response = requests.get(_daemon_url(settings, "/readyz"), timeout=CLIENT_TIMEOUT_S)
+        tree = requests.get(_daemon_url(settings, "/api/admin/tree"), timeout=CLIENT_TIMEOUT_S,
+                            headers={"Authorization": f"Bearer {admin_token(settings)}"})
     except requests.RequestException as exc:
         print(f"quantumvault: daemon not reachable at {_daemon_url(settings, '')}: "
               f"{type(exc).__name__}", file=sys.stderr)
         return 1
-    print(json.dumps(response.json(), indent=2))
+    report = response.json()
+    report["tree"] = tree.json() if tree.status_code == 200 else None
+    if tree.status_code != 200:
+        report["tree_error"] = f"/api/admin/tree answered {tree.status_code}"
+    print(json.dumps(report, indent=2))
     return 0 if response.status_code == 200 else 1
 
 

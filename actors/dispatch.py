@@ -6,7 +6,8 @@ from typing import Any
 
 import pykka
 
-from actors.bot import BotActor, ProcessSignal, bot_child_name
+from actors.bot import BotActor, bot_child_name
+from actors.messages import ProcessSignal
 from actors.services import Services
 from supervision import ChildSpec, Restart, StartChild, request, whereis
 

@@ -16,23 +16,36 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from driftpy.addresses import get_perp_market_public_key, get_user_account_public_key
 from solders.hash import Hash
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from actors.messages import (
+    LegacyOrder,
+    LegacyResult,
+    PlaceAndTake,
+    ReadAccounts,
+    ReadBlockhash,
+    ReadSignature,
+    ReadSlot,
+    ReadTradingState,
+    RpcStatus,
+    SendTransaction,
+    TradingState,
+)
 from actors.services import Services
 from observability.trading_metrics import LEGACY_ORDERS, RPC_ACTIVE_ENDPOINT
 from supervision import Outcome, Pending, SupervisedActor, request, whereis
 from venue.auction import LONG, AuctionConfig
 from venue.legacy_tx import BuiltTx, place_and_take_perp_order_tx
-from venue.perp_market import MarketState, read_perp_market
-from venue.positions import UserSnapshot, fill_from_delta, read_user
+from venue.perp_market import read_perp_market
+from venue.positions import fill_from_delta, read_user
 from venue.profiles import VenueProfile
 from venue.rpc_client import (
+    AccountData,
     Endpoint,
     RpcError,
     RpcFailover,
@@ -48,88 +61,6 @@ log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 30.0
 CONFIRM_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class ReadSlot:
-    """The current slot."""
-
-
-@dataclass(frozen=True)
-class ReadTradingState:
-    """One user's account, one market's account and the slot, in one round trip."""
-
-    authority: Pubkey
-    sub_account_id: int
-    market_index: int
-
-
-@dataclass(frozen=True)
-class TradingState:
-    """Answer to ReadTradingState; `user` is None when the account does not exist."""
-
-    user: UserSnapshot | None
-    market: MarketState
-    slot: int
-
-
-@dataclass(frozen=True)
-class ReadBlockhash:
-    """A fresh blockhash and its last valid block height."""
-
-
-@dataclass(frozen=True)
-class ReadSignature:
-    """What became of a sent transaction (block height read first, same endpoint)."""
-
-    signature: str
-    last_valid_block_height: int
-
-
-@dataclass(frozen=True)
-class LegacyOrder:
-    """A placeAndTakePerpOrder to send for `authority` (signed by `signer`)."""
-
-    signer: Keypair = field(repr=False)
-    authority: Pubkey
-    sub_account_id: int
-    market_index: int
-    direction: int  # venue.auction.LONG / SHORT
-    base_amount: int
-    reduce_only: bool
-    oracle_price: int
-    slippage_bps: int
-
-
-@dataclass(frozen=True)
-class LegacyResult:
-    """What became of an on-chain order."""
-
-    state: str  # filled | partial | not_filled | failed | unknown
-    signature: str | None = None
-    base_filled: int = 0
-    avg_price: int | None = None
-    error: str | None = None
-    elapsed_ms: int = 0
-
-
-@dataclass(frozen=True)
-class PlaceAndTake:
-    """Send one LegacyOrder and follow it to its outcome."""
-
-    order: LegacyOrder
-
-
-@dataclass(frozen=True)
-class SendTransaction:
-    """Build (with a fresh blockhash), send and confirm any transaction (e.g. a transfer)."""
-
-    build: Callable[[Hash], BuiltTx]
-
-
-@dataclass(frozen=True)
-class RpcStatus:
-    """The failover state, for status pages."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +117,8 @@ class LegacyExecutor(SupervisedActor):
             return self._serve(lambda rpc: _verdict(rpc, message))
         if isinstance(message, ReadTradingState):
             return self._serve(lambda rpc: self._trading_state(rpc, message))
+        if isinstance(message, ReadAccounts):
+            return self._serve(lambda rpc: rpc.get_multiple_accounts(list(message.keys)))
         if isinstance(message, PlaceAndTake):
             return self.answer_later(lambda: self._place_and_take(message.order))
         if isinstance(message, SendTransaction):
@@ -344,6 +277,10 @@ class ExecutorClient:
     def slot(self) -> int:
         """The current slot."""
         return self._ask(ReadSlot(), self._timeout_s)
+
+    def accounts(self, keys: tuple[Pubkey, ...]) -> tuple[int, list[AccountData | None]]:
+        """Raw accounts and the read's context slot (100 keys per RPC call)."""
+        return self._ask(ReadAccounts(keys), self._timeout_s)
 
     def latest_blockhash(self) -> tuple[Hash, int]:
         """A fresh blockhash and the last block height at which a tx using it can land."""

@@ -34,7 +34,8 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from actors.legacy_executor import ExecutorClient, SendTransaction
+from actors.legacy_executor import ExecutorClient
+from actors.messages import SendTransaction
 from actors.services import Services
 from observability.trading_metrics import PROFIT_SHARE_IOUS_PENDING
 from security.agent_keys import open_agent_privkey_legacy

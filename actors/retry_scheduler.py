@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from actors.bot import RunRetry
 from actors.dispatch import bot_ref
+from actors.messages import RunRetry
 from actors.services import Services
 from observability.trading_metrics import RETRY_QUEUE_DEPTH
 from storage.retry_queue import claim_due, depth_by_priority

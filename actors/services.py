@@ -10,6 +10,7 @@ import pykka
 from config import Settings
 from security.server_key import ServerKeyRing
 from storage.database import Database
+from supervision import request, whereis
 from venue.profiles import VenueProfile
 
 
@@ -23,3 +24,25 @@ class Services:
     profile: VenueProfile
     ring: ServerKeyRing
     root: pykka.ActorRef[Any] | None = None
+
+
+class NamedActor:
+    """An actor of the tree reached by name on every call, so a restarted one is found too."""
+
+    def __init__(self, services: Services, name: str, timeout_s: float = 10.0) -> None:
+        self._services = services
+        self._name = name
+        self._timeout_s = timeout_s
+
+    def ref(self) -> pykka.ActorRef[Any]:
+        """The actor's current reference (waits, within the timeout, across a restart)."""
+        assert self._services.root is not None, "the supervision tree is not started"
+        return whereis(self._services.root, self._name, self._timeout_s)
+
+    def ask(self, message: Any, timeout_s: float | None = None) -> Any:
+        """Ask and wait for the answer, pending or not."""
+        return request(self.ref(), message, timeout_s or self._timeout_s)
+
+    def tell(self, message: Any) -> None:
+        """Tell without waiting."""
+        self.ref().tell(message)

@@ -1,32 +1,51 @@
-"""SwiftGateway: owns Swift health and the submission budget; follows each order to its end.
+"""SwiftGateway: owns Swift health and the submission budget; sends orders and reports outcomes.
 
-Health is fed by the health monitor's /health probes and by submission outcomes, counted
-apart: 3 consecutive failed probes, or 3 consecutive orders the service failed (no answer,
-429, 5xx), mark Swift unhealthy. An accepted order clears the order count; a good probe clears
-the probe count, and the order count too once `recovery_s` has passed since the last failed
-order (a /health that answers while /orders fails must not make us retry Swift on every
-signal). Order rejections (bad size, collateral) say nothing about the service.
+Health is fed by the health monitor's /health probes and by POST outcomes, counted apart:
+`failures_unhealthy` consecutive failed probes, or as many consecutive POSTs the service failed
+(no answer, 429, 5xx), mark Swift unhealthy. An accepted order clears the order count; a good
+probe clears the probe count, and the order count too once `recovery_s` has passed since the
+last failed POST (a /health that answers while /orders fails must not make us retry Swift on
+every signal). Order rejections (bad size, collateral) say nothing about the service.
 
-A submission is answered with a Pending at once; a background greenlet signs and POSTs the
-order, then follows it: hash-status until placed, the User account until filled or expired.
-An order whose POST went unanswered may have been published, so it is followed exactly like an
-accepted one; "expired" is only reported once the chain's slot has passed the order's
-max_slot, after which it can never be placed. Only then may the caller fall back.
+What is bounded is work on the wire: at most `max_in_flight` POSTs at once, and a token bucket
+(`rate_per_s`, `burst`) for the rate the venue's edge allows. An order over budget waits in
+line, in arrival order, for as long as its auction window lasts, then is answered `not_sent`
+(nothing left us: a fallback is safe). Health is checked when an order reaches the wire, so
+orders queued behind failures go straight to their fallback once Swift is marked unhealthy.
+
+Orders are signed against the market snapshot they were sized from (one slot and oracle for
+every copy of a signal) with `max_ts` at the auction's end, so a placed order that did not fill
+in its auction dies on the venue instead of lingering. A snapshot too old to be placed is
+re-signed at the current slot before anything leaves. After the POST, an accepted order (or
+one whose answer was lost: it may have been published) goes to the FillTracker, which reports
+filled, partial, expired (it can no longer trade) or unknown; only then may the caller fall back.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Any
 
-import gevent
-from solders.keypair import Keypair
-from solders.pubkey import Pubkey
+import pykka
 
-from actors.legacy_executor import ExecutorClient
+from actors.messages import (
+    IsHealthy,
+    PlacementOf,
+    Submit,
+    SwiftOrder,
+    SwiftProbe,
+    SwiftResult,
+    Track,
+    TrackedOrder,
+    TrackResult,
+)
+from actors.services import NamedActor
+from actors.venue_state import VenueStateClient
 from observability.trading_metrics import (
     SWIFT_API_LATENCY,
     SWIFT_AUCTION_DURATION,
@@ -41,110 +60,67 @@ from observability.trading_metrics import (
     SWIFT_SUCCESS_RATE_BY_MARKET,
 )
 from storage.database import Database
-from storage.trades import log_swift_event
-from supervision import Outcome, SupervisedActor
+from storage.trades import log_swift_event, mark_swift_submitted
+from supervision import Outcome, Pending, SupervisedActor
 from venue.auction import LONG, AuctionConfig
-from venue.positions import PerpPositionView, fill_from_delta
-from venue.swift_client import PlacementStatus, SwiftClient
+from venue.swift_client import SubmitResult, SwiftClient
 from venue.swift_errors import SwiftOutcome
-from venue.swift_message import build_message, market_order, sign_order
+from venue.swift_message import SignedOrder, build_message, market_order, sign_order
 
 log = logging.getLogger(__name__)
 
-POLL_FIRST_S = 0.2
-POLL_MAX_S = 1.0
-SLOT_GRACE = 3
+RESIGN_MARGIN_SLOTS = 3  # a snapshot this close to its order's max_slot is re-signed fresh
 
 
-@dataclass(frozen=True)
-class SwiftOrder:
-    """One market order to send through Swift for `authority`."""
-
-    signer: Keypair = field(repr=False)
-    authority: Pubkey
-    sub_account_id: int
-    market_index: int
-    market: str
-    direction: int  # venue.auction.LONG / SHORT
-    base_amount: int
-    reduce_only: bool
-    oracle_price: int
-    slot: int
-    position_before: PerpPositionView
-    trade_id: str | None = None
-    signal_id: str | None = None
-    bot_id: str | None = None
-
-
-@dataclass(frozen=True)
-class SwiftResult:
-    """What became of a Swift order; `state` says whether a fallback is safe.
-
-    not_sent: nothing left us (unhealthy, budget) — fallback is safe.
-    rejected: the service refused it (kind says retry_swift/fallback_legacy/permanent) — safe.
-    expired: published but never placed or never filled, and its max_slot has passed — safe.
-    filled / partial: it traded (partial: the rest is not coming).
-    unknown: we could not learn its fate in time — never send it again blindly.
-    """
-
-    state: str
-    reason: str | None = None
-    kind: str | None = None
-    swift_order_id: str | None = None
-    order_id: int | None = None
-    base_filled: int = 0
-    avg_price: int | None = None
-    api_latency_ms: float | None = None
-    fill_ms: int | None = None
-    price_improvement_bps: float | None = None
-    service_failure: bool = False  # the POST itself went unanswered, 429 or 5xx
-
-
-@dataclass(frozen=True)
-class Submit:
-    """Send one SwiftOrder; answered with a Pending SwiftResult."""
-
+@dataclass
+class _Queued:
     order: SwiftOrder
     wait_s: float
+    future: pykka.Future[Any]
+    give_up_at: float
 
 
 @dataclass(frozen=True)
-class SwiftProbe:
-    """A /health probe result from the health monitor."""
+class _Posted:
+    """A POST came back (or its answer was lost)."""
 
-    healthy: bool
-
-
-@dataclass(frozen=True)
-class PlacementOf:
-    """Ask hash-status about a recorded order (its `hash_key`); answered with a Pending."""
-
-    hash_key: str
+    uuid: str
+    max_slot: int
+    max_ts: int
+    sent_at: float
+    submitted: SubmitResult
 
 
 @dataclass(frozen=True)
-class IsHealthy:
-    """Ask whether Swift is usable now."""
+class _PostDone:
+    item: _Queued
+    outcome: Outcome
 
 
 @dataclass(frozen=True)
 class _Finished:
-    market: str
+    item: _Queued
     outcome: Outcome
 
 
-class SwiftGateway(SupervisedActor):
-    """Owns Swift health and budget; submits and follows orders off its mailbox."""
+@dataclass(frozen=True)
+class _Refill:
+    pass
 
-    def __init__(self, client: SwiftClient, executor: ExecutorClient, db: Database,
-                 auction: AuctionConfig, slot_time_ms: int, failures_unhealthy: int = 3,
-                 rate_per_s: float = 20.0, burst: int = 50, recovery_s: float = 30.0) -> None:
+
+class SwiftGateway(SupervisedActor):
+    """Owns Swift health and budget; POSTs off its mailbox, hands orders to the FillTracker."""
+
+    def __init__(self, client: SwiftClient, venue: VenueStateClient, tracker: NamedActor,
+                 db: Database, auction: AuctionConfig, failures_unhealthy: int = 3,
+                 rate_per_s: float = 100.0, burst: int = 600, max_in_flight: int = 64,
+                 recovery_s: float = 30.0) -> None:
         super().__init__()
         self._client = client
-        self._executor = executor
+        self._venue = venue
+        self._tracker = tracker
         self._db = db
         self._auction = auction
-        self._slot_s = slot_time_ms / 1000
         self._failures_unhealthy = failures_unhealthy
         self._probe_failures = 0
         self._order_failures = 0
@@ -155,6 +131,10 @@ class SwiftGateway(SupervisedActor):
         self._burst = float(burst)
         self._tokens = float(burst)
         self._refilled = time.monotonic()
+        self._refill_due = False
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._queue: deque[_Queued] = deque()
         self._submitted: dict[str, int] = defaultdict(int)
         self._filled: dict[str, int] = defaultdict(int)
         self._fill_ms_total: dict[str, float] = defaultdict(float)
@@ -171,8 +151,13 @@ class SwiftGateway(SupervisedActor):
             return self.answer_later(lambda: self._client.hash_status_by_key(message.hash_key))
         if isinstance(message, SwiftProbe):
             return self._probed(message.healthy)
+        if isinstance(message, _PostDone):
+            return self._post_done(message)
         if isinstance(message, _Finished):
             return self._finished(message)
+        if isinstance(message, _Refill):
+            self._refill_due = False
+            return self._pump()
         return super().on_receive(message)
 
     # --- health and budget ---------------------------------------------------------------------
@@ -214,157 +199,187 @@ class SwiftGateway(SupervisedActor):
 
     # --- submission ----------------------------------------------------------------------------
 
-    def _submit(self, submit: Submit) -> Any:
-        if not self._healthy:
-            return SwiftResult("not_sent", "swift_unhealthy")
-        if not self._take_token():
-            return SwiftResult("not_sent", "rate_budget")
-        order = submit.order
-        self._submitted[order.market] += 1
-        SWIFT_ORDERS.labels(market=order.market).inc()
-        SWIFT_ORDERS_BY_MARKET.labels(market=order.market).inc()
+    def _submit(self, submit: Submit) -> Pending:
+        future: pykka.Future[Any] = pykka.ThreadingFuture()
+        window_s = self._auction.duration_slots * submit.order.snapshot.slot_ms / 1000
+        self._queue.append(_Queued(submit.order, submit.wait_s, future,
+                                   time.monotonic() + window_s))
+        self._pump()
+        return Pending(future)
 
-        return self.answer_later(lambda: self._follow(order, submit.wait_s),
-                                 then=lambda outcome: _Finished(order.market, outcome))
+    def _pump(self) -> None:
+        """Put queued orders on the wire while the in-flight bound and the budget allow."""
+        while self._queue and self._in_flight < self._max_in_flight:
+            item = self._queue[0]
+            if not self._healthy:
+                self._queue.popleft()
+                item.future.set(SwiftResult("not_sent", "swift_unhealthy"))
+                continue
+            if time.monotonic() > item.give_up_at:
+                self._queue.popleft()
+                item.future.set(SwiftResult("not_sent", "rate_budget"))
+                continue
+            if not self._take_token():
+                if not self._refill_due:
+                    self._refill_due = True
+                    self.send_later((1 - self._tokens) / self._rate, _Refill())
+                return
+            self._queue.popleft()
+            self._in_flight += 1
+            order = item.order
+            self._submitted[order.market] += 1
+            SWIFT_ORDERS.labels(market=order.market).inc()
+            SWIFT_ORDERS_BY_MARKET.labels(market=order.market).inc()
+            self.run_in_background(lambda i=item: self._post(i),
+                                   then=lambda outcome, i=item: _PostDone(i, outcome))
 
-    def _finished(self, done: _Finished) -> None:
-        result: SwiftResult | None = done.outcome.value
-        if done.outcome.error is not None or result is None:
-            SWIFT_ORDERS_FAILED.labels(market=done.market, reason="internal_error").inc()
-            return
-        if result.service_failure:
-            self._order_outcome(True)
-        elif result.state in ("rejected", "filled", "partial", "expired"):
-            self._order_outcome(False)
-        if result.state in ("filled", "partial"):
-            self._filled[done.market] += 1
-            SWIFT_ORDERS_SUCCESS.labels(market=done.market).inc()
-            if result.fill_ms is not None:
-                self._fill_ms_total[done.market] += result.fill_ms
-                SWIFT_AVG_FILL_TIME_BY_MARKET.labels(market=done.market).set(
-                    self._fill_ms_total[done.market] / self._filled[done.market])
-        else:
-            reason = result.reason or result.state
-            SWIFT_ORDERS_FAILED.labels(market=done.market, reason=reason).inc()
-            SWIFT_ERRORS_BY_TYPE.labels(type=result.kind or result.state, reason=reason).inc()
-        SWIFT_SUCCESS_RATE_BY_MARKET.labels(market=done.market).set(
-            self._filled[done.market] / max(1, self._submitted[done.market]))
+    def _signed(self, order: SwiftOrder) -> tuple[SignedOrder, str, int, int]:
+        """The signed message, its uuid, max_slot and max_ts (the auction's end)."""
+        snap = order.snapshot
+        slot, unix_ts = snap.slot, snap.unix_ts
+        if self._venue.now().slot + RESIGN_MARGIN_SLOTS > slot + self._auction.duration_slots:
+            now = self._venue.now()  # the snapshot would die before it is placed: sign fresh
+            slot, unix_ts = now.slot, now.unix_ts
+        auction_s = self._auction.duration_slots * snap.slot_ms / 1000
+        max_ts = unix_ts + max(1, round(auction_s))
+        spec = dataclasses.replace(market_order(
+            direction=order.direction, base_asset_amount=order.base_amount,
+            market_index=order.market_index, oracle_price=snap.market.oracle_price,
+            auction=self._auction, reduce_only=order.reduce_only), max_ts=max_ts)
+        message = build_message(spec, slot, slot_offset=0, sub_account_id=order.sub_account_id,
+                                uuid=uuid_for(order.trade_id))
+        return (sign_order(order.signer, message), message.uuid.decode("ascii"),
+                slot + self._auction.duration_slots, max_ts)
 
-    # --- following one order (background greenlet) ---------------------------------------------
-
-    def _follow(self, order: SwiftOrder, wait_s: float) -> SwiftResult:
-        deadline = time.monotonic() + wait_s
-        spec = market_order(direction=order.direction, base_asset_amount=order.base_amount,
-                            market_index=order.market_index, oracle_price=order.oracle_price,
-                            auction=self._auction, reduce_only=order.reduce_only)
-        message = build_message(spec, order.slot, sub_account_id=order.sub_account_id)
-        signed = sign_order(order.signer, message)
-        uuid = message.uuid.decode("ascii")
-        max_slot = message.slot + self._auction.duration_slots
-        self._log(order, uuid, "submitted", request={
-            "market_index": order.market_index, "direction": order.direction,
-            "base_amount": order.base_amount, "reduce_only": order.reduce_only,
-            "slot": message.slot, "max_slot": max_slot, "message": signed.message_hex,
-            "hash_key": signed.hash_status_key})
+    def _post(self, item: _Queued) -> _Posted:
+        """Sign, record, POST (background greenlet)."""
+        order = item.order
+        signed, uuid, max_slot, max_ts = self._signed(order)
+        request = {"market_index": order.market_index, "direction": order.direction,
+                   "base_amount": order.base_amount, "reduce_only": order.reduce_only,
+                   "slot": max_slot - self._auction.duration_slots, "max_slot": max_slot,
+                   "max_ts": max_ts, "message": signed.message_hex,
+                   "hash_key": signed.hash_status_key}
+        mark_swift_submitted(self._db, order.trade_id, uuid, request)
+        log.info("swift order submitted", extra=_context(order, uuid))
         sent_at = time.monotonic()
         submitted = self._client.submit(signed.body)
         SWIFT_API_LATENCY.observe(submitted.latency_ms)
-        outcome = submitted.outcome
-        base = {"swift_order_id": uuid, "api_latency_ms": submitted.latency_ms,
-                "service_failure": _service_failure(outcome)}
+        return _Posted(uuid, max_slot, max_ts, sent_at, submitted)
+
+    def _post_done(self, done: _PostDone) -> None:
+        self._in_flight -= 1
+        item = done.item
+        if done.outcome.error is not None:  # nothing recorded as sent can have left... or can it
+            error = done.outcome.error
+            log.error("swift submission failed before an answer: %s", type(error).__name__,
+                      extra=_context(item.order, None))
+            item.future.set(SwiftResult("unknown", f"no_answer: {type(error).__name__}"))
+            self._pump()
+            return
+        posted: _Posted = done.outcome.value
+        outcome = posted.submitted.outcome
+        self._order_outcome(_service_failure(outcome))
         if not outcome.accepted and not outcome.maybe_published:
-            self._log(order, uuid, "failed", error_code=outcome.reason,
-                      error_message=outcome.detail, latency_ms=int(submitted.latency_ms))
-            return SwiftResult("rejected", outcome.reason, outcome.kind.value, **base)
-        self._log(order, uuid, "accepted" if outcome.accepted else "failed",
+            result = SwiftResult("rejected", outcome.reason, outcome.kind.value,
+                                 swift_order_id=posted.uuid,
+                                 api_latency_ms=posted.submitted.latency_ms,
+                                 service_failure=_service_failure(outcome))
+            self.run_in_background(lambda: self._log(item.order, posted.uuid, "failed",
+                                                     error_code=outcome.reason,
+                                                     error_message=outcome.detail,
+                                                     latency_ms=int(posted.submitted.latency_ms)),
+                                   then=lambda _o: _Finished(item, Outcome(value=result)))
+        else:
+            self.run_in_background(lambda: self._follow(item, posted),
+                                   then=lambda o: _Finished(item, o))
+        self._pump()
+
+    # --- following one published order (background greenlet) --------------------------------
+
+    def _follow(self, item: _Queued, posted: _Posted) -> SwiftResult:
+        order = item.order
+        outcome = posted.submitted.outcome
+        base = {"swift_order_id": posted.uuid, "api_latency_ms": posted.submitted.latency_ms,
+                "service_failure": _service_failure(outcome)}
+        self._log(order, posted.uuid, "accepted" if outcome.accepted else "failed",
                   response={"http_status": outcome.http_status, "reason": outcome.reason},
                   error_code=None if outcome.accepted else outcome.reason,
-                  latency_ms=int(submitted.latency_ms))
-        order_id = self._await_placement(signed.signature, max_slot, deadline)
-        if order_id is None:
-            if self._slot_passed(max_slot, deadline):
-                self._log(order, uuid, "expired", error_code="not_placed")
-                return SwiftResult("expired", "not_placed", **base)
-            return SwiftResult("unknown", "placement_unconfirmed", **base)
-        self._log(order, uuid, "placed", response={"order_id": order_id})
-        return self._await_fill(order, uuid, order_id, max_slot, sent_at, deadline, base)
-
-    def _await_placement(self, signature: bytes, max_slot: int, deadline: float) -> int | None:
-        pause = POLL_FIRST_S
-        while time.monotonic() < deadline:
-            status = self._client.hash_status(signature)
-            if status.status is PlacementStatus.PLACED:
-                return status.order_id
-            if self._slot_passed(max_slot, deadline, read_only=True):
-                return None
-            gevent.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(POLL_MAX_S, pause * 1.5)
-        return None
-
-    def _slot_passed(self, max_slot: int, deadline: float, read_only: bool = False) -> bool:
-        """True once the chain's slot is past max_slot (+ grace): the order can no longer land.
-
-        Unless `read_only`, waits (bounded by the deadline) for that slot to come."""
-        while True:
-            try:
-                slot = self._executor.slot()
-            except Exception:
-                slot = None
-            if slot is not None and slot > max_slot + SLOT_GRACE:
-                return True
-            if read_only or time.monotonic() >= deadline:
-                return False
-            remaining = (max_slot + SLOT_GRACE + 1 - (slot or max_slot)) * self._slot_s
-            gevent.sleep(max(self._slot_s, min(remaining, deadline - time.monotonic())))
-
-    def _await_fill(self, order: SwiftOrder, uuid: str, order_id: int, max_slot: int,
-                    sent_at: float, deadline: float, base: dict[str, Any]) -> SwiftResult:
-        pause = POLL_FIRST_S
-        while True:
-            state = self._executor.trading_state(order.authority, order.sub_account_id,
-                                                 order.market_index)
-            assert state.user is not None
-            open_order = state.user.orders.get(order_id)
-            still_open = open_order is not None and open_order.status == "Open"
-            moved = fill_from_delta(order.position_before,
-                                    state.user.perp(order.market_index)).base_filled != 0
-            past_max_slot = state.slot > max_slot + SLOT_GRACE
-            # an order missing with nothing filled is final only in a read past its max_slot:
-            # an earlier read (a lagging node) may simply predate its placement
-            settled = (not still_open) and (moved or past_max_slot)
-            if settled or past_max_slot or time.monotonic() >= deadline:
-                break
-            gevent.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(POLL_MAX_S, pause * 1.5)
-        fill = fill_from_delta(order.position_before, state.user.perp(order.market_index))
-        filled = min(abs(fill.base_filled), order.base_amount)
-        fill_ms = int((time.monotonic() - sent_at) * 1000)
-        if not settled and not past_max_slot:
-            return SwiftResult("unknown", "fill_unconfirmed", order_id=order_id,
-                               base_filled=filled, avg_price=fill.avg_price, **base)
-        if filled == 0:
-            self._log(order, uuid, "expired", error_code="not_filled")
-            return SwiftResult("expired", "not_filled", order_id=order_id, **base)
-        improvement = _improvement_bps(order.direction, order.oracle_price, fill.avg_price)
+                  latency_ms=int(posted.submitted.latency_ms))
+        deadline = posted.sent_at + item.wait_s
+        tracked = TrackedOrder(order.authority, order.sub_account_id, order.market_index,
+                               order.direction, order.base_amount, order.position_before,
+                               posted.max_slot, posted.max_ts, deadline)
+        result: TrackResult = self._tracker.ask(
+            Track(tracked), max(1.0, deadline - time.monotonic()) + 5.0)
+        fill_ms = int((time.monotonic() - posted.sent_at) * 1000)
+        if result.state == "unknown":
+            return SwiftResult("unknown", "fill_unconfirmed", order_id=result.order_id,
+                               base_filled=result.base_filled, avg_price=result.avg_price,
+                               **base)
+        if result.state != "expired" or result.order_id is not None:
+            # it traded or was seen open, so it was placed (the id when the read showed it)
+            self._log(order, posted.uuid, "placed", response={"order_id": result.order_id})
+        if result.state == "expired":
+            reason = "not_placed" if result.order_id is None else "not_filled"
+            self._log(order, posted.uuid, "expired", error_code=reason)
+            return SwiftResult("expired", reason, order_id=result.order_id,
+                               user_after=result.user_after, **base)
+        improvement = _improvement_bps(order.direction, order.snapshot.market.oracle_price,
+                                       result.avg_price)
         SWIFT_AUCTION_DURATION.observe(fill_ms)
         if improvement is not None:
             SWIFT_PRICE_IMPROVEMENT.observe(improvement)
-        state_name = "filled" if filled >= order.base_amount else "partial"
-        self._log(order, uuid, "filled", response={
-            "order_id": order_id, "base_filled": filled, "avg_price": fill.avg_price,
-            "partial": state_name == "partial"}, latency_ms=fill_ms)
-        return SwiftResult(state_name, None, order_id=order_id, base_filled=filled,
-                           avg_price=fill.avg_price, fill_ms=fill_ms,
-                           price_improvement_bps=improvement, **base)
+        self._log(order, posted.uuid, "filled", response={
+            "order_id": result.order_id, "base_filled": result.base_filled,
+            "avg_price": result.avg_price, "partial": result.state == "partial",
+            "slot": result.slot}, latency_ms=fill_ms)
+        return SwiftResult(result.state, None, order_id=result.order_id,
+                           base_filled=result.base_filled, avg_price=result.avg_price,
+                           fill_ms=fill_ms, price_improvement_bps=improvement,
+                           user_after=result.user_after, **base)
+
+    def _finished(self, done: _Finished) -> None:
+        market = done.item.order.market
+        if done.outcome.error is not None:
+            error = done.outcome.error
+            SWIFT_ORDERS_FAILED.labels(market=market, reason="internal_error").inc()
+            done.item.future.set(SwiftResult("unknown", f"no_answer: {type(error).__name__}"))
+            return
+        result: SwiftResult = done.outcome.value
+        done.item.future.set(result)
+        if result.state in ("filled", "partial"):
+            self._filled[market] += 1
+            SWIFT_ORDERS_SUCCESS.labels(market=market).inc()
+            if result.fill_ms is not None:
+                self._fill_ms_total[market] += result.fill_ms
+                SWIFT_AVG_FILL_TIME_BY_MARKET.labels(market=market).set(
+                    self._fill_ms_total[market] / self._filled[market])
+        else:
+            reason = result.reason or result.state
+            SWIFT_ORDERS_FAILED.labels(market=market, reason=reason).inc()
+            SWIFT_ERRORS_BY_TYPE.labels(type=result.kind or result.state, reason=reason).inc()
+        SWIFT_SUCCESS_RATE_BY_MARKET.labels(market=market).set(
+            self._filled[market] / max(1, self._submitted[market]))
 
     def _log(self, order: SwiftOrder, uuid: str, event: str, **fields: Any) -> None:
-        log.info("swift order %s", event, extra={
-            "swift_order_id": uuid, "signal_id": order.signal_id, "bot_id": order.bot_id})
+        log.info("swift order %s", event, extra=_context(order, uuid))
         try:
             log_swift_event(self._db, order.trade_id, uuid, event, **fields)
         except Exception:
-            log.exception("could not record swift event %s", event, extra={
-                "swift_order_id": uuid, "signal_id": order.signal_id, "bot_id": order.bot_id})
+            log.exception("could not record swift event %s", event, extra=_context(order, uuid))
+
+
+def _context(order: SwiftOrder, uuid: str | None) -> dict[str, Any]:
+    return {"swift_order_id": uuid, "signal_id": order.signal_id, "bot_id": order.bot_id}
+
+
+def uuid_for(trade_id: str | None) -> bytes | None:
+    """The Swift uuid of a trade's order: derived from the trade id, so the same order sent
+    twice is one order to the venue (it skips a repeated uuid); fresh when there is no trade."""
+    if trade_id is None:
+        return None
+    return hashlib.sha256(trade_id.encode()).hexdigest()[:8].encode("ascii")
 
 
 def _service_failure(outcome: SwiftOutcome) -> bool:

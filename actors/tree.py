@@ -1,8 +1,9 @@
 """The supervision tree of the daemon, as data: which actors run, in which order, how restarted.
 
 Children start in this order and stop in reverse: the health monitor first (its probes feed the
-others), then the owners of shared state (RPC failover in the legacy executor, Swift health
-in the gateway), the bot supervisor (bot actors are added on demand), the fan-out, and the
+others), then the owners of shared state (RPC failover in the legacy executor, the slot clock
+and account cache in venue_state, open Swift orders in the fill tracker, Swift health in the
+gateway), the bot supervisor (bot actors are added on demand), the fan-out, and the
 webhook server last, so nothing is accepted before the actors that handle it are up, and
 intake is the first thing to stop.
 """
@@ -15,13 +16,16 @@ from typing import Any
 import pykka
 
 from actors.fanout import FanoutCoordinator
+from actors.fill_tracker import FillTracker
 from actors.health_monitor import HealthMonitor, ProbeSpec
 from actors.intake_listener import IntakeListener
 from actors.legacy_executor import ExecutorClient, LegacyExecutor
+from actors.messages import SwiftProbe
 from actors.profit_share import ProfitShareActor
 from actors.retry_scheduler import RetryScheduler
-from actors.services import Services
-from actors.swift_gateway import SwiftGateway, SwiftProbe
+from actors.services import NamedActor, Services
+from actors.swift_gateway import SwiftGateway
+from actors.venue_state import VenueState, VenueStateClient
 from actors.webhook import WebhookActor
 from httpapi.admin_routes import add_admin_routes
 from httpapi.ops_routes import add_ops_routes
@@ -57,7 +61,8 @@ def supervision_policy(services: Services) -> dict[str, Any]:
 
 def build_router(services: Services) -> Router:
     """The HTTP routes served by the webhook actor."""
-    router = Router(max_body_bytes=services.settings["WEBHOOK_MAX_BODY_BYTES"])
+    router = Router(max_body_bytes=services.settings["WEBHOOK_MAX_BODY_BYTES"],
+                    read_timeout_s=services.settings["WEBHOOK_READ_TIMEOUT_S"])
     add_ops_routes(router, services)
     add_trading_routes(router, services)
     add_admin_routes(router, services)
@@ -85,7 +90,8 @@ def root_children(services: Services) -> list[ChildSpec]:
     swift = SwiftClient(services.profile.swift_base_url,
                         order_timeout_ms=s["SWIFT_ORDER_TIMEOUT_MS"])
     health_s = s["HEALTH_INTERVAL_MS"] / 1000
-    budget_s = s["EXECUTION_BUDGET_MS"] / 1000
+    executor = ExecutorClient(services)
+    venue = VenueStateClient(services)
     return [
         ChildSpec("health_monitor", HealthMonitor, kwargs={
             "probes": {
@@ -96,13 +102,18 @@ def root_children(services: Services) -> list[ChildSpec]:
         }),
         ChildSpec("legacy_executor", LegacyExecutor, kwargs={
             "profile": services.profile, "slippage_bps": s["LEGACY_SLIPPAGE_BPS"]}),
+        ChildSpec("venue_state", VenueState, kwargs={
+            "executor": executor, "profile": services.profile}),
+        ChildSpec("fill_tracker", FillTracker, kwargs={
+            "executor": executor, "venue": venue, "profile": services.profile}),
         ChildSpec("swift_gateway", SwiftGateway, kwargs={
-            "client": swift, "executor": ExecutorClient(services), "db": services.db,
+            "client": swift, "venue": venue, "tracker": NamedActor(services, "fill_tracker"),
+            "db": services.db,
             "auction": AuctionConfig(s["AUCTION_START_BPS"], s["AUCTION_END_BPS"],
-                                     s["AUCTION_DURATION_SLOTS"]),
-            "slot_time_ms": services.profile.slot_time_ms,
+                                     auction_slots(services)),
             "failures_unhealthy": s["SWIFT_FAILURES_UNHEALTHY"],
             "rate_per_s": s["SWIFT_RATE_PER_S"], "burst": s["SWIFT_RATE_BURST"],
+            "max_in_flight": s["SWIFT_MAX_IN_FLIGHT"],
             "recovery_s": max(30.0, s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000)}),
         ChildSpec("profit_share", ProfitShareActor, kwargs={
             "services": services,
@@ -114,14 +125,20 @@ def root_children(services: Services) -> list[ChildSpec]:
         ChildSpec("retry_scheduler", RetryScheduler, kwargs={
             "services": services, "tick_s": s["RETRY_TICK_MS"] / 1000,
             "lease_s": s["RETRY_LEASE_S"]}),
-        ChildSpec("fanout", FanoutCoordinator, kwargs={
-            "services": services, "concurrency": s["FANOUT_CONCURRENCY"],
-            "copy_timeout_s": 2 * budget_s + 10}),
+        ChildSpec("fanout", FanoutCoordinator, kwargs={"services": services}),
         ChildSpec("intake_listener", IntakeListener, kwargs={"services": services}),
         ChildSpec("webhook", WebhookActor, kwargs={
             "host": s["WEBHOOK_HOST"], "port": s["WEBHOOK_PORT"], "app": build_router(services),
+            "max_connections": s["WEBHOOK_MAX_CONNECTIONS"],
+            "read_timeout_s": s["WEBHOOK_READ_TIMEOUT_S"],
         }),
     ]
+
+
+def auction_slots(services: Services) -> int:
+    """The Swift auction length: AUCTION_DURATION_SLOTS, else the venue profile's."""
+    configured = services.settings["AUCTION_DURATION_SLOTS"]
+    return configured if configured is not None else services.profile.auction_duration_slots
 
 
 def root_kwargs(services: Services) -> dict[str, Any]:

@@ -6,6 +6,7 @@ start-up with one line naming the variable. Secrets (API keys, tokens) are never
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,13 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse_optional(raw: str) -> Any:
+        return parse(raw) if raw.strip() else None
+
+    return parse_optional
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -65,6 +73,17 @@ def _path(raw: str) -> Path:
 
 def _list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks; an entry that is neither is named."""
+    items = _list(raw)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return items
 
 
 def _markets(raw: str) -> tuple[str, ...]:
@@ -120,13 +139,19 @@ SETTINGS: tuple[Setting, ...] = (
             "share of bots (stable per bot) whose orders try Swift first"),
     Setting("SWIFT_CRITICAL_ORDERS_LEGACY", "false", _bool,
             "send critical orders (closes) on-chain, never through Swift"),
-    Setting("SWIFT_RATE_PER_S", "20", _float_range(0.1, 10_000),
-            "Swift submissions per second the gateway allows (sustained)"),
-    Setting("SWIFT_RATE_BURST", "50", _int_range(1, 100_000), "Swift submissions in a burst"),
+    Setting("SWIFT_RATE_PER_S", "100", _float_range(0.1, 10_000),
+            "Swift submissions per second the gateway allows (sustained; the Swift server has"
+            " no rate limiter of its own, an edge in front of it may)"),
+    Setting("SWIFT_RATE_BURST", "600", _int_range(1, 100_000),
+            "Swift submissions in a burst (sized for a 500-subscriber fan-out)"),
+    Setting("SWIFT_MAX_IN_FLIGHT", "64", _int_range(1, 10_000),
+            "Swift POSTs on the wire at once; more wait in line within their auction window"),
     Setting("SWIFT_FAILURES_UNHEALTHY", "3", _int_range(1, 100),
             "consecutive Swift service failures that mark Swift unhealthy"),
-    Setting("AUCTION_DURATION_SLOTS", "50", _int_range(1, 255),
-            "Dutch auction length of Swift market orders"),
+    Setting("AUCTION_DURATION_SLOTS", "", _optional(_int_range(1, 255)),
+            "Dutch auction length of Swift market orders; empty: the venue profile's (10)"),
+    Setting("SNAPSHOT_MAX_AGE_SLOTS", "4", _int_range(0, 150),
+            "a signal's market snapshot older than this is read again before its orders"),
     Setting("AUCTION_START_BPS", "-10", _int_range(-1000, 1000),
             "auction start offset from the oracle, in the taker's favour (bps)"),
     Setting("AUCTION_END_BPS", "10", _int_range(-1000, 1000),
@@ -145,8 +170,9 @@ SETTINGS: tuple[Setting, ...] = (
             "how often the retry scheduler claims due jobs"),
     Setting("RETRY_LEASE_S", "120", _float_range(1, 3600),
             "claim lease of a retry job; must outlast a Swift auction and a blockhash (~60 s)"),
-    Setting("FANOUT_CONCURRENCY", "32", _int_range(1, 10_000),
-            "subscriber orders in flight at once per fan-out"),
+    Setting("SIGNAL_STALE_S", "300", _float_range(1, 86_400),
+            "a signal a crash interrupted before any order left runs again after the restart"
+            " unless older than this (closes never go stale)"),
     Setting("SWIFT_SUPPORTED_MARKETS", "", _markets,
             "optional Swift market allowlist (comma-separated); empty: every perp market"),
     Setting("VENUE", "sandbox", _choice("sandbox", "drift-mainnet", "drift-devnet", "velocity"),
@@ -162,6 +188,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANDBOX_SEED", "1", _int_range(0, 2**31 - 1), "seed of the sandbox child"),
     Setting("SANDBOX_SLOT_MS", "400", _int_range(10, 10_000),
             "slot time of the sandbox child (Solana's is about 400 ms)"),
+    Setting("SANDBOX_RPC_LATENCY_MS", "0", _int_range(0, 30_000),
+            "latency the sandbox child adds to every JSON-RPC request"),
+    Setting("SANDBOX_RPC_RPS_LIMIT", "0", _int_range(0, 1_000_000),
+            "JSON-RPC calls/s per RPC path the sandbox child allows, then HTTP 429; 0: unlimited"),
+    Setting("SANDBOX_SWIFT_LATENCY_MS", "0", _int_range(0, 30_000),
+            "latency the sandbox child adds to every Swift request"),
+    Setting("SANDBOX_FILL_PROFILE", "edge", _choice("edge", "v3"),
+            "when the sandbox child's makers fill Swift auctions: edge (at once) or v3 (drawn)"),
     Setting("SERVER_KEYS", "", _text,
             "server key ring: id=file:/path or id=credential:name, comma-separated; empty: "
             "k1=credential:server-key under systemd, else k1=file:STATE_DIR/server.key"),
@@ -171,8 +205,16 @@ SETTINGS: tuple[Setting, ...] = (
             "largest accepted request body"),
     Setting("TRADINGVIEW_IP_ALLOWLIST", "false", _bool,
             "accept webhooks only from TradingView's published source addresses"),
-    Setting("TRUSTED_PROXIES", "", _list,
-            "proxies whose X-Forwarded-For is believed (comma-separated addresses)"),
+    Setting("TRUSTED_PROXIES", "", _networks,
+            "proxies whose X-Forwarded-For is believed (comma-separated addresses or networks)"),
+    Setting("WEBHOOK_MAX_CONNECTIONS", "512", _int_range(1, 100_000),
+            "HTTP connections served at once; more wait in the listen backlog"),
+    Setting("WEBHOOK_READ_TIMEOUT_S", "10", _float_range(0.1, 3600),
+            "longest wait for a request (its line, headers and body) or on an idle connection"),
+    Setting("WEBHOOK_BOT_RATE_PER_S", "5", _float_range(0.01, 10_000),
+            "authenticated alerts per second one bot accepts (sustained); more answer 429"),
+    Setting("WEBHOOK_BOT_BURST", "20", _int_range(1, 100_000),
+            "authenticated alerts one bot accepts in a burst"),
 )
 
 

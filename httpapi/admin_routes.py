@@ -17,7 +17,7 @@ import pykka
 from prometheus_client.metrics import MetricWrapperBase
 
 from actors.services import Services
-from actors.swift_gateway import IsHealthy
+from actors.messages import IsHealthy
 from httpapi.ops_routes import require_admin
 from httpapi.router import Request, Response, Router
 from observability.trading_metrics import (

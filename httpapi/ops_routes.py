@@ -22,6 +22,21 @@ def _all_running(children: dict[str, dict]) -> bool:
     return True
 
 
+def not_ready_reason(tree: dict | None, database: bool) -> str | None:
+    """Why the daemon is not ready, naming only top-level actors (never a bot); None if ready."""
+    if tree is None:
+        return "the supervision tree does not answer"
+    for name, child in tree["children"].items():
+        if child["state"] != "running":
+            return f"actor {name} is {child['state']}"
+        nested = child.get("children")
+        if nested is not None and not _all_running(nested):
+            return f"a child of {name} is not running"
+    if not database:
+        return "the database does not answer"
+    return None
+
+
 def require_admin(services: Services, request: Request) -> None:
     """Refuse (401) unless the request carries the admin bearer token."""
     if not verify_admin_token(services.admin_token, request.bearer_token()):
@@ -43,12 +58,12 @@ def add_ops_routes(router: Router, services: Services) -> None:
         return Response(200, {"status": "alive"})
 
     def readyz(_: Request) -> Response:
-        tree = tree_status()
-        tree_up = tree is not None and _all_running(tree["children"])
-        database = services.db.ping(timeout_s=ASK_TIMEOUT_S)
-        ready = tree_up and database
-        return Response(200 if ready else 503,
-                        {"ready": ready, "tree_up": tree_up, "database": database, "tree": tree})
+        # Anonymous: ready or not and why, never the tree (it names every bot); the tree is
+        # GET /api/admin/tree, behind the admin token.
+        reason = not_ready_reason(tree_status(), services.db.ping(timeout_s=ASK_TIMEOUT_S))
+        if reason is None:
+            return Response(200, {"ready": True})
+        return Response(503, {"ready": False, "reason": reason})
 
     def admin_tree(request: Request) -> Response:
         require_admin(services, request)

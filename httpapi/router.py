@@ -1,4 +1,11 @@
-"""A small WSGI router: JSON in, JSON out, a body size limit, and no stack trace to the client."""
+"""A small WSGI router: JSON in, JSON out, a body size limit, and no stack trace to the client.
+
+Hostile input answers 4xx with a reason before any handler runs: a body over the limit
+(announced or read, chunked or not), one that does not arrive within the read timeout, a NUL
+byte in the path, query or headers, a path that is not UTF-8. A handler therefore only ever
+sees text a database can store. When the rest of a body is not worth reading (announced far
+over the limit, chunked over it, broken, too slow) the answer closes the connection instead.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from security.webhook_auth import bearer_token
+import gevent
+
+from httpapi.intake_metrics import HTTP_REQUESTS_REFUSED
+from security.errors import BadContentLength, BodyTooLarge
+from security.webhook_auth import bearer_token, check_content_length
 
 log = logging.getLogger(__name__)
 
@@ -18,22 +29,34 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 _REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
             403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error",
+            408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
+            429: "Too Many Requests", 500: "Internal Server Error",
             503: "Service Unavailable"}
+MAX_QUERY_FIELDS = 64
+# A refused body announced up to this size is read out, so that the client reads the answer
+# instead of a reset; a larger one closes the connection unread.
+DRAIN_MAX_BYTES = 1024 * 1024
 
 
 class HttpError(Exception):
-    """Raised by a handler to answer with `status` and a JSON `{"error": message}`."""
+    """Raised by a handler to answer with `status` and a JSON `{"error": message}`.
 
-    def __init__(self, status: int, message: str) -> None:
+    `headers` are added to the answer; `close` ends the connection after it (for a request
+    whose remaining body is not worth reading).
+    """
+
+    def __init__(self, status: int, message: str, *,
+                 headers: tuple[tuple[str, str], ...] = (), close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
+        self.close = close
 
 
 @dataclass(frozen=True)
 class Request:
-    """What a handler needs of one HTTP request."""
+    """What a handler needs of one HTTP request (no NUL byte in any of its text)."""
 
     method: str
     path: str
@@ -49,6 +72,8 @@ class Request:
             return json.loads(self.body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise HttpError(400, f"body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise HttpError(400, "body is not valid JSON: nested too deeply") from None
 
     def bearer_token(self) -> str:
         """The token of an `Authorization: Bearer ...` header, or an empty string."""
@@ -62,17 +87,33 @@ class Response:
     status: int
     body: Any
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 Handler = Callable[[Request], Response]
 
 
+def _refuse(reason: str, status: int, message: str, close: bool = False) -> HttpError:
+    """Count a router-level refusal and make its answer."""
+    HTTP_REQUESTS_REFUSED.labels(reason=reason).inc()
+    return HttpError(status, message, close=close)
+
+
+def _abandon_body(environ: dict[str, Any]) -> None:
+    """Tell gevent's input not to read out the rest of the body: the connection is closed."""
+    stream = environ.get("wsgi.input")
+    if hasattr(stream, "_chunked_input_error"):
+        stream._chunked_input_error = True  # gevent's own "unknown state, do not drain" flag
+
+
 class Router:
     """Maps (method, path pattern) to handlers; `{name}` in a pattern captures one segment."""
 
-    def __init__(self, max_body_bytes: int = 64 * 1024) -> None:
+    def __init__(self, max_body_bytes: int = 64 * 1024,
+                 read_timeout_s: float | None = None) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._max_body = max_body_bytes
+        self._read_timeout_s = read_timeout_s
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         """Register `handler` for `method` on `pattern` (e.g. "/api/signals/{id}")."""
@@ -80,28 +121,35 @@ class Router:
         self._routes.append((method.upper(), re.compile(f"^{regex}$"), handler))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        close = False
         try:
             response = self._dispatch(environ)
         except HttpError as exc:
-            response = Response(exc.status, {"error": exc.message})
+            response = Response(exc.status, {"error": exc.message}, headers=exc.headers)
+            close = exc.close
         except Exception:
-            log.exception("unhandled error in %s %s", environ.get("REQUEST_METHOD"),
-                          environ.get("PATH_INFO"))
+            log.exception("unhandled error in %s %r", environ.get("REQUEST_METHOD"),
+                          str(environ.get("PATH_INFO", ""))[:200])
             response = Response(500, {"error": "internal error"})
         if response.content_type == "application/json":
             payload = json.dumps(response.body, default=str).encode()
         else:
             payload = str(response.body).encode()
         reason = _REASONS.get(response.status, "")
-        start_response(f"{response.status} {reason}", [
-            ("Content-Type", response.content_type),
-            ("Content-Length", str(len(payload))),
-        ])
+        headers = [("Content-Type", response.content_type),
+                   ("Content-Length", str(len(payload))), *response.headers]
+        if close:
+            _abandon_body(environ)
+            headers.append(("Connection", "close"))
+        start_response(f"{response.status} {reason}", headers)
         return [payload]
 
     def _dispatch(self, environ: dict[str, Any]) -> Response:
-        method = environ["REQUEST_METHOD"].upper()
-        path = environ.get("PATH_INFO", "") or "/"
+        method = str(environ.get("REQUEST_METHOD", "")).upper()
+        body = self._read_body(environ)
+        path = _path(environ.get("PATH_INFO", "") or "/")
+        headers = _headers(environ)
+        query = _query(environ.get("QUERY_STRING", ""))
         allowed = False
         for route_method, regex, handler in self._routes:
             match = regex.match(path)
@@ -109,21 +157,78 @@ class Router:
                 continue
             allowed = True
             if route_method == method:
-                return handler(self._request(environ, method, path, match.groupdict()))
+                return handler(Request(method, path, query, headers, body, match.groupdict(),
+                                       environ.get("REMOTE_ADDR", "")))
         if allowed:
-            raise HttpError(405, f"{method} not allowed on {path}")
-        raise HttpError(404, f"no route for {path}")
+            raise HttpError(405, f"{method[:16]} not allowed on {path[:200]}")
+        raise HttpError(404, f"no route for {path[:200]}")
 
-    def _request(self, environ: dict[str, Any], method: str, path: str,
-                 params: dict[str, str]) -> Request:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > self._max_body:
-            raise HttpError(413, f"body larger than {self._max_body} bytes")
-        body = environ["wsgi.input"].read(length) if length else b""
-        headers = {key[5:].replace("_", "-").lower(): value
-                   for key, value in environ.items() if key.startswith("HTTP_")}
-        if "CONTENT_TYPE" in environ:
-            headers["content-type"] = environ["CONTENT_TYPE"]
-        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        return Request(method, path, query, headers, body, params,
-                       environ.get("REMOTE_ADDR", ""))
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
+        """The whole body, never more than the limit, within the read timeout; or a refusal
+        that closes the connection."""
+        chunked = str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower() == "chunked"
+        try:
+            length = check_content_length(None if chunked else environ.get("CONTENT_LENGTH"),
+                                          self._max_body)
+        except BodyTooLarge:
+            close = int(environ["CONTENT_LENGTH"]) > max(DRAIN_MAX_BYTES, self._max_body)
+            raise _refuse("body_too_large", 413, f"body larger than {self._max_body} bytes",
+                          close=close) from None
+        except BadContentLength:
+            raise _refuse("bad_content_length", 400,
+                          "Content-Length is not a non-negative integer", close=True) from None
+        if not length and not chunked:
+            return b""
+        stream = environ["wsgi.input"]
+        deadline = gevent.Timeout(self._read_timeout_s)
+        try:
+            with deadline:
+                body = stream.read(length if length is not None else self._max_body + 1)
+        except (gevent.Timeout, TimeoutError) as exc:
+            if isinstance(exc, gevent.Timeout) and exc is not deadline:
+                raise
+            raise _refuse("read_timeout", 408, "the body did not arrive in time",
+                          close=True) from None
+        except (OSError, ValueError):  # gevent: broken chunks; the peer went away
+            raise _refuse("body_unreadable", 400, "the body could not be read",
+                          close=True) from None
+        if len(body) > self._max_body:
+            raise _refuse("body_too_large", 413, f"body larger than {self._max_body} bytes",
+                          close=True)
+        return body
+
+
+def _no_nul(text: str, where: str) -> str:
+    if "\x00" in text:
+        raise _refuse("nul_byte", 400, f"NUL byte in the {where}")
+    return text
+
+
+def _path(raw: str) -> str:
+    """PATH_INFO (unquoted, latin-1 by WSGI) as the UTF-8 text the client meant."""
+    try:
+        path = raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise _refuse("not_utf8", 400, "the path is not UTF-8") from None
+    return _no_nul(path, "path")
+
+
+def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    headers = {key[5:].replace("_", "-").lower(): str(value)
+               for key, value in environ.items() if key.startswith("HTTP_")}
+    if "CONTENT_TYPE" in environ:
+        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    for name, value in headers.items():
+        _no_nul(name + value, "headers")
+    return headers
+
+
+def _query(raw: str) -> dict[str, str]:
+    try:
+        parsed = parse_qs(raw, max_num_fields=MAX_QUERY_FIELDS)
+    except ValueError:
+        raise _refuse("bad_query", 400, f"more than {MAX_QUERY_FIELDS} query fields") from None
+    query = {k: v[-1] for k, v in parsed.items()}
+    for key, value in query.items():
+        _no_nul(key + value, "query")
+    return query

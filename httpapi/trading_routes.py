@@ -2,20 +2,26 @@
 
 A webhook is answered only after its signal row is committed (accepted means durable), and
 well inside TradingView's 3-second budget: execution goes on in the bot's actor. Refusals
-(unknown bot 404, wrong secret 401, malformed 400) execute nothing; those of a known bot are
-recorded as rejected signals.
+(refused source 403, unknown bot 404, wrong secret 401, rate limited 429, malformed 400)
+execute nothing. Nothing is written before the secret is verified: an unauthenticated request
+costs a counter (`webhook_unauthenticated_total{reason}`) and a log line without the secret.
+An authenticated alert is rate-limited per bot (a leaked secret cannot flood a bot); a
+malformed one is recorded as a rejected signal.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from decimal import Decimal
 
 from actors.dispatch import wake_bot
 from actors.services import Services
+from httpapi.intake_metrics import WEBHOOK_RATE_LIMITED, WEBHOOK_UNAUTHENTICATED
 from httpapi.ops_routes import require_admin
+from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router
 from observability.trading_metrics import SIGNALS, WEBHOOK_LATENCY
 from security.webhook_auth import SourceIpPolicy, check_source_ip, verify_webhook_secret
@@ -27,6 +33,7 @@ from trading.dedup import signal_hashes
 log = logging.getLogger(__name__)
 
 MANUAL_ACTIONS = ("buy", "sell", "close")
+MAX_BOT_ID_CHARS = 255  # trading_bots.id is VARCHAR(255): a longer id is no bot's
 
 
 def add_trading_routes(router: Router, services: Services) -> None:
@@ -35,11 +42,21 @@ def add_trading_routes(router: Router, services: Services) -> None:
     ip_policy = SourceIpPolicy(enabled=settings["TRADINGVIEW_IP_ALLOWLIST"],
                                trust_forwarded_for=bool(settings["TRUSTED_PROXIES"]),
                                trusted_proxies=tuple(settings["TRUSTED_PROXIES"]))
+    limiter = KeyedTokenBucket(settings["WEBHOOK_BOT_RATE_PER_S"], settings["WEBHOOK_BOT_BURST"])
 
-    def refuse(outcome: str, status: int, message: str, started: float) -> HttpError:
+    def refuse(outcome: str, status: int, message: str, started: float,
+               headers: tuple[tuple[str, str], ...] = ()) -> HttpError:
         SIGNALS.labels(source="webhook", outcome=outcome).inc()
         WEBHOOK_LATENCY.labels(outcome=outcome).observe(time.perf_counter() - started)
-        return HttpError(status, message)
+        return HttpError(status, message, headers=headers)
+
+    def unauthenticated(reason: str, outcome: str, status: int, message: str,
+                        request: Request, started: float) -> HttpError:
+        """Count and log a refusal before authentication; nothing goes to the database."""
+        WEBHOOK_UNAUTHENTICATED.labels(reason=reason).inc()
+        log.warning("webhook refused: %s (from %s)", reason, request.remote_addr[:64],
+                    extra={"bot_id": request.params["bot_id"][:64]})
+        return refuse(outcome, status, message, started)
 
     def webhook(request: Request) -> Response:
         started = time.perf_counter()
@@ -47,20 +64,28 @@ def add_trading_routes(router: Router, services: Services) -> None:
         source = check_source_ip(ip_policy, request.remote_addr,
                                  request.headers.get("x-forwarded-for"))
         if not source.allowed:
-            raise refuse("forbidden_source", 403, f"source address refused: {source.reason}",
-                         started)
-        bot = get_bot(services.db, bot_id)
+            raise unauthenticated("forbidden_source", "forbidden_source", 403,
+                                  f"source address refused: {source.reason}", request, started)
+        bot = get_bot(services.db, bot_id) if len(bot_id) <= MAX_BOT_ID_CHARS else None
         if bot is None:
-            raise refuse("unknown_bot", 404, "unknown bot", started)
+            raise unauthenticated("unknown_bot", "unknown_bot", 404, "unknown bot", request,
+                                  started)
         secret = request.query.get("secret") or request.headers.get("x-webhook-secret")
         auth = verify_webhook_secret(services.ring.webhook_peppers(), secret,
                                      bot.webhook_secret_hash,
                                      current_key_id=services.ring.current_key_id)
-        body_text = request.body.decode("utf-8", "replace")
         if not auth.ok:
-            record_rejection(services.db, bot.id, "webhook", f"unauthorized: {auth.reason}",
-                             body_text)
-            raise refuse("unauthorized", 401, "wrong or missing webhook secret", started)
+            raise unauthenticated(auth.reason or "webhook_secret_mismatch", "unauthorized", 401,
+                                  "wrong or missing webhook secret", request, started)
+        wait_s = limiter.take(bot.id)
+        if wait_s:
+            WEBHOOK_RATE_LIMITED.inc()
+            log.warning("webhook rate limited", extra={"bot_id": bot.id})
+            raise refuse("rate_limited", 429,
+                         f"more than {limiter.burst} alerts at once or {limiter.rate_per_s:g}"
+                         " per second for this bot; this alert is dropped", started,
+                         headers=(("Retry-After", str(math.ceil(wait_s))),))
+        body_text = request.body.decode("utf-8", "replace")
         try:
             signal = parse_alert(request.body, request.headers.get("content-type", ""))
         except AlertError as exc:

@@ -45,6 +45,8 @@ LEGACY_ORDERS = Counter("legacy_orders", "On-chain placeAndTakePerpOrder transac
                         ["market", "outcome"])
 RPC_ACTIVE_ENDPOINT = Gauge("rpc_active_endpoint", "1 for the RPC endpoint in use",
                             ["endpoint"])
+RPC_RATE_LIMITED = Counter("rpc_rate_limited", "RPC answers HTTP 429 (rate limited), by endpoint",
+                           ["endpoint"])
 RETRY_QUEUE_DEPTH = Gauge("retry_queue_depth", "Retry jobs pending or running", ["priority"])
 PROFIT_SHARE_IOUS_PENDING = Gauge("profit_share_ious_pending", "Unpaid profit-share IOUs")
 WEBHOOK_LATENCY = Histogram("webhook_latency_seconds", "Webhook request to acknowledgement (s)",

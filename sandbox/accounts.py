@@ -7,6 +7,7 @@ demand with anchorpy's account coder from driftpy's IDL and cached until the sta
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -35,6 +36,9 @@ MAX_PERP_POSITIONS = 8
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
+CLOCK_SYSVAR_ID = Pubkey.from_string("SysvarC1ock11111111111111111111111111111111")
+SYSVAR_OWNER_ID = Pubkey.from_string("Sysvar1111111111111111111111111111111111111")
+SLOTS_PER_EPOCH = 432_000  # mainnet's epoch schedule
 SIGNED_MSG_ENTRY_SIZE = 24  # uuid 8 + max_slot 8 + order_id 4 + padding 4
 
 
@@ -92,6 +96,8 @@ class OrderState:
     uuid: bytes = b""
     signed: bool = False
     maker_budget: int | None = None  # base the makers are still willing to fill (partial mode)
+    fill_bucket: str = ""  # v3 fill profile: "fast" | "late" | "never" ("" = edge profile)
+    fill_offset: int | None = None  # v3: makers fill at order.slot + this (None = never)
 
     @property
     def remaining(self) -> int:
@@ -405,6 +411,14 @@ def encode_user_reference(user: UserState) -> bytes:
     for name, value in _tail_values(user, open_orders).items():
         setattr(acc, name, value)
     return codec.encode_account("User", acc)
+
+
+def encode_clock(slot: int, epoch_start_timestamp: int, epoch: int, leader_schedule_epoch: int,
+                 unix_timestamp: int) -> bytes:
+    """The Clock sysvar's 40 bytes: slot u64, epoch_start_timestamp i64, epoch u64,
+    leader_schedule_epoch u64, unix_timestamp i64, little-endian (bincode)."""
+    return struct.pack("<QqQQq", slot, epoch_start_timestamp, epoch, leader_schedule_epoch,
+                       unix_timestamp)
 
 
 def encode_user_stats(authority: Pubkey, sub_accounts: int, taker_volume: int) -> bytes:

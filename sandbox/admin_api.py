@@ -148,7 +148,7 @@ def step(ex: Exchange, req: Request) -> Response:
 
 
 def stats(ex: Exchange, req: Request) -> Response:
-    """GET /sandbox/stats."""
+    """GET /sandbox/stats (``rpc_calls``: JSON-RPC calls per method, monotonic)."""
     with ex.lock:
         snap = ex.stats.snapshot()
         snap["slot"] = ex.slot
@@ -171,6 +171,19 @@ def fills(ex: Exchange, req: Request) -> Response:
     with ex.lock:
         rows = [f for f in ex.fill_log if who is None or f["authority"] == who]
     return json_response(200, {"fills": rows})
+
+
+def swift_posts(ex: Exchange, req: Request) -> Response:
+    """GET /sandbox/swift-posts[?since=<unix time>]: every POST /orders, oldest first:
+    {"at", "slot", "authority", "status", "message", "error", "answered_at"}."""
+    since_raw = req.query_one("since")
+    try:
+        since = float(since_raw) if since_raw not in (None, "") else None
+    except ValueError as exc:
+        raise BadRequest("since must be a number (unix time)") from exc
+    with ex.lock:
+        rows = [dict(r) for r in ex.swift_posts if since is None or r["at"] > since]
+    return json_response(200, {"posts": rows})
 
 
 def state(ex: Exchange, req: Request) -> Response:

@@ -24,11 +24,15 @@ STOP_TIMEOUT_S = 10.0
 class SandboxChild:
     """A running `quantumvault sandbox` child, with the URLs it announced."""
 
-    def __init__(self, port: int, seed: int, slot_ms: int = 400) -> None:
+    def __init__(self, port: int, seed: int, slot_ms: int = 400, *, rpc_latency_ms: int = 0,
+                 rpc_rps_limit: int = 0, swift_latency_ms: int = 0,
+                 fill_profile: str = "edge") -> None:
         runtime = Path(__file__).resolve().parent.parent / "runtime.py"
         self._process = subprocess.Popen(
             [sys.executable, str(runtime), "sandbox", "--host", "127.0.0.1", "--port", str(port),
-             "--seed", str(seed), "--slot-ms", str(slot_ms)],
+             "--seed", str(seed), "--slot-ms", str(slot_ms),
+             "--rpc-latency-ms", str(rpc_latency_ms), "--rpc-rps-limit", str(rpc_rps_limit),
+             "--swift-latency-ms", str(swift_latency_ms), "--fill-profile", fill_profile],
             stdout=subprocess.PIPE, text=True)
         try:
             with gevent.Timeout(START_TIMEOUT_S):

@@ -1,6 +1,8 @@
 """``quantumvault sandbox`` command line: run the sandbox, or change a running one's faults.
 
   quantumvault sandbox [--host 127.0.0.1] [--port 8899] [--seed N] [--slot-ms 400]
+                       [--rpc-latency-ms 0] [--rpc-rps-limit 0] [--swift-latency-ms 0]
+                       [--fill-profile edge|v3]
   quantumvault sandbox faults --url http://127.0.0.1:PORT [--swift-status 503] ... | --clear
   quantumvault sandbox faucet --url ... --authority <base58> --quote 1000
   quantumvault sandbox liquidity --url ... [--market-index 0] --mode partial --fraction 0.5
@@ -32,9 +34,26 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError("expected true/false")
 
 
+_EPILOG = """\
+venue timing (all off by default; see sandbox/README.md):
+  --rpc-latency-ms / --swift-latency-ms  added to every JSON-RPC / Swift request, a gevent sleep
+      per request (concurrent requests wait in parallel). Start-up values are the baseline that
+      `faults --clear` returns to; change them at runtime with `faults --rpc-latency-ms ...`.
+  --rpc-rps-limit N  token bucket per RPC path (primary /, backup /backup): N calls/s sustained,
+      burst N, a batch costs one per call; beyond it HTTP 429 + Retry-After + JSON-RPC error 429,
+      counted as rpc_rate_limited in /sandbox/stats. Runtime: `faults --rpc-rps-limit N`.
+  --fill-profile edge|v3  edge: makers fill once the auction price is --maker-edge-bps better
+      than the oracle. v3: each signed order draws (seeded by --seed) when makers fill it:
+      85 % 1-2 slots after its signed slot, 10 % later in its auction, 5 % never; shares via
+      POST /sandbox/config {"v3_fast_share": 0.85, "v3_late_share": 0.10}.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quantumvault sandbox",
-                                description="Local exchange sandbox (Swift API + Solana RPC).")
+                                description="Local exchange sandbox (Swift API + Solana RPC).",
+                                epilog=_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     p.add_argument("--port", type=int, default=8899, help="port (0 picks a free one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle walk and hashes")
@@ -42,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--maker-edge-bps", type=float, help="makers fill within this of the oracle")
     p.add_argument("--slippage-bps", type=float, help="placeAndTake fill vs oracle")
     p.add_argument("--taker-fee-bps", type=float, help="taker fee on every fill")
+    p.add_argument("--rpc-latency-ms", type=int, default=0, metavar="MS",
+                   dest="start_rpc_latency_ms", help="added to every JSON-RPC request (0 = none)")
+    p.add_argument("--rpc-rps-limit", type=int, default=0, metavar="N", dest="start_rpc_rps_limit",
+                   help="JSON-RPC calls per second per RPC path, then HTTP 429 (0 = unlimited)")
+    p.add_argument("--swift-latency-ms", type=int, default=0, metavar="MS",
+                   dest="start_swift_latency_ms", help="added to every Swift request (0 = none)")
+    p.add_argument("--fill-profile", choices=("edge", "v3"), default="edge",
+                   help="when makers fill Swift auctions (default edge)")
     sub = p.add_subparsers(dest="command")
 
     f = sub.add_parser("faults", help="show or change faults of a running sandbox")
@@ -50,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--latency-ms", type=int)
     f.add_argument("--swift-latency-ms", type=int)
     f.add_argument("--rpc-latency-ms", type=int)
+    f.add_argument("--rpc-rps-limit", type=int)
     f.add_argument("--swift-status", type=int, choices=(429, 500, 502, 503, 504))
     f.add_argument("--swift-status-count", type=int)
     f.add_argument("--swift-timeout", type=_bool)
@@ -81,8 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_FAULT_FLAGS = ("latency_ms", "swift_latency_ms", "rpc_latency_ms", "swift_status",
-                "swift_status_count", "swift_timeout", "swift_timeout_process", "hang_ms",
+_FAULT_FLAGS = ("latency_ms", "swift_latency_ms", "rpc_latency_ms", "rpc_rps_limit",
+                "swift_status", "swift_status_count", "swift_timeout", "swift_timeout_process",
+                "hang_ms",
                 "health_412", "hash_status_500", "rpc_primary_down", "rpc_backup_down",
                 "rpc_down_mode", "makers_paused", "swift_makers_paused",
                 "swift_placement_paused")
@@ -121,11 +150,16 @@ def main(argv: list[str]) -> int:
         return _control("GET", f"{args.url.rstrip('/')}/sandbox/stats")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        server = SandboxServer(args.host, args.port, seed=args.seed, slot_ms=args.slot_ms)
+        timing = {"rpc_latency_ms": args.start_rpc_latency_ms,
+                  "rpc_rps_limit": args.start_rpc_rps_limit,
+                  "swift_latency_ms": args.start_swift_latency_ms}
+        server = SandboxServer(args.host, args.port, seed=args.seed, slot_ms=args.slot_ms,
+                               faults={k: v for k, v in timing.items() if v})
         server.exchange.update_config({
             name: value for name, value in (("maker_edge_bps", args.maker_edge_bps),
                                             ("slippage_bps", args.slippage_bps),
-                                            ("taker_fee_bps", args.taker_fee_bps))
+                                            ("taker_fee_bps", args.taker_fee_bps),
+                                            ("fill_profile", args.fill_profile))
             if value is not None})
     except ValueError as exc:
         print(str(exc), file=sys.stderr)

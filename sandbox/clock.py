@@ -8,6 +8,7 @@ state evolves with time, which is what makes a seeded run reproducible.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -41,8 +42,12 @@ class SlotClock:
 
     def unix_ts(self) -> int:
         """Chain time: genesis time + elapsed slots at the nominal slot time (400 ms if manual)."""
+        return self.unix_ts_at(self._slot)
+
+    def unix_ts_at(self, slot: int) -> int:
+        """Chain time of ``slot`` (the Clock sysvar's unix_timestamp at that slot)."""
         ms = self.slot_ms or 400
-        return int(self.genesis_ts + (self._slot - self.genesis_slot) * ms / 1000.0)
+        return math.floor(self.genesis_ts + (slot - self.genesis_slot) * ms / 1000.0)
 
     def add_listener(self, fn: Callable[[int], None]) -> None:
         """Call ``fn(new_slot)`` after every tick, in registration order."""

@@ -8,7 +8,9 @@ gevent, and an RLock also guards them, so a slot tick and a request never interl
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from dataclasses import dataclass, field, fields, replace
 from hashlib import sha256
 from typing import Any
@@ -19,13 +21,17 @@ from solders.pubkey import Pubkey
 
 from sandbox import codec, margin, swift_orders
 from sandbox.accounts import (
+    CLOCK_SYSVAR_ID,
+    SLOTS_PER_EPOCH,
     SYSTEM_PROGRAM_ID,
+    SYSVAR_OWNER_ID,
     TOKEN_PROGRAM_ID,
     OrderState,
     SignedMsgOrdersState,
     TokenAccountState,
     UserState,
     associated_token_address,
+    encode_clock,
     encode_perp_market,
     encode_user_stats,
     user_address,
@@ -33,15 +39,24 @@ from sandbox.accounts import (
 )
 from sandbox.clock import SlotClock
 from sandbox.faults import Faults
-from sandbox.makers import LiquidityBook, auction_price, maker_accepts, round_to_step
+from sandbox.makers import (
+    FILL_PROFILES,
+    LiquidityBook,
+    auction_price,
+    maker_accepts,
+    round_to_step,
+)
 from sandbox.markets import QUOTE_MINT, QUOTE_PRECISION, MarketSpec, default_markets
 from sandbox.oracle import OracleBook
+from sandbox.ratelimit import RpcRateLimiter
 from sandbox.stats import Stats
 
 BLOCKHASH_VALID_SLOTS = 150
 FINALIZED_AFTER_SLOTS = 32
 DEFAULT_SIGNED_MSG_ORDERS = 8
 MAX_FILL_LOG = 100_000  # oldest half dropped beyond this (GET /sandbox/fills)
+MAX_SWIFT_POSTS = 100_000  # same bound for GET /sandbox/swift-posts
+CLOCK_SYSVAR_LAMPORTS = 1_169_280
 
 
 @dataclass
@@ -56,6 +71,9 @@ class ExchangeConfig:
     hash_ttl_ms: int = 180_000  # hash-status entries live this long (chain time)
     slot_too_old: int = 500
     reduce_only_size_exempt: bool = False  # the real Swift server does not exempt reduce-only
+    fill_profile: str = "edge"  # when makers fill Swift auctions: "edge" or "v3" (makers.py)
+    v3_fast_share: float = 0.85  # v3: share of orders filled 1-2 slots after their signed slot
+    v3_late_share: float = 0.10  # v3: share filled later in the auction (rest: never)
 
 
 @dataclass
@@ -92,6 +110,9 @@ class Exchange:
         self.hashes: dict[str, tuple[int, int]] = {}  # hash -> (order id, slot recorded)
         self.transactions: dict[str, TxRecord] = {}
         self.fill_log: list[dict[str, Any]] = []
+        self.swift_posts: list[dict[str, Any]] = []  # GET /sandbox/swift-posts
+        self.fill_rng = random.Random(f"fills:{self.seed}")  # v3 fill-slot draws
+        self.rpc_limiter = RpcRateLimiter()
         self._market_addresses: dict[Pubkey, MarketSpec] | None = None
         self._market_bytes: dict[int, tuple[tuple[int, int, int], bytes]] = {}
         self.clock.add_listener(self._on_slot)
@@ -116,6 +137,8 @@ class Exchange:
 
     def account_data(self, address: Pubkey) -> tuple[bytes, Pubkey, int] | None:
         """(data, owner, lamports) of an account the sandbox serves, or None."""
+        if address == CLOCK_SYSVAR_ID:
+            return self.clock_sysvar(), SYSVAR_OWNER_ID, CLOCK_SYSVAR_LAMPORTS
         with self.lock:
             user = self.users.get(address)
             if user is not None:
@@ -143,6 +166,14 @@ class Exchange:
                 return b"", SYSTEM_PROGRAM_ID, lamports
         return None
 
+    def clock_sysvar(self) -> bytes:
+        """The Clock sysvar at the current slot (unix_timestamp = ``clock.unix_ts()``)."""
+        clock = self.clock
+        slot = clock.slot
+        epoch = slot // SLOTS_PER_EPOCH
+        return encode_clock(slot, clock.unix_ts_at(epoch * SLOTS_PER_EPOCH), epoch, epoch + 1,
+                            clock.unix_ts_at(slot))
+
     def _market_by_address(self, address: Pubkey) -> MarketSpec | None:
         if self._market_addresses is None:
             self._market_addresses = {get_perp_market_public_key(codec.PROGRAM_ID, i): m
@@ -162,11 +193,20 @@ class Exchange:
                 if isinstance(current, bool):
                     if not isinstance(value, bool):
                         raise ValueError(f"{name} must be true or false")
+                elif isinstance(current, str):
+                    if not isinstance(value, str):
+                        raise ValueError(f"{name} must be a string")
                 elif not isinstance(value, int | float) or isinstance(value, bool):
                     raise ValueError(f"{name} must be a number")
                 setattr(trial, name, type(current)(value))
             if trial.placement_delay_slots < 0 or trial.hash_ttl_ms < 0:
                 raise ValueError("delays must be non-negative")
+            if trial.fill_profile not in FILL_PROFILES:
+                raise ValueError(f"fill_profile must be one of {FILL_PROFILES}")
+            fast, late = trial.v3_fast_share, trial.v3_late_share
+            if not (0.0 <= fast <= 1.0 and 0.0 <= late <= 1.0 and fast + late <= 1.0):
+                raise ValueError("v3_fast_share and v3_late_share must be within 0..1 and sum "
+                                 "to at most 1")
             self.config = trial
 
     # ----- account creation ----------------------------------------------------------------
@@ -229,7 +269,7 @@ class Exchange:
 
     def fill(self, user: UserState, order: OrderState, base: int, price: int,
              source: str) -> None:
-        """Book a fill of ``base`` of ``order`` at ``price``."""
+        """Book a fill of ``base`` of ``order`` at ``price`` (logged with the wall time)."""
         fee = margin.quote_for(base, price) * int(self.config.taker_fee_bps) // 10_000
         quote = margin.apply_fill(user, order.market_index, order.sign, base, price, fee)
         order.base_filled += base
@@ -240,8 +280,10 @@ class Exchange:
         self.fill_log.append({
             "slot": self.slot, "authority": str(user.authority), "order_id": order.order_id,
             "market_index": order.market_index, "direction": order.direction, "base": base,
-            "price": price, "quote": quote, "fee": fee, "source": source,
+            "price": price, "quote": quote, "fee": fee, "source": source, "at": time.time(),
         })
+        if order.fill_bucket:
+            self.fill_log[-1].update(order_slot=order.slot, profile_bucket=order.fill_bucket)
 
     def new_order_id(self, user: UserState) -> int:
         """Allocate the user's next order id."""
@@ -262,19 +304,25 @@ class Exchange:
                 del self.fill_log[: MAX_FILL_LOG // 2]
 
     def _run_makers(self, slot: int) -> None:
+        now_ts = self.clock.unix_ts()
+        paused = self.faults.makers_paused or self.faults.swift_makers_paused
         for user in self.users.values():
             for order in user.open_orders():
                 if not order.signed:
                     continue
-                price = auction_price(order, slot, self.oracles.price(order.market_index))
-                if price is None or self.faults.makers_paused or \
-                        self.faults.swift_makers_paused:
+                if order.max_ts and now_ts > order.max_ts:
+                    continue  # the program expires it (fill_perp_order) rather than fill it
+                oracle = self.oracles.price(order.market_index)
+                price = auction_price(order, slot, oracle, max(0, order.max_ts - now_ts))
+                if price is None or paused:
                     continue
                 liq = self.liquidity.get(order.market_index)
                 if liq.mode == "none" or not order.maker_budget:
                     continue
-                oracle = self.oracles.price(order.market_index)
-                if not maker_accepts(order, price, oracle, self.config.maker_edge_bps):
+                if order.fill_bucket:  # v3 profile: the slot drawn at placement decides
+                    if order.fill_offset is None or slot < order.slot + order.fill_offset:
+                        continue
+                elif not maker_accepts(order, price, oracle, self.config.maker_edge_bps):
                     continue
                 size = min(order.remaining, order.maker_budget)
                 if order.reduce_only:
@@ -286,16 +334,18 @@ class Exchange:
                 self.fill(user, order, size, price, "swift_maker")
                 self.stats.incr("swift_orders_filled" if order.status == "filled"
                                 else "swift_orders_partially_filled", str(user.authority))
+                if order.fill_bucket:
+                    self.stats.incr(f"v3_fills_{order.fill_bucket}")
 
     def _expire(self, slot: int) -> None:
+        """The program's expire_orders: an open order with max_ts != 0 leaves the account at the
+        first slot whose unix time is past max_ts. A Market order does not end with its auction
+        (placement gave it a default max_ts, see swift_orders._place)."""
         now_ts = self.clock.unix_ts()
         for user in self.users.values():
             changed = False
             for order in user.open_orders():
-                auction_over = slot > order.slot + order.auction_duration
-                market_done = order.order_type == "Market" and auction_over
-                ts_done = order.max_ts and now_ts > order.max_ts
-                if market_done or ts_done:
+                if order.max_ts and now_ts > order.max_ts:
                     order.status = "canceled"
                     changed = True
                     self.stats.incr("orders_expired", str(user.authority))

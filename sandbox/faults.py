@@ -3,6 +3,11 @@
 One ``Faults`` object is shared by the Swift routes, the JSON-RPC routes and the makers. It is
 changed only through ``update``/``clear`` (POST/DELETE /sandbox/faults), validated so that a
 typo is an error rather than a silently ignored knob.
+
+The HTTP-level timing knobs (``rpc_latency_ms``, ``swift_latency_ms``, ``rpc_rps_limit``) can
+also be given at start-up (``--rpc-latency-ms`` etc.): those values become the *baseline*, and
+clearing faults returns to the baseline rather than to zero, so a test that clears its faults
+does not undo the venue timing the sandbox was started with.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 SWIFT_STATUS_CHOICES = (429, 500, 502, 503, 504)
 RPC_DOWN_MODES = ("503", "reset", "hang")
 MAX_HANG_MS = 30_000
+MAX_RPS_LIMIT = 1_000_000
 
 
 @dataclass
@@ -22,6 +28,7 @@ class Faults:
     latency_ms: int = 0  # added to every Swift and RPC response
     swift_latency_ms: int = 0  # added to Swift routes only
     rpc_latency_ms: int = 0  # added to JSON-RPC routes only
+    rpc_rps_limit: int = 0  # JSON-RPC calls/s per path (token bucket, burst = limit); 0 = off
     swift_status: int | None = None  # POST /orders answers this status, order not processed
     swift_status_count: int | None = None  # how many requests the override lasts (None: all)
     swift_timeout: bool = False  # POST /orders hangs hang_ms before answering
@@ -37,13 +44,27 @@ class Faults:
     #                                    placeAndTake (a market with no Swift liquidity)
     swift_placement_paused: bool = False  # accepted Swift orders wait, never get placed
 
+    def __post_init__(self) -> None:
+        self._baseline: dict[str, Any] = {}  # start-up values that clear() returns to
+
+    def set_baseline(self, values: dict[str, Any]) -> None:
+        """Start-up values (CLI flags): applied now and restored by every clear."""
+        self.update({"clear": True, **values})
+        self._baseline = {k: v for k, v in values.items() if k != "clear"}
+
+    def _fresh(self) -> Faults:
+        fresh = Faults()
+        for key, value in self._baseline.items():
+            setattr(fresh, key, value)
+        return fresh
+
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial update; ValueError on an unknown knob or a bad value."""
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known - {"clear"}
         if unknown:
             raise ValueError(f"unknown fault knob(s): {sorted(unknown)}")
-        trial = Faults() if changes.get("clear") else replace(self)
+        trial = self._fresh() if changes.get("clear") else replace(self)
         for key, value in changes.items():
             if key != "clear":
                 setattr(trial, key, value)
@@ -52,9 +73,10 @@ class Faults:
             setattr(self, f.name, getattr(trial, f.name))
 
     def clear(self) -> None:
-        """Back to a healthy venue."""
+        """Back to a healthy venue (with the start-up baseline, if any)."""
+        fresh = self._fresh()
         for f in fields(self):
-            setattr(self, f.name, f.default)
+            setattr(self, f.name, getattr(fresh, f.name))
 
     def consume_swift_status(self) -> int | None:
         """The status override for this request, counting it down when it is limited."""
@@ -96,3 +118,5 @@ class Faults:
             if value < 0 or value > MAX_HANG_MS:
                 raise ValueError(f"{name} must be within 0..{MAX_HANG_MS}")
             setattr(self, name, value)
+        if not 0 <= int(self.rpc_rps_limit) <= MAX_RPS_LIMIT:
+            raise ValueError(f"rpc_rps_limit must be within 0..{MAX_RPS_LIMIT}")

@@ -2,20 +2,35 @@
 
 The auction price moves linearly from auction_start_price to auction_end_price over
 auction_duration slots starting at the order's slot (absolute prices for Market/Limit orders,
-offsets from the oracle for Oracle orders). Makers take the taker's side as soon as the auction
-price is at least ``edge_bps`` better for them than the oracle. How much they fill depends on
-the market's liquidity mode: ``full`` (everything), ``partial`` (a fraction of each order, the
-rest expires) or ``none`` (nothing, the order expires at auction end).
+offsets from the oracle for Oracle orders). *When* makers fill depends on the fill profile
+(``ExchangeConfig.fill_profile``):
+
+- ``edge`` (default): makers take the taker's side as soon as the auction price is at least
+  ``edge_bps`` better for them than the oracle.
+- ``v3``: each signed order draws, when it is placed and from the exchange's seeded RNG, the
+  slot offset after its signed slot at which makers fill it (Drift's "v3" figures: by default
+  85 % within 1-2 slots, 10 % later in the auction, 5 % never, see :func:`draw_fill_offset`).
+  The fill price is the auction price at the slot of the fill.
+
+How much they fill depends on the market's liquidity mode: ``full`` (everything), ``partial``
+(a fraction of each order, the rest stays open unfilled until the order's ``max_ts``) or
+``none`` (nothing, the order rests until its ``max_ts``).
+
+After its auction an order keeps the program's limit price (:func:`auction_price`): the
+oracle plus its offset, else its ``price``, else (a Market/Oracle order without a price) the
+program's fallback price.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sandbox.accounts import OrderState
 
 LIQUIDITY_MODES = ("full", "partial", "none")
+FILL_PROFILES = ("edge", "v3")
 
 
 @dataclass
@@ -59,8 +74,20 @@ class LiquidityBook:
                 "markets": {str(k): asdict(v) for k, v in self.markets.items()}}
 
 
-def auction_price(order: OrderState, slot: int, oracle: int) -> int | None:
-    """The order's price at ``slot``; None once a Market order's auction is over."""
+def fallback_price(order: OrderState, oracle: int, seconds_til_expiry: int) -> int:
+    """The program's limit price for a taker order with no price of its own (protocol-v2
+    ``AMM::get_fallback_price``, liquid-AMM branch): the AMM's ask (bid) plus (minus) a buffer
+    of 1/200 .. 1/100 of it, wider as expiry nears. The sandbox has no AMM curve, so the
+    oracle stands in for the AMM's ask and bid."""
+    divisor = min(max(seconds_til_expiry * 20, 100), 200)
+    return oracle + oracle // divisor if order.sign > 0 else oracle - oracle // divisor
+
+
+def auction_price(order: OrderState, slot: int, oracle: int,
+                  seconds_til_expiry: int = 0) -> int | None:
+    """The order's limit price at ``slot`` (protocol-v2 ``Order::get_limit_price``): the auction
+    price during its auction; after it the oracle plus the order's offset, else its ``price``,
+    else, for a Market/Oracle order, the fallback price; None for a Limit order without one."""
     elapsed = max(0, slot - order.slot)
     in_auction = order.auction_duration > 0 and elapsed <= order.auction_duration
     if in_auction:
@@ -71,11 +98,28 @@ def auction_price(order: OrderState, slot: int, oracle: int) -> int | None:
         if order.price:
             price = min(price, order.price) if order.sign > 0 else max(price, order.price)
         return price
-    if order.order_type == "Market":
-        return None
     if order.order_type == "Oracle" and order.oracle_price_offset:
         return oracle + order.oracle_price_offset
-    return order.price or None
+    if order.price:
+        return order.price
+    if order.order_type in ("Market", "Oracle"):
+        return fallback_price(order, oracle, seconds_til_expiry)
+    return None
+
+
+def draw_fill_offset(rng: random.Random, auction_duration: int, fast_share: float,
+                     late_share: float) -> tuple[str, int | None]:
+    """The v3 profile's draw for one order: (bucket, slots after its signed slot at which
+    makers fill it, None = never). ``fast`` (share ``fast_share``): 1 or 2 slots; ``late``
+    (``late_share``): 3 .. auction_duration; ``never``: the rest. Offsets stay inside the
+    auction (a 1-slot auction fills fast orders at slot 1, a 2-slot one late orders at 2)."""
+    span = max(1, int(auction_duration))
+    u = rng.random()
+    if u < fast_share:
+        return "fast", min(rng.randint(1, 2), span)
+    if u < fast_share + late_share:
+        return "late", rng.randint(min(3, span), span)
+    return "never", None
 
 
 def maker_accepts(order: OrderState, price: int, oracle: int, edge_bps: float) -> bool:

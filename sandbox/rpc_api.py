@@ -5,6 +5,12 @@ getBalance, getTokenAccountBalance, sendTransaction, simulateTransaction,
 getSignatureStatuses, requestAirdrop, getHealth, getVersion, getRecentPrioritizationFees.
 Result and error shapes follow the Agave RPC (codes -32002 preflight failure, -32003
 signature verification failure, -32600/-32601/-32602/-32700 JSON-RPC errors).
+
+Every call is counted per method in the stats (``rpc_calls[<method>]`` and
+``totals["rpc_<method>"]``, monotonic, primary and backup together, batch calls one by one;
+calls refused with 429 never reach a method and are counted only in ``rpc_rate_limited``).
+Over the ``rpc_rps_limit`` fault the route answers like a provider: HTTP 429, ``Retry-After``
+(whole seconds, at least 1) and a JSON-RPC error body with code 429 (:func:`rate_limited`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 from hashlib import sha256
 from typing import Any
 
@@ -23,6 +30,8 @@ from sandbox import transactions
 from sandbox.exchange import FINALIZED_AFTER_SLOTS, Exchange
 from sandbox.markets import QUOTE_DECIMALS
 from sandbox.wsgi import Request, Response, json_response
+
+RATE_LIMITED_MESSAGE = "Too many requests for a specific RPC call"
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,26 @@ def handle(ex: Exchange, req: Request) -> Response:
     return json_response(200, _one(ex, payload))
 
 
+def peek(body: bytes) -> tuple[int, Any]:
+    """(number of calls in a request body, id of a single call): what the rate limit charges.
+    A batch costs one per call; an unparsable body costs one (it is answered -32700)."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return 1, None
+    if isinstance(payload, list):
+        return max(1, len(payload)), None
+    return 1, payload.get("id") if isinstance(payload, dict) else None
+
+
+def rate_limited(wait_s: float, req_id: Any = None) -> Response:
+    """A provider's rate-limit answer: HTTP 429, Retry-After, JSON-RPC error code 429."""
+    resp = json_response(429, _error(req_id, RpcError(429, RATE_LIMITED_MESSAGE)))
+    retry_after = 1 if math.isinf(wait_s) else max(1, math.ceil(wait_s))
+    resp.headers.append(("Retry-After", str(retry_after)))
+    return resp
+
+
 def _error(req_id: Any, err: RpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "error": err.to_json(), "id": req_id}
 
@@ -72,7 +101,7 @@ def _one(ex: Exchange, call: Any) -> dict[str, Any]:
     method = call["method"]
     params = call.get("params") or []
     fn = _METHODS.get(method)
-    ex.stats.incr(f"rpc_{method}")
+    ex.stats.incr_rpc(str(method), fn is not None)
     if fn is None:
         return _error(req_id, RpcError(-32601, "Method not found"))
     try:

@@ -5,9 +5,15 @@ Paths on one port (``url``):
   RPC        POST /  (primary)   POST /backup  (backup; same chain, failed independently)
   Control    /sandbox/faucet, /sandbox/faults, /sandbox/liquidity, /sandbox/oracle,
              /sandbox/config, /sandbox/step, /sandbox/stats, /sandbox/user, /sandbox/fills,
-             /sandbox/state
+             /sandbox/swift-posts, /sandbox/state
 Primary and backup share one chain, so failover tests see the same state through either URL.
 Only loopback hosts are accepted.
+
+Venue timing (see sandbox/README.md): latency faults are a ``gevent.sleep`` in the request's own
+greenlet (pywsgi serves each connection on its own greenlet), so N concurrent requests all wait
+~latency, not N x latency. ``rpc_rps_limit`` puts a token bucket per RPC path in front of the
+JSON-RPC routes and answers HTTP 429 like a provider (sandbox/ratelimit.py). Every
+``POST /orders`` is logged with its arrival wall time (GET /sandbox/swift-posts).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ ADMIN_ROUTES: dict[str, tuple[set[str], Route]] = {
     "/sandbox/stats": ({"GET"}, admin_api.stats),
     "/sandbox/user": ({"GET"}, admin_api.user),
     "/sandbox/fills": ({"GET"}, admin_api.fills),
+    "/sandbox/swift-posts": ({"GET"}, admin_api.swift_posts),
     "/sandbox/state": ({"GET"}, admin_api.state),
 }
 
@@ -109,8 +116,12 @@ class SandboxApp:
                 return json_response(400, {"error": str(exc)})
         swift = SWIFT_ROUTES.get((req.method, req.path))
         if swift is not None:
+            posted = swift_api.post_arrived(ex, req) if req.path == "/orders" else None
             self._delay(ex.faults.latency_ms + ex.faults.swift_latency_ms)
-            return swift(ex, req)
+            resp = swift(ex, req)
+            if posted is not None:
+                swift_api.post_answered(posted, resp)
+            return resp
         which = RPC_PATHS.get(req.path)
         if which is not None:
             if req.method != "POST":
@@ -121,6 +132,14 @@ class SandboxApp:
             if down:
                 ex.stats.incr(f"rpc_{which}_fault")
                 return self._outage()
+            limit = ex.faults.rpc_rps_limit
+            if limit > 0:
+                calls, first_id = rpc_api.peek(req.body)
+                wait = ex.rpc_limiter.admit(which, limit, calls)
+                if wait > 0:
+                    ex.stats.incr("rpc_rate_limited")
+                    ex.stats.incr(f"rpc_rate_limited_{which}")
+                    return rpc_api.rate_limited(wait, first_id)
             return rpc_api.handle(ex, req)
         if req.path in {p for _, p in SWIFT_ROUTES}:
             return text_response(405, "Method Not Allowed")
@@ -156,12 +175,17 @@ class SandboxServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int = 0,
                  slot_ms: int = 400, config: ExchangeConfig | None = None,
                  markets: dict[int, MarketSpec] | None = None,
-                 genesis_ts: float | None = None) -> None:
+                 genesis_ts: float | None = None,
+                 faults: dict[str, Any] | None = None) -> None:
+        """``faults``: start-up fault values (e.g. ``{"rpc_latency_ms": 30,
+        "rpc_rps_limit": 50}``) that clearing the faults returns to."""
         _check_loopback(host)
         self.host = host
         self.requested_port = int(port)
         self.exchange = Exchange(seed=seed, slot_ms=slot_ms, markets=markets, config=config,
                                  genesis_ts=genesis_ts)
+        if faults:
+            self.exchange.faults.set_baseline(faults)
         self._server: WSGIServer | None = None
 
     @property

@@ -15,6 +15,7 @@ class Stats:
         self.totals: dict[str, int] = defaultdict(int)
         self.by_authority: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.by_instruction: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.rpc_calls: dict[str, int] = defaultdict(int)
         self._changed = threading.Condition()
 
     def incr(self, name: str, authority: str | None = None, n: int = 1) -> None:
@@ -30,6 +31,14 @@ class Stats:
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
 
+    def incr_rpc(self, method: str, known: bool) -> None:
+        """Count one JSON-RPC call: ``totals["rpc_<method>"]`` and ``rpc_calls[method]``
+        (unknown methods are counted in ``rpc_calls`` as "unknown", keeping it bounded)."""
+        with self._changed:
+            self.totals[f"rpc_{method}"] += 1
+            self.rpc_calls[method if known else "unknown"] += 1
+            self._changed.notify_all()
+
     def incr_ix(self, ix_name: str, outcome: str) -> None:
         """Count one instruction by outcome ("received", "landed", "failed")."""
         self.by_instruction[ix_name][outcome] += 1
@@ -40,4 +49,5 @@ class Stats:
             "totals": dict(self.totals),
             "by_authority": {k: dict(v) for k, v in self.by_authority.items()},
             "by_instruction": {k: dict(v) for k, v in self.by_instruction.items()},
+            "rpc_calls": dict(self.rpc_calls),
         }

@@ -7,10 +7,14 @@ here, in front of the order logic, the way an edge or an outage would sit in fro
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import gevent
 
 from sandbox import swift_orders
-from sandbox.exchange import Exchange
+from sandbox.exchange import MAX_SWIFT_POSTS, Exchange
 from sandbox.wsgi import Request, Response, json_response, reply, text_response
 
 _EDGE_TEXT = {
@@ -19,6 +23,43 @@ _EDGE_TEXT = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+def post_arrived(ex: Exchange, req: Request) -> dict[str, Any]:
+    """Log a POST /orders as it arrives, before any injected latency (GET /sandbox/swift-posts):
+    arrival wall time, slot, taker authority; the answer is filled in by :func:`post_answered`
+    (``status`` is null while the request is in flight)."""
+    authority = None
+    try:
+        body = json.loads(req.body.decode("utf-8"))
+        if isinstance(body, dict):
+            raw = body.get("taker_authority") or body.get("taker_pubkey")
+            authority = str(raw) if raw else None
+    except ValueError:
+        pass
+    record: dict[str, Any] = {"at": time.time(), "slot": ex.slot, "authority": authority,
+                              "status": None, "message": None, "error": None,
+                              "answered_at": None}
+    with ex.lock:
+        ex.swift_posts.append(record)
+        if len(ex.swift_posts) > MAX_SWIFT_POSTS:
+            del ex.swift_posts[: MAX_SWIFT_POSTS // 2]
+    return record
+
+
+def post_answered(record: dict[str, Any], resp: Response) -> None:
+    """Complete a :func:`post_arrived` record with the answer (status, message, error)."""
+    message: Any = None
+    error: Any = None
+    if resp.content_type == "application/json":
+        try:
+            payload = json.loads(resp.body)
+            message, error = payload.get("message"), payload.get("error")
+        except (ValueError, AttributeError):
+            message = resp.body[:200].decode("utf-8", "replace")
+    else:
+        message = resp.body[:200].decode("utf-8", "replace")
+    record.update(status=resp.status, message=message, error=error, answered_at=time.time())
 
 
 def post_orders(ex: Exchange, req: Request) -> Response:

@@ -6,8 +6,11 @@ params (400 "Invalid order" + InvalidOrderMarketType / InvalidOrderSizeTooSmall 
 InvalidOrderAuction), user lookup (404 "unable to fetch user"), simulated placement
 (400 "invalid order. error code: Drift(InsufficientCollateral)"), then 200 "Order processed".
 
-Placement follows the program: no SignedMsgUserOrders account, a repeated uuid, or
-``slot + auction_duration < now`` all mean the order is silently never placed.
+Placement follows the program: no SignedMsgUserOrders account, a repeated uuid,
+``slot + auction_duration < now`` or ``max_ts`` already behind the chain's unix time all mean
+the order is silently never placed. A Market/Oracle order whose params carry no ``max_ts`` gets
+the program's default, ``now + max(30, auction_duration / 2 + 10)`` seconds (protocol-v2
+``place_perp_order``), so it outlives its auction and can still fill at its limit price.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from solders.signature import Signature
 
 from sandbox import codec, margin
 from sandbox.accounts import MAX_ORDERS, OrderState, user_address
-from sandbox.makers import initial_budget, round_to_step
+from sandbox.makers import draw_fill_offset, initial_budget, round_to_step
 
 if TYPE_CHECKING:
     from sandbox.exchange import Exchange
@@ -198,6 +201,18 @@ def place_pending(ex: Exchange, slot: int) -> None:
         _place(ex, p, slot)
 
 
+def default_max_ts(order_type: str, max_ts: int | None, auction_duration: int,
+                   now: int) -> int:
+    """The max_ts the program stores (protocol-v2 place_perp_order): the params' own value when
+    given; else ``now + max(30, auction_duration / 2 + 10)`` for Market and Oracle orders and
+    0 (no expiry) for the others."""
+    if max_ts is not None:
+        return int(max_ts)
+    if order_type in ("Market", "Oracle"):
+        return now + max(30, auction_duration // 2 + 10)
+    return 0
+
+
 def _drop(ex: Exchange, p: PendingSwift, reason: str) -> None:
     ex.stats.incr(f"swift_not_placed_{reason}", str(p.taker_authority))
 
@@ -218,6 +233,11 @@ def _place(ex: Exchange, p: PendingSwift, slot: int) -> None:
     duration = params.auction_duration or 0
     if p.slot + duration < slot:
         return _drop(ex, p, "max_slot_passed")
+    order_type = codec.variant(params.order_type)
+    now_ts = ex.clock.unix_ts()
+    max_ts = default_max_ts(order_type, params.max_ts, duration, now_ts)
+    if max_ts != 0 and max_ts < now_ts:
+        return _drop(ex, p, "max_ts_passed")  # "max_ts < now, skipping order"
     if len(user.open_orders()) >= MAX_ORDERS:
         return _drop(ex, p, "max_number_of_orders")
     index = orders_acc.free_index(slot, ex.config.signed_msg_release_slots)
@@ -234,18 +254,23 @@ def _place(ex: Exchange, p: PendingSwift, slot: int) -> None:
     pos = user.positions.get(params.market_index)
     order = OrderState(
         order_id=ex.new_order_id(user), market_index=params.market_index,
-        direction="long" if sign > 0 else "short", order_type=codec.variant(params.order_type),
+        direction="long" if sign > 0 else "short", order_type=order_type,
         base_asset_amount=base, slot=p.slot, price=params.price,
         auction_duration=duration, auction_start_price=params.auction_start_price or 0,
         auction_end_price=params.auction_end_price or 0,
         oracle_price_offset=params.oracle_price_offset or 0, reduce_only=params.reduce_only,
         post_only=codec.variant(params.post_only) != "None", user_order_id=params.user_order_id,
-        max_ts=params.max_ts or 0, bit_flags=params.bit_flags,
+        max_ts=max_ts, bit_flags=params.bit_flags,
         existing_long=not (pos and pos.base_asset_amount < 0), posted_slot=slot,
         uuid=p.uuid, signed=True,
     )
     order.maker_budget = initial_budget(order, ex.liquidity.get(order.market_index),
                                         market.step_size)
+    cfg = ex.config
+    if cfg.fill_profile == "v3" and duration > 0:
+        order.fill_bucket, order.fill_offset = draw_fill_offset(
+            ex.fill_rng, duration, cfg.v3_fast_share, cfg.v3_late_share)
+        ex.stats.incr(f"v3_drawn_{order.fill_bucket}")
     user.orders.append(order)
     orders_acc.put(index, p.uuid, p.slot + duration, order.order_id)
     user.touch(slot)

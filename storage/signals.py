@@ -76,11 +76,17 @@ def record_flatten_signals(db: Database, bot_ids: list[str], stop_id: str, scope
 
 def record_rejection(db: Database, bot_id: str, source: str, reason: str,
                      raw_body: str | None) -> str:
-    """Record an alert that was refused (wrong secret, malformed) so the refusal is visible."""
+    """Record an authenticated alert that was refused (malformed) so the refusal is visible.
+
+    PostgreSQL text cannot hold NUL: each becomes U+FFFD, in the body and in the reason.
+    Unauthenticated requests are never recorded (the intake counts them in a metric).
+    """
+    if raw_body is not None:
+        raw_body = raw_body.replace("\x00", "\ufffd")
     row = db.fetchone(
         "INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, raw_body, status,"
         " error, processed_at) VALUES (%s, %s, %s, %s, 'rejected', %s, now()) RETURNING id",
-        (bot_id, f"rejected:{uuid.uuid4()}", source, raw_body, reason))
+        (bot_id, f"rejected:{uuid.uuid4()}", source, raw_body, reason.replace("\x00", "\ufffd")))
     assert row is not None
     return row["id"]
 
@@ -164,23 +170,56 @@ def signal_story(db: Database, signal_id: str) -> dict[str, Any] | None:
     return json.loads(json.dumps(story, default=str))
 
 
-def record_copies(db: Database, parent_signal_id: str, bot_ids: list[str]) -> dict[str, str]:
-    """Create (once) each subscriber bot's copy of a source signal; returns bot id -> copy id.
+def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
+                        snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Store the source signal's snapshot and create (once) a copy for every active subscriber
+    bot of its published bot, in one transaction; returns every copy with the venue account it
+    trades (bot id, copy id, agent public key, sub-account), in subscription order.
 
     A copy's hash derives from the source's hash and the bot, so routing the same source
-    signal again (after a restart) finds the copies instead of making new ones.
+    signal again (after a restart) finds the copies instead of making new ones; a snapshot
+    stored earlier is kept, so copies made late still trade against the first one.
     """
     with db.connection() as conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, parsed,"
-            " parent_signal_id)"
-            " SELECT b, encode(sha256(convert_to(p.signal_hash || ':' || b, 'UTF8')), 'hex'),"
-            "  'fanout', p.parsed, p.id"
-            " FROM webhook_signals p, unnest(%s::varchar[]) AS b WHERE p.id = %s"
-            " ON CONFLICT (signal_hash) DO NOTHING", (bot_ids, parent_signal_id))
-        cur.execute("SELECT trading_bot_id, id FROM webhook_signals WHERE parent_signal_id = %s",
-                    (parent_signal_id,))
-        return dict(cur.fetchall())
+            "WITH src AS (UPDATE webhook_signals SET snapshot = COALESCE(snapshot, %(snap)s)"
+            "  WHERE id = %(sid)s RETURNING id, signal_hash, parsed, snapshot),"
+            " subs AS (SELECT b.id AS bot_id, s.created_at, s.max_price_deviation_bps"
+            "  FROM published_bots p"
+            "  JOIN subscriptions s ON s.published_bot_id = p.id AND s.is_active"
+            "  JOIN trading_bots b ON b.id = s.subscriber_bot_id AND b.is_active"
+            "  WHERE p.trading_bot_id = %(bot)s AND p.is_active)"
+            " INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, parsed,"
+            "  parent_signal_id, snapshot)"
+            " SELECT subs.bot_id,"
+            "  encode(sha256(convert_to(src.signal_hash || ':' || subs.bot_id, 'UTF8')), 'hex'),"
+            "  'fanout', src.parsed || CASE WHEN subs.max_price_deviation_bps IS NULL"
+            "   THEN '{}'::jsonb ELSE jsonb_build_object('max_deviation_bps',"
+            "   subs.max_price_deviation_bps) END,"
+            "  src.id, src.snapshot FROM src, subs ORDER BY subs.created_at"
+            " ON CONFLICT (signal_hash) DO NOTHING",
+            {"snap": Json(snapshot), "sid": signal_id, "bot": source_bot_id})
+        cur.execute(
+            "SELECT c.trading_bot_id AS bot_id, c.id AS copy_id, w.agent_public_key,"
+            " b.drift_subaccount_id FROM webhook_signals c"
+            " JOIN trading_bots b ON b.id = c.trading_bot_id"
+            " JOIN wallets w ON w.address = b.wallet_address"
+            " WHERE c.parent_signal_id = %s ORDER BY c.seq", (signal_id,))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def claim_next(db: Database, bot_id: str) -> dict[str, Any] | None:
+    """Take the bot's oldest accepted signal for processing (None when there is none).
+
+    Only the bot's own actor claims its signals, so the oldest is never skipped; SKIP LOCKED
+    keeps a concurrent claimer from waiting on it.
+    """
+    return db.fetchone(
+        "UPDATE webhook_signals SET status = 'processing' WHERE id = ("
+        " SELECT id FROM webhook_signals WHERE trading_bot_id = %s AND status = 'accepted'"
+        " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted' RETURNING *",
+        (bot_id,))
 
 
 class SignalWaiter:

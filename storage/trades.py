@@ -28,17 +28,20 @@ class NewTrade:
     execution_method: str
     position_before: int | None = None
     entry_quote_before: int | None = None
+    reference_price: int | None = None  # the snapshot's oracle price (1e6)
 
 
 def open_trade(db: Database, trade: NewTrade) -> str:
     """Record a trade before anything is sent (status pending); returns its id."""
     row = db.fetchone(
         "INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side, size,"
-        " reduce_only, status, execution_method, position_before_base, entry_quote_before)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s) RETURNING id",
+        " reduce_only, status, execution_method, position_before_base, entry_quote_before,"
+        " reference_price) VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s)"
+        " RETURNING id",
         (trade.bot_id, trade.signal_id, trade.wallet_address, trade.market, trade.side,
          Decimal(trade.base_amount) / BASE, trade.reduce_only, trade.execution_method,
-         trade.position_before, trade.entry_quote_before))
+         trade.position_before, trade.entry_quote_before,
+         None if trade.reference_price is None else Decimal(trade.reference_price) / PRICE))
     assert row is not None
     return row["id"]
 
@@ -70,10 +73,35 @@ def log_swift_event(db: Database, trade_id: str | None, swift_order_id: str, eve
          Json(response) if response else None, error_code, error_message, latency_ms))
 
 
+def mark_swift_submitted(db: Database, trade_id: str | None, swift_order_id: str,
+                         request: dict[str, Any]) -> None:
+    """Right before a POST: the trade is `submitted` and its signed order is in the audit log
+    (with the hash-status key and max_slot reconciliation needs), in one round trip."""
+    db.execute(
+        "UPDATE bot_trades SET swift_status = 'submitted', swift_order_id = %(uuid)s,"
+        " swift_submitted_at = now() AT TIME ZONE 'UTC', updated_at = now()"
+        " WHERE id = %(trade)s;"
+        " INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload)"
+        " VALUES (%(trade)s, %(uuid)s, 'submitted', %(request)s)",
+        {"trade": trade_id, "uuid": swift_order_id, "request": Json(request)})
+
+
 def pending_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
     """Trades of a signal whose order may have left but whose outcome was never recorded."""
     return db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s AND status = 'pending'"
                        " ORDER BY created_at", (signal_id,))
+
+
+def signal_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
+    """Every trade of a signal, oldest first."""
+    return db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s ORDER BY created_at",
+                       (signal_id,))
+
+
+def trade_swift_summary(db: Database, trade_id: str) -> dict[str, Any] | None:
+    """How a trade went out: its method, Swift status and fallback reason."""
+    return db.fetchone("SELECT execution_method, fallback_reason, swift_status FROM bot_trades"
+                       " WHERE id = %s", (trade_id,))
 
 
 def filled_closes_without_share(db: Database, signal_id: str) -> list[dict[str, Any]]:

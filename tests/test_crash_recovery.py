@@ -50,7 +50,7 @@ def test_kill_9_during_fanout_leaves_every_subscriber_with_exactly_one_order(
     key.chmod(0o600)
     env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
            "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "crash-admin",
-           "FANOUT_CONCURRENCY": "2", "AUCTION_DURATION_SLOTS": "10", "RETRY_LEASE_S": "6",
+           "SWIFT_MAX_IN_FLIGHT": "2", "AUCTION_DURATION_SLOTS": "10", "RETRY_LEASE_S": "6",
            "RETRY_TICK_MS": "200"}
     first = Daemon(env).start()
     second: Daemon | None = None

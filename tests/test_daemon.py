@@ -34,15 +34,20 @@ def test_runs_on_the_embedded_database_and_answers_health(daemon: Daemon) -> Non
     assert daemon.get("/healthz").json() == {"status": "alive"}
     ready = daemon.get("/readyz")
     assert ready.status_code == 200
-    body = ready.json()
-    assert body["ready"] and body["database"] and body["tree_up"]
-    assert list(body["tree"]["children"]) == [
-        "health_monitor", "legacy_executor", "swift_gateway", "profit_share", "bots",
+    assert ready.json() == {"ready": True}  # anonymous: no tree, no bot ids
+    token = (daemon.dir / "state" / "admin_token").read_text().strip()
+    tree = requests.get(daemon.url + "/api/admin/tree", timeout=5,
+                        headers={"Authorization": f"Bearer {token}"}).json()
+    assert list(tree["children"]) == [
+        "health_monitor", "legacy_executor", "venue_state", "fill_tracker", "swift_gateway",
+        "profit_share", "bots",
         "retry_scheduler", "fanout", "intake_listener", "webhook"]
     assert (daemon.dir / "state" / "pgdata" / "PG_VERSION").exists()
     daemon.notify.wait_for("WATCHDOG=1")
     status = daemon.cli("status")
-    assert status.returncode == 0 and json.loads(status.stdout)["ready"] is True
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["ready"] is True and list(report["tree"]["children"]) == list(tree["children"])
     assert 'actor_mailbox_depth{actor="webhook"}' in daemon.metrics()
 
 

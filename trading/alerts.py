@@ -22,6 +22,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 MAX_CONTRACTS = Decimal("1e12")
+MIN_EXPONENT = -18  # a non-zero number smaller than 1e-18 is refused (no market trades it)
+MAX_NUMBER_CHARS = 64  # a number written with more characters is refused before parsing
+MAX_DEPTH = 16  # JSON objects nested deeper are refused
 
 
 class AlertError(ValueError):
@@ -120,11 +123,17 @@ def parse_alert(body: bytes, content_type: str = "") -> Signal:
         raise AlertError("body is not UTF-8 text") from None
     if not text:
         raise AlertError("empty alert")
+    if "\x00" in text:
+        raise AlertError("body contains a NUL byte")
     if text[0] in "{[" or "json" in content_type.lower():
         try:
             payload = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise AlertError(f"body is not valid JSON: {exc.msg}") from None
+        except ValueError:  # e.g. an integer of more than 4300 digits
+            raise AlertError("body is not valid JSON: a number is too long") from None
+        except RecursionError:
+            raise AlertError(f"JSON alert nested deeper than {MAX_DEPTH} levels") from None
         if not isinstance(payload, dict):
             raise AlertError("JSON alert must be an object")
         return _from_fields(_flatten(payload))
@@ -136,12 +145,14 @@ def parse_alert(body: bytes, content_type: str = "") -> Signal:
                          "ticker": match["ticker"], "position_size": match["position"]})
 
 
-def _flatten(payload: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(payload: Mapping[str, Any], prefix: str = "", depth: int = 1) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise AlertError(f"JSON alert nested deeper than {MAX_DEPTH} levels")
     flat: dict[str, Any] = {}
     for key, value in payload.items():
         name = f"{prefix}{key}".lower()
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
+            flat.update(_flatten(value, f"{name}.", depth + 1))
         else:
             flat[name] = value
     return flat
@@ -158,13 +169,35 @@ def _pick(fields: Mapping[str, Any], field: str) -> Any:
 def _decimal(value: Any, field: str) -> Decimal:
     if isinstance(value, bool):
         raise AlertError(f"{field} must be a number, got {value!r}")
+    if isinstance(value, (dict, list)):
+        raise AlertError(f"{field} must be a number, got a JSON {type(value).__name__}")
+    text = str(value).strip()
+    if len(text) > MAX_NUMBER_CHARS:
+        raise AlertError(f"{field} must be a number of at most {MAX_NUMBER_CHARS} characters")
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(text)
     except InvalidOperation:
-        raise AlertError(f"{field} must be a number, got {str(value)[:40]!r}") from None
+        raise AlertError(f"{field} must be a number, got {text[:40]!r}") from None
     if not number.is_finite() or not math.isfinite(float(number)):
         raise AlertError(f"{field} must be finite")
+    if number and number.adjusted() < MIN_EXPONENT:
+        raise AlertError(f"{field} {text[:40]!r} is absurdly small")
     return number
+
+
+def _text(value: Any, field: str, limit: int) -> str | None:
+    """A free-text field as stored with the signal: at most `limit` characters of storable
+    text (no NUL, no lone surrogate from a JSON escape)."""
+    if value is None:
+        return None
+    text = str(value)[:limit]
+    if "\x00" in text:
+        raise AlertError(f"{field} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AlertError(f"{field} is not valid Unicode text") from None
+    return text
 
 
 def _from_fields(fields: Mapping[str, Any]) -> Signal:
@@ -190,11 +223,10 @@ def _from_fields(fields: Mapping[str, Any]) -> Signal:
     parsed_price = None if price is None else _decimal(price, "price")
     if parsed_price is not None and parsed_price <= 0:
         raise AlertError("price must be positive")
-    ticker, order_id, time = (_pick(fields, f) for f in ("ticker", "order_id", "time"))
     return Signal(action, contracts, new_position, prev_position, parsed_price,
-                  None if ticker is None else str(ticker)[:40],
-                  None if order_id is None else str(order_id)[:80],
-                  None if time is None else str(time)[:40])
+                  _text(_pick(fields, "ticker"), "ticker", 40),
+                  _text(_pick(fields, "order_id"), "order_id", 80),
+                  _text(_pick(fields, "time"), "time", 40))
 
 
 def _side_sign(value: Any, field: str) -> int:

@@ -30,8 +30,13 @@ class ProcessVenue:
         base: str | None = None
         if settings["VENUE"] == "sandbox" and not settings["SANDBOX_URL"]:
             if start_child:
-                self.child = SandboxChild(settings["SANDBOX_PORT"], settings["SANDBOX_SEED"],
-                                          settings["SANDBOX_SLOT_MS"])
+                self.child = SandboxChild(
+                    settings["SANDBOX_PORT"], settings["SANDBOX_SEED"],
+                    settings["SANDBOX_SLOT_MS"],
+                    rpc_latency_ms=settings["SANDBOX_RPC_LATENCY_MS"],
+                    rpc_rps_limit=settings["SANDBOX_RPC_RPS_LIMIT"],
+                    swift_latency_ms=settings["SANDBOX_SWIFT_LATENCY_MS"],
+                    fill_profile=settings["SANDBOX_FILL_PROFILE"])
                 base = self.child.url
                 values.setdefault("RPC_BACKUP_URL", self.child.backup_rpc_url)
             else:

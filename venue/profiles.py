@@ -80,6 +80,9 @@ class VenueProfile:
     quote_oracle: Pubkey
     markets: Mapping[int, PerpMarket] = field(compare=False)
     slot_time_ms: int = 400
+    # Swift market orders' Dutch auction: 10 slots (~4 s) lets an unfilled order fall back
+    # within ~5 s of the alert; the venue's own UI signs 10-20
+    auction_duration_slots: int = 10
     provisional: frozenset[str] = frozenset()
     spot_oracles: Mapping[int, Pubkey] = field(default_factory=dict, compare=False)
     quote_decimals: int = 6
@@ -120,6 +123,7 @@ class VenueProfile:
             "quote_mint": str(self.quote_mint),
             "markets": len(self.markets),
             "slot_time_ms": self.slot_time_ms,
+            "auction_duration_slots": self.auction_duration_slots,
             "provisional": sorted(self.provisional),
         }
 

@@ -5,6 +5,12 @@
 no usable answer). Error messages name the endpoint label ("primary"/"backup"), never its URL,
 because provider URLs carry API keys.
 
+HTTP 429 (the provider's rate limit) is survived in place: the same call is retried on the same
+endpoint after Retry-After (capped) or a jittered exponential backoff, for at most
+``rate_limit_budget_s`` (2 s, and never more than the call's timeout) in total, each 429 counted
+in ``rpc_rate_limited_total{endpoint}``. Still limited after that, the call raises
+:class:`RpcRateLimited`, a :class:`RpcTransportError`, so RpcFailover's rules apply unchanged.
+
 :class:`RpcFailover` is the plan's ``getWorkingConnection``: a plain object (no threads, no
 locks) meant to live inside the one actor that owns RPC state (legacy_executor); it takes an
 injectable clock so its cooldown can be tested without waiting.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 
+from observability.trading_metrics import RPC_RATE_LIMITED
 from venue.redact import install_urllib3_redaction, redact_url
 from venue.swift_errors import classify_exception
 
@@ -33,6 +41,10 @@ DEFAULT_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 5.0
 FAILOVER_COOLDOWN_S = 180.0
 _MAX_ACCOUNTS_PER_CALL = 100
+RATE_LIMIT_BUDGET_S = 2.0  # total wait on HTTP 429 answers for one call
+RATE_LIMIT_MAX_WAIT_S = 1.0  # longest single wait, whatever Retry-After says
+RATE_LIMIT_FIRST_WAIT_S = 0.05  # first backoff when there is no Retry-After
+RATE_LIMIT_MIN_WAIT_S = 0.01  # floor of one wait ("Retry-After: 0" must not spin)
 
 
 class RpcTransportError(Exception):
@@ -45,6 +57,10 @@ class RpcTransportError(Exception):
         self.reason = reason
         self.http_status = http_status
         super().__init__(f"{endpoint} {method}: {reason}")
+
+
+class RpcRateLimited(RpcTransportError):
+    """The endpoint still answered HTTP 429 after the bounded retries (reason "rate_limited")."""
 
 
 class RpcError(Exception):
@@ -126,10 +142,12 @@ class SolanaRpc:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         pool_size: int = 8,
         session: requests.Session | None = None,
+        rate_limit_budget_s: float = RATE_LIMIT_BUDGET_S,
     ) -> None:
         self._url = url
         self.label = label
         self._timeout = timeout_s
+        self._rate_limit_budget = rate_limit_budget_s
         self._ids = itertools.count(1)
         if session is None:
             session = requests.Session()
@@ -151,11 +169,29 @@ class SolanaRpc:
         payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
                    "params": params or []}
         timeout = self._timeout if timeout_s is None else timeout_s
-        try:
-            response = self._session.post(self._url, json=payload, timeout=timeout,
-                                          allow_redirects=False)
-        except (requests.RequestException, OSError) as exc:
-            raise RpcTransportError(self.label, method, classify_exception(exc).reason) from None
+        budget = min(self._rate_limit_budget, timeout)
+        waited = 0.0
+        attempt = 0
+        while True:
+            try:
+                response = self._session.post(self._url, json=payload, timeout=timeout,
+                                              allow_redirects=False)
+            except (requests.RequestException, OSError) as exc:
+                raise RpcTransportError(self.label, method,
+                                        classify_exception(exc).reason) from None
+            if response.status_code != 429:
+                break
+            # 429: the provider refused the request without running it. Retrying the same
+            # payload is safe for every method, sendTransaction included: a 429 means the
+            # transaction was NOT accepted, and even a duplicate send would carry the same
+            # signature, which the chain executes at most once.
+            RPC_RATE_LIMITED.labels(endpoint=self.label).inc()
+            if waited >= budget:
+                raise RpcRateLimited(self.label, method, "rate_limited", 429)
+            delay = min(_rate_limit_wait(response, attempt), budget - waited)
+            time.sleep(delay)
+            waited += delay
+            attempt += 1
         if response.status_code != 200:
             raise RpcTransportError(self.label, method, f"http_{response.status_code}",
                                     response.status_code)
@@ -245,6 +281,21 @@ class SolanaRpc:
         value = result["value"]
         return SimulationResult(value.get("err"), list(value.get("logs") or []),
                                 value.get("unitsConsumed"), int(result["context"]["slot"]))
+
+
+def _rate_limit_wait(response: requests.Response, attempt: int) -> float:
+    """Seconds to wait before retrying a 429: Retry-After (delta-seconds) capped at
+    RATE_LIMIT_MAX_WAIT_S plus up to 10 % jitter, else a jittered exponential backoff."""
+    header = response.headers.get("Retry-After", "")
+    try:
+        retry_after = float(header)
+    except ValueError:
+        retry_after = -1.0
+    if retry_after >= 0:
+        base = max(RATE_LIMIT_MIN_WAIT_S, min(retry_after, RATE_LIMIT_MAX_WAIT_S))
+        return base + random.uniform(0.0, 0.1 * base)
+    ceiling = min(RATE_LIMIT_MAX_WAIT_S, RATE_LIMIT_FIRST_WAIT_S * 2 ** attempt)
+    return random.uniform(ceiling / 2, ceiling)
 
 
 class Endpoint(StrEnum):
@@ -362,6 +413,6 @@ def error_label(exc: BaseException) -> str:
             if "Error Code:" in line:
                 return line.split("Error Code:")[1].split(".")[0].strip()[:60]
         return f"rpc_error_{exc.code}"
-    if isinstance(exc, RpcTransportError):
+    if isinstance(exc, RpcTransportError):  # RpcRateLimited included (a transient failure)
         return "rpc_unreachable"
     return type(exc).__name__

@@ -35,7 +35,7 @@ def test_one_alert_reaches_every_subscriber_exactly_once(stack: Stack) -> None:
     assert all(copy["trades"][0]["status"] == "completed" for copy in story["subscribers"])
 
 
-@pytest.mark.parametrize("stack", [{"FANOUT_CONCURRENCY": "1"}], indirect=True)
+@pytest.mark.parametrize("stack", [{"SWIFT_MAX_IN_FLIGHT": "1"}], indirect=True)
 def test_swift_failing_mid_fanout_sends_the_rest_straight_on_chain(stack: Stack) -> None:
     source, followers = stack.published_with_subscribers(5)
     stack.cli("estop", "set", "--wallet", source["wallet"])  # source refused, still routed
@@ -45,11 +45,13 @@ def test_swift_failing_mid_fanout_sends_the_rest_straight_on_chain(stack: Stack)
     made = copies(stack, signal_id)
     assert set(stack.wait(*made.values()).values()) == {"done"}
     reasons = []
-    for follower in followers:  # concurrency 1: copies run in subscription order
+    for follower in followers:  # one POST on the wire at a time: health turns mid-fan-out
         (trade,) = stack.trades(made[follower["bot_id"]])
         assert trade["execution_method"] == "legacy" and trade["status"] == "completed"
         reasons.append(trade["fallback_reason"])
-    assert reasons == ["swift_rejected:unavailable"] * 3 + ["swift_unhealthy"] * 2
+    # the rest are not sent to Swift, whether routing or the gateway's line found it unhealthy
+    assert reasons.count("swift_rejected:unavailable") == 3
+    assert sum(r.endswith("swift_unhealthy") for r in reasons) == 2
 
 
 def test_a_paused_source_bot_still_routes_to_its_subscribers(stack: Stack) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY
+
 from tests.e2e.stack import Stack
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
 CLOSE = "order sell @ 1 filled on SOLUSD. New strategy position is 0"
+
+
+def unauthenticated(reason: str) -> float:
+    """webhook_unauthenticated_total{reason} of this process (the stack runs in it)."""
+    return REGISTRY.get_sample_value("webhook_unauthenticated_total", {"reason": reason}) or 0.0
 
 
 def test_an_alert_becomes_a_filled_swift_order(stack: Stack) -> None:
@@ -57,16 +64,23 @@ def test_the_same_alert_twice_executes_once(stack: Stack) -> None:
     assert stack.orders_reaching_sandbox(bot["agent"]) == 1
 
 
-def test_refusals_execute_nothing_and_are_recorded(stack: Stack) -> None:
+def test_refusals_execute_nothing_and_only_authenticated_ones_are_recorded(
+        stack: Stack) -> None:
     bot = stack.new_bot()
+    before = {reason: unauthenticated(reason) for reason in (
+        "unknown_bot", "webhook_secret_mismatch", "webhook_secret_missing")}
     unknown = stack.alert({**bot, "bot_id": "no-such-bot"}, OPEN_LONG)
     wrong = stack.alert(bot, OPEN_LONG, secret="not-the-secret")
+    missing = stack.alert(bot, OPEN_LONG, secret="")
     malformed = stack.alert(bot, "buy some SOL please")
-    assert (unknown.status_code, wrong.status_code, malformed.status_code) == (404, 401, 400)
+    assert (unknown.status_code, wrong.status_code, missing.status_code,
+            malformed.status_code) == (404, 401, 401, 400)
     assert "strategy message" in malformed.json()["error"]
     rows = stack.db.fetchall("SELECT status, error FROM webhook_signals WHERE trading_bot_id"
                              " = %s ORDER BY seq", (bot["bot_id"],))
-    assert [r["status"] for r in rows] == ["rejected", "rejected"]
-    assert rows[0]["error"].startswith("unauthorized") and "malformed" in rows[1]["error"]
+    assert [r["status"] for r in rows] == ["rejected"]  # the wrong secrets wrote nothing
+    assert "malformed" in rows[0]["error"]
+    assert {reason: unauthenticated(reason) - n for reason, n in before.items()} == {
+        "unknown_bot": 1, "webhook_secret_mismatch": 1, "webhook_secret_missing": 1}
     assert stack.orders_reaching_sandbox(bot["agent"]) == 0
     assert stack.db.fetchone("SELECT count(*) AS n FROM bot_trades")["n"] == 0

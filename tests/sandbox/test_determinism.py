@@ -43,6 +43,8 @@ def _scenario(seed: int) -> tuple[str, list[dict], dict]:
         server.step(40)
         state = requests.get(f"{url}/sandbox/state", timeout=HTTP_TIMEOUT).json()
         fills = requests.get(f"{url}/sandbox/fills", timeout=HTTP_TIMEOUT).json()["fills"]
+        for fill in fills:
+            assert fill.pop("at") > 0  # wall time of the fill: the one non-deterministic field
         prices = requests.get(f"{url}/sandbox/oracle", timeout=HTTP_TIMEOUT).json()["prices"]
         return state["digest"], fills, prices
     finally:

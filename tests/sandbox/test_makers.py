@@ -1,4 +1,8 @@
-"""Maker liquidity per market (full, partial, none) and expiry of unfilled Swift orders."""
+"""Maker liquidity per market (full, partial, none) and expiry of unfilled Swift orders.
+
+An unfilled Market order does not die with its auction: placement gives it the program's default
+max_ts (now + max(30, duration / 2 + 10) s) and it leaves the account at the first slot whose
+unix time is past that (tests/sandbox/test_max_ts.py covers the edges)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,14 @@ def _liquidity(url: str, mode: str, fraction: float = 0.5, market_index: int | N
     assert resp.status_code == 200, resp.text
 
 
+def _first_slot_past(sandbox: SandboxServer, max_ts: int) -> int:
+    """The first slot whose chain unix time is past ``max_ts``."""
+    slot = sandbox.exchange.slot
+    while sandbox.exchange.clock.unix_ts_at(slot) <= max_ts:
+        slot += 1
+    return slot
+
+
 def _submit(url: str, kp: Keypair, base: int, duration: int = 20) -> tuple[int, bytes]:
     params = order_params(direction="long", base=base,
                           auction=auction_around(oracle_price(url), "long", duration=duration))
@@ -50,7 +62,11 @@ def test_partial_liquidity_fills_fraction_and_rest_expires(sandbox: SandboxServe
     assert perp_base(user) == 250_000_000
     resting = [o for o in user.orders if o.order_id == order_id]
     assert resting and resting[0].base_asset_amount_filled == 250_000_000
-    sandbox.step(2)  # auction over: the market order's remainder expires
+    sandbox.step(2)  # auction over: the remainder rests (no maker budget left) until max_ts
+    user = fetch_user(url, kp.pubkey())
+    assert perp_base(user) == 250_000_000
+    (resting,) = [o for o in user.orders if o.order_id == order_id]
+    sandbox.step(_first_slot_past(sandbox, resting.max_ts) - current_slot(url))
     user = fetch_user(url, kp.pubkey())
     assert perp_base(user) == 250_000_000
     assert all(o.order_id != order_id for o in user.orders)
@@ -65,7 +81,10 @@ def test_no_liquidity_never_fills_and_expires(sandbox: SandboxServer) -> None:
     sandbox.step()
     order_id = int(hash_status(url, sig).text)
     assert any(o.order_id == order_id for o in fetch_user(url, kp.pubkey()).orders)
-    sandbox.step(slot + 11 - current_slot(url))
+    sandbox.step(slot + 11 - current_slot(url))  # auction over: still open (default max_ts)
+    user = fetch_user(url, kp.pubkey())
+    (resting,) = [o for o in user.orders if o.order_id == order_id]
+    sandbox.step(_first_slot_past(sandbox, resting.max_ts) - current_slot(url))
     user = fetch_user(url, kp.pubkey())
     assert perp_base(user) == 0
     assert all(o.order_id != order_id for o in user.orders)

@@ -1,20 +1,27 @@
-"""SolanaRpc and RpcFailover against real loopback JSON-RPC servers, with a fake clock."""
+"""SolanaRpc and RpcFailover against real loopback JSON-RPC servers, with a fake clock; HTTP 429
+handling against the sandbox's provider-like rate limit."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 
+import gevent
 import pytest
+import requests
+from prometheus_client import REGISTRY
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 
+from sandbox.server import SandboxServer
 from tests.venue.http_fixtures import ScriptedServer, refused_url
 from venue.rpc_client import (
     AllRpcDown,
     Endpoint,
     RpcError,
     RpcFailover,
+    RpcRateLimited,
     RpcTransportError,
     SolanaRpc,
 )
@@ -27,6 +34,7 @@ class JsonRpcServer(ScriptedServer):
         super().__init__()
         self.results: dict[str, object] = {}
         self.mode = "ok"  # ok | hang | http500 | garbage
+        self.limited = 0  # answer this many requests with a bare HTTP 429 first
         self.calls: list[tuple[str, list]] = []
         self.routes[("POST", "/")] = self._rpc
 
@@ -37,6 +45,9 @@ class JsonRpcServer(ScriptedServer):
             return 500, "upstream"
         if self.mode == "garbage":
             return 200, "<html>"
+        if self.limited > 0:
+            self.limited -= 1
+            return 429, "Too Many Requests"
         req = json.loads(env["record"].body)
         self.calls.append((req["method"], req["params"]))
         result = self.results.get(req["method"])
@@ -232,3 +243,60 @@ def test_both_down_after_cooldown_probes_primary_once(node, node2) -> None:
         fo.working_client()
     assert len(node.requests) == before + 1
     assert fo.state.active is Endpoint.PRIMARY
+
+
+def _limited_total(endpoint: str) -> float:
+    return REGISTRY.get_sample_value("rpc_rate_limited_total", {"endpoint": endpoint}) or 0.0
+
+
+def _sandbox_stats(server: SandboxServer) -> dict:
+    return requests.get(f"{server.url}/sandbox/stats", timeout=5).json()
+
+
+def test_a_burst_over_the_rate_limit_all_succeeds_after_429s() -> None:
+    before = _limited_total("primary")
+    with SandboxServer("127.0.0.1", 0, slot_ms=0, faults={"rpc_rps_limit": 10}) as server:
+        rpc = SolanaRpc(server.rpc_url, label="primary", timeout_s=5, pool_size=16)
+        jobs = [gevent.spawn(rpc.get_slot) for _ in range(15)]
+        gevent.joinall(jobs, raise_error=True)
+        assert [job.value for job in jobs] == [server.exchange.slot] * 15
+        limited = _sandbox_stats(server)["totals"]["rpc_rate_limited"]
+        assert limited > 0
+        assert _sandbox_stats(server)["rpc_calls"]["getSlot"] == 15
+        assert _limited_total("primary") - before == limited
+        rpc.close()
+
+
+def test_still_rate_limited_after_the_budget_raises_a_transport_error() -> None:
+    with SandboxServer("127.0.0.1", 0, slot_ms=0, faults={"rpc_rps_limit": 1}) as server:
+        rpc = SolanaRpc(server.rpc_url, label="primary", timeout_s=5, rate_limit_budget_s=0.3)
+        rpc.get_slot()  # the one token
+        t0 = time.monotonic()
+        with pytest.raises(RpcRateLimited) as info:
+            rpc.get_slot()
+        assert time.monotonic() - t0 < 1.0  # bounded by the budget, not by Retry-After: 1
+        assert isinstance(info.value, RpcTransportError)
+        assert (info.value.reason, info.value.http_status) == ("rate_limited", 429)
+        assert _sandbox_stats(server)["totals"]["rpc_rate_limited"] >= 2
+        rpc.close()
+
+
+def test_429_without_retry_after_backs_off_and_retries_the_same_call(node) -> None:
+    node.results["sendTransaction"] = "5sig"
+    node.limited = 2
+    assert SolanaRpc(node.url, label="primary").send_transaction(b"\x01") == "5sig"
+    bodies = [json.loads(r.body) for r in node.requests]
+    assert len(bodies) == 3 and all(b == bodies[0] for b in bodies)  # same bytes, same id
+
+
+def test_rate_limited_primary_fails_over_to_the_backup_bucket() -> None:
+    with SandboxServer("127.0.0.1", 0, slot_ms=0, faults={"rpc_rps_limit": 1}) as server:
+        primary = SolanaRpc(server.rpc_url, label="primary", rate_limit_budget_s=0.1)
+        backup = SolanaRpc(server.backup_rpc_url, label="backup", rate_limit_budget_s=0.1)
+        primary.get_slot()  # spends the primary's bucket; the backup has its own
+        fo = RpcFailover(primary, backup, clock=FakeClock(), probe_timeout_s=1)
+        assert fo.working_client() is fo.backup
+        assert fo.state.active is Endpoint.BACKUP
+        assert _sandbox_stats(server)["totals"]["rpc_rate_limited_primary"] >= 1
+        primary.close()
+        backup.close()

@@ -1,0 +1,100 @@
+"""What a BotActor's plain modules share: the bot's id, the services, its clients and its key.
+
+The execution, reconciliation and retry modules are functions of this context, not methods of
+the actor, so the actor itself stays the mailbox that keeps the bot's order. The context is
+rebuilt with the actor: it holds nothing the database and the venue cannot give back.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pykka
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from actors.legacy_executor import ExecutorClient
+from actors.messages import Sending
+from actors.services import NamedActor, Services
+from actors.venue_state import VenueStateClient
+from security.agent_keys import open_agent_privkey_legacy
+from security.log_redaction import register_agent_keypair
+from storage.bots import Bot
+from storage.ops_views import pause_bot
+from storage.wallets import legacy_agent_envelope
+from trading.routing import SwiftFlags
+from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
+
+log = logging.getLogger(__name__)
+
+BASE = Decimal(10**9)
+PRICE = Decimal(10**6)
+ASK_TIMEOUT_S = 10.0
+LEGACY_WAIT_S = 130.0  # the executor's worst case: a read with failover, send, 30 s confirm
+VENUE_READ_ERRORS = (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout,
+                     pykka.ActorDeadError, ValueError)
+
+
+@dataclass
+class BotContext:
+    """One bot's handles; `last_sent` is when its last order left (monotonic seconds)."""
+
+    bot_id: str
+    services: Services
+    flags: SwiftFlags
+    budget_s: float
+    slippage_bps: int
+    snapshot_max_age_slots: int
+    unknown_settle_s: float
+    venue: VenueStateClient
+    gateway: NamedActor
+    executor: ExecutorClient
+    rng: random.Random = field(default_factory=random.Random)
+    last_sent: float = 0.0
+    _keypair: Keypair | None = None
+
+    @classmethod
+    def create(cls, bot_id: str, services: Services) -> BotContext:
+        """The context of bot `bot_id` from the daemon's settings."""
+        s = services.settings
+        return cls(
+            bot_id=bot_id, services=services,
+            flags=SwiftFlags(enabled=s["SWIFT_ENABLED"],
+                             rollout_percent=s["SWIFT_ROLLOUT_PERCENT"],
+                             critical_orders_legacy=s["SWIFT_CRITICAL_ORDERS_LEGACY"],
+                             allowed_markets=s["SWIFT_SUPPORTED_MARKETS"]),
+            budget_s=s["EXECUTION_BUDGET_MS"] / 1000,
+            slippage_bps=s["LEGACY_SLIPPAGE_BPS"],
+            snapshot_max_age_slots=s["SNAPSHOT_MAX_AGE_SLOTS"],
+            # an order of unknown fate is checked only after it can no longer trade: past a
+            # Swift auction and a blockhash's life, which RETRY_LEASE_S is set to outlast
+            unknown_settle_s=s["RETRY_LEASE_S"],
+            venue=VenueStateClient(services, ASK_TIMEOUT_S),
+            gateway=NamedActor(services, "swift_gateway", ASK_TIMEOUT_S),
+            executor=ExecutorClient(services, ASK_TIMEOUT_S))
+
+    def keypair(self, bot: Bot) -> Keypair:
+        """The agent key (legacy server-key path), opened once per actor life."""
+        if self._keypair is None:
+            envelope = legacy_agent_envelope(self.services.db, bot.wallet_address)
+            if envelope is None:
+                raise LookupError(f"wallet {bot.wallet_address} has no agent key")
+            secret = open_agent_privkey_legacy(self.services.ring, bot.wallet_address,
+                                               envelope)
+            register_agent_keypair(secret)  # no later log line can carry it, nor its seed
+            self._keypair = Keypair.from_bytes(secret)
+        return self._keypair
+
+    def sending(self, authority: Pubkey, sub_account_id: int) -> None:
+        """An order is about to leave: reads of this account made before now are stale."""
+        self.last_sent = time.monotonic()
+        self.venue.tell(Sending(authority, sub_account_id))
+
+    def pause(self, bot: Bot, reason: str) -> None:
+        """Pause the bot for a reason the system found (the operator sees it in bot status)."""
+        pause_bot(self.services.db, bot.id, reason[:500])
+        log.warning("bot paused: %s", reason, extra={"bot_id": bot.id})

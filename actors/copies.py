@@ -1,0 +1,51 @@
+"""A signal's market snapshot, and its subscriber copies made once and handed out at once.
+
+The source signal's snapshot (slot, chain time, oracle, size rules) is stored with it and on
+every copy, in the same transaction that creates the copies, before the source sends anything:
+subscribers run in parallel with the source, and a copy run later (after a restart, in another
+process) still trades against the snapshot the alert was priced at, unless that snapshot is too
+old to be placed: then it takes a fresh one and keeps the first as its reference price.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from solders.pubkey import Pubkey
+
+from actors.bot_context import BotContext
+from actors.messages import CopyTarget, RouteCopies
+from actors.services import NamedActor
+from storage.bots import Bot
+from storage.signals import copy_to_subscribers
+from venue.snapshot import MarketSnapshot
+
+log = logging.getLogger(__name__)
+
+
+def snapshots(ctx: BotContext, bot: Bot, row: dict[str, Any]) -> tuple[MarketSnapshot,
+                                                                         MarketSnapshot]:
+    """(what the orders are built on, the reference the signal was priced at)."""
+    stored = row.get("snapshot")
+    if stored is None:
+        fresh = ctx.venue.snapshot(bot.market_index)
+        return fresh, fresh
+    reference = MarketSnapshot.from_json(stored)
+    if reference.slots_behind(ctx.venue.now()) <= ctx.snapshot_max_age_slots:
+        return reference, reference
+    return ctx.venue.snapshot(bot.market_index), reference
+
+
+def route_copies(ctx: BotContext, row: dict[str, Any], snapshot: MarketSnapshot) -> None:
+    """Store the snapshot, create the subscriber copies once, hand them out (not waiting)."""
+    copies = copy_to_subscribers(ctx.services.db, row["id"], ctx.bot_id, snapshot.to_json())
+    if not copies:
+        return
+    targets = tuple(CopyTarget(c["bot_id"], c["copy_id"], Pubkey.from_string(
+        c["agent_public_key"]), int(c["drift_subaccount_id"])) for c in copies)
+    NamedActor(ctx.services, "fanout").tell(RouteCopies(row["id"], targets))
+    log.info("routing to %d subscribers", len(targets),
+             extra={"signal_id": row["id"], "bot_id": ctx.bot_id})
+
+

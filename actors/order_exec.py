@@ -1,0 +1,218 @@
+"""One order of one bot: route, guard, Swift first, fallback on-chain, record what happened.
+
+Every order is a bot_trades row written before anything is sent; the pre-trade guard
+(emergency stop, policy HMAC) runs right before the order leaves; the account's cached reads
+are marked stale as it leaves. A Swift order that could not trade (not sent, refused, expired
+after it could no longer trade) falls back on-chain when the bot allows it; an order whose
+fate is unknown is recorded as unknown and never sent again blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from solders.keypair import Keypair
+
+from actors.bot_context import (
+    ASK_TIMEOUT_S,
+    BASE,
+    LEGACY_WAIT_S,
+    PRICE,
+    VENUE_READ_ERRORS,
+    BotContext,
+)
+from actors.messages import IsHealthy, LegacyOrder, LegacyResult, Submit, SwiftOrder, SwiftResult
+from observability.trading_metrics import SWIFT_FALLBACK_REASONS, SWIFT_ORDERS_FALLBACK, TRADES
+from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
+from security.trade_guard import guard_trade
+from storage.bots import Bot
+from storage.retry_queue import NewJob, enqueue
+from storage.trades import NewTrade, open_trade, update_trade
+from trading.retry_policy import priority_for
+from trading.routing import choose_route
+from trading.sizing import PlannedOrder
+from venue.auction import LONG, SHORT
+from venue.positions import UserSnapshot
+from venue.snapshot import MarketSnapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    """What one planned order came to."""
+
+    trade_id: str | None  # None when no order was sent (nothing to trade, paused, ...)
+    status: str  # completed | partial | failed | unknown | refused
+    method: str
+    base_filled: int = 0
+    avg_price: int | None = None
+    reason: str | None = None
+    user_after: UserSnapshot | None = None
+
+
+def no_order(reason: str) -> OrderOutcome:
+    """An outcome for a signal that sent nothing."""
+    return OrderOutcome(None, "failed", "none", reason=reason)
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One planned order of a bot and everything it is built from."""
+
+    bot: Bot
+    signal_id: str | None
+    order: PlannedOrder
+    origin: OrderOrigin
+    keypair: Keypair
+    user: UserSnapshot
+    snapshot: MarketSnapshot
+    reference_price: int
+    use_swift: bool | None = None
+    ticket: FlattenTicket | None = None
+
+
+def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
+    """Send one order (Swift first when routing allows) and record its outcome."""
+    db = ctx.services.db
+    bot, order = req.bot, req.order
+    deadline = time.monotonic() + ctx.budget_s
+    intent = OrderIntent(req.origin, OrderKind.CLOSE if order.reduce_only else OrderKind.OPEN,
+                         order.reduce_only, flatten_ticket=req.ticket)
+    healthy = bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S))
+    route = choose_route(ctx.flags, bot_id=bot.id, bot_swift_enabled=bot.swift_enabled,
+                         market=bot.market, swift_healthy=healthy, dust=order.dust,
+                         critical=order.reduce_only, use_swift_override=req.use_swift)
+    before = req.user.perp(bot.market_index)
+    trade_id = open_trade(db, NewTrade(bot.id, req.signal_id, bot.wallet_address, bot.market,
+                                       order.side, order.base_amount, order.reduce_only,
+                                       route.method, before.base_asset_amount,
+                                       before.quote_entry_amount, req.reference_price))
+    context = {"signal_id": req.signal_id, "bot_id": bot.id}
+    decision = guard_trade(db, ctx.services.ring, bot, intent)
+    if not decision.allowed:
+        update_trade(db, trade_id, status="failed", error_message=f"refused: {decision.reason}")
+        TRADES.labels(method=route.method, status="refused").inc()
+        log.warning("order refused: %s", decision.reason, extra=context)
+        return OrderOutcome(trade_id, "refused", route.method, reason=decision.reason)
+    direction = LONG if order.side == "long" else SHORT
+    fallback_reason = route.reason
+    ctx.sending(req.keypair.pubkey(), bot.drift_subaccount_id)
+    if route.method == "swift":
+        swift_order = SwiftOrder(req.keypair, req.keypair.pubkey(), bot.drift_subaccount_id,
+                                 bot.market, direction, order.base_amount, order.reduce_only,
+                                 req.snapshot, before, trade_id, req.signal_id, bot.id)
+        wait_s = max(1.0, deadline - time.monotonic())
+        try:
+            result = ctx.gateway.ask(Submit(swift_order, wait_s), wait_s + ASK_TIMEOUT_S)
+        except Exception as exc:  # no answer in time: the order may be out there
+            return unknown(ctx, trade_id, "swift", exc, context)
+        done = _after_swift(ctx, bot, trade_id, req.signal_id, order, result, context)
+        if done is not None:
+            return done
+        fallback_reason = f"swift_{result.state}:{result.reason or ''}".rstrip(":")
+        SWIFT_ORDERS_FALLBACK.labels(market=bot.market, reason=result.reason or
+                                     result.state).inc()
+        SWIFT_FALLBACK_REASONS.labels(reason=result.reason or result.state).inc()
+    update_trade(db, trade_id, execution_method="legacy", fallback_reason=fallback_reason)
+    try:  # the fallback may start seconds after the snapshot: its price limit needs a fresh one
+        oracle = ctx.venue.snapshot(bot.market_index).market.oracle_price
+    except VENUE_READ_ERRORS:
+        oracle = req.snapshot.market.oracle_price
+    ctx.sending(req.keypair.pubkey(), bot.drift_subaccount_id)
+    try:
+        legacy = ctx.executor.place_and_take(
+            LegacyOrder(req.keypair, req.keypair.pubkey(), bot.drift_subaccount_id,
+                        bot.market_index, direction, order.base_amount, order.reduce_only,
+                        oracle, ctx.slippage_bps),
+            max(LEGACY_WAIT_S, deadline - time.monotonic()))
+    except Exception as exc:  # no answer in time: the transaction may be out there
+        return unknown(ctx, trade_id, "legacy", exc, context)
+    return _after_legacy(ctx, bot, trade_id, req.signal_id, order, legacy, context)
+
+
+def unknown(ctx: BotContext, trade_id: str, method: str, exc: BaseException,
+            context: dict[str, Any]) -> OrderOutcome:
+    """An order whose fate we could not learn: recorded as unknown, then reconciled."""
+    reason = f"no_answer: {type(exc).__name__}"
+    update_trade(ctx.services.db, trade_id, status="unknown", error_message=reason)
+    TRADES.labels(method=method, status="unknown").inc()
+    log.error("order outcome unknown (%s); it will be reconciled", reason, extra=context)
+    return OrderOutcome(trade_id, "unknown", method, reason=reason)
+
+
+def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None,
+                 order: PlannedOrder, result: SwiftResult,
+                 context: dict[str, Any]) -> OrderOutcome | None:
+    """Record a Swift result; None means: fall back to legacy (safe and allowed)."""
+    db = ctx.services.db
+    fields: dict[str, Any] = {"swift_status": result.state}
+    if result.swift_order_id is not None:
+        fields["swift_order_id"] = result.swift_order_id
+    log.info("swift order %s", result.state,
+             extra={**context, "swift_order_id": result.swift_order_id})
+    if result.state in ("filled", "partial"):
+        _record_fill(ctx, bot, trade_id, signal_id, order, "swift", result.base_filled,
+                     result.avg_price, fields | {
+                         "swift_filled_at": datetime.now(UTC).replace(tzinfo=None),
+                         "auction_duration_ms": result.fill_ms,
+                         "price_improvement": None if result.price_improvement_bps is None
+                         else round(result.price_improvement_bps / 100, 4)})
+        status = "completed" if result.state == "filled" else "partial"
+        return OrderOutcome(trade_id, status, "swift", result.base_filled, result.avg_price,
+                            user_after=result.user_after)
+    if result.state == "unknown":
+        update_trade(db, trade_id, status="unknown", error_message=result.reason, **fields)
+        TRADES.labels(method="swift", status="unknown").inc()
+        return OrderOutcome(trade_id, "unknown", "swift", reason=result.reason)
+    if result.kind == "permanent" or not bot.swift_fallback_enabled:
+        reason = result.reason or result.state
+        update_trade(db, trade_id, status="failed", error_message=reason, **fields)
+        TRADES.labels(method="swift", status="failed").inc()
+        return OrderOutcome(trade_id, "failed", "swift", reason=reason)
+    update_trade(db, trade_id, **fields)
+    return None
+
+
+def _after_legacy(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None,
+                  order: PlannedOrder, result: LegacyResult,
+                  context: dict[str, Any]) -> OrderOutcome:
+    db = ctx.services.db
+    log.info("on-chain order %s", result.state, extra=context)
+    if result.state in ("filled", "partial"):
+        _record_fill(ctx, bot, trade_id, signal_id, order, "legacy", result.base_filled,
+                     result.avg_price, {"tx_signature": result.signature})
+        status = "completed" if result.state == "filled" else "partial"
+        return OrderOutcome(trade_id, status, "legacy", result.base_filled, result.avg_price)
+    status = "unknown" if result.state == "unknown" else "failed"
+    update_trade(db, trade_id, status=status, tx_signature=result.signature,
+                 error_message=result.error or result.state)
+    TRADES.labels(method="legacy", status=status).inc()
+    return OrderOutcome(trade_id, status, "legacy", reason=result.error or result.state)
+
+
+def _record_fill(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None,
+                 order: PlannedOrder, method: str, filled: int, price: int | None,
+                 fields: dict[str, Any]) -> None:
+    """Record the filled part; queue the remainder when it is above the minimum size."""
+    db = ctx.services.db
+    partial = filled < order.base_amount
+    update_trade(db, trade_id, status="partial" if partial else "completed",
+                 filled_size=Decimal(filled) / BASE,
+                 price=None if price is None else Decimal(price) / PRICE, **fields)
+    TRADES.labels(method=method, status="partial" if partial else "completed").inc()
+    remainder = order.base_amount - filled
+    if partial and remainder > 0:
+        priority = priority_for(order.reduce_only)
+        enqueue(db, NewJob(signal_id=signal_id,
+                bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
+                side=order.side, size=Decimal(remainder) / BASE, reduce_only=order.reduce_only,
+                priority=priority.name, max_attempts=priority.max_attempts,
+                sub_account_id=bot.drift_subaccount_id, original_trade_id=trade_id,
+                original_execution_method=method, is_remainder=True,
+                last_error=f"partial fill: {filled} of {order.base_amount}"))

@@ -1,0 +1,273 @@
+"""Retries (the fourth execution path) and what a restart finds half done.
+
+A failed or unknown order becomes a retry job; a claimed job is run by the bot's own actor, so
+retries keep the bot's order. An unknown outcome is reconciled before anything is sent again:
+once its order can no longer trade, the venue's position says whether it filled.
+
+After a crash, a signal left `processing`:
+- with an order that may have left (a pending trade): each such order becomes a retry job of
+  unknown outcome, and the signal ends;
+- with no order sent, or only a completed close (a flip cut between its close and its open):
+  nothing of it is on the wire, so it runs again from a fresh read (the position then says what
+  is left to do), unless it is older than SIGNAL_STALE_S (then it fails with that reason; closes
+  never go stale: a close that never happens is the worst outcome);
+- with an opening order already filled: it is finished as it stands.
+A source signal's copies are created (once) in every case.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from actors.bot_context import ASK_TIMEOUT_S, BASE, PRICE, VENUE_READ_ERRORS, BotContext
+from actors.copies import route_copies, snapshots
+from actors.messages import SLOT_GRACE, IsHealthy, PlacementOf
+from actors.order_exec import OrderOutcome, OrderRequest, execute_order
+from actors.profit_share import notify_close
+from observability.trading_metrics import SWIFT_RETRIES
+from security.emergency_stop import FlattenTicket, OrderOrigin
+from storage.bots import Bot, get_bot
+from storage.retry_queue import (
+    NewJob,
+    count_swift_attempt,
+    enqueue,
+    mark_sending,
+    settle_done,
+    settle_failed,
+    settle_retry,
+    settle_unknown,
+)
+from storage.signals import finish_signal, interrupted_signals, requeue_signal, superseded
+from storage.trades import (
+    filled_closes_without_share,
+    last_swift_submission,
+    signal_trades,
+    trade_swift_summary,
+    update_trade,
+)
+from trading.retry_policy import PRIORITIES, after_failure, priority_for, use_swift_on_retry
+from trading.sizing import MarketRules, PlannedOrder
+from venue.positions import PerpPositionView, UserSnapshot
+
+log = logging.getLogger(__name__)
+
+RECHECK_S = 5.0  # an unknown outcome whose Swift auction is still open is looked at again
+
+
+def queue_retry(ctx: BotContext, bot: Bot, signal_id: str, order: PlannedOrder,
+                outcome: OrderOutcome, user: UserSnapshot, ticket: FlattenTicket | None) -> None:
+    """Queue a failed order for the retry scheduler; an unknown outcome is queued with its
+    starting position, to be reconciled after its order can no longer trade."""
+    priority = priority_for(order.reduce_only)
+    unknown = outcome.status == "unknown"
+    enqueue(ctx.services.db, NewJob(
+        bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
+        side=order.side, size=Decimal(order.base_amount) / BASE,
+        reduce_only=order.reduce_only, priority=priority.name,
+        max_attempts=priority.max_attempts, signal_id=signal_id,
+        sub_account_id=bot.drift_subaccount_id, original_trade_id=outcome.trade_id,
+        original_execution_method=outcome.method, last_error=outcome.reason,
+        payload={"flatten": ticket.__dict__} if ticket else None,
+        outcome_unknown=unknown,
+        position_before=user.perp(bot.market_index).base_asset_amount if unknown else None),
+        delay_s=ctx.unknown_settle_s if unknown else priority.base_delay_s)
+    log.info("order queued for retry (%s)", outcome.reason,
+             extra={"signal_id": signal_id, "bot_id": bot.id})
+
+
+# --- after a restart ----------------------------------------------------------------------------
+
+
+def resume_interrupted(ctx: BotContext, stale_s: float) -> None:
+    """Settle every signal of this bot a crash left `processing` (see the module docstring)."""
+    bot = get_bot(ctx.services.db, ctx.bot_id)
+    assert bot is not None
+    for row in interrupted_signals(ctx.services.db, ctx.bot_id):
+        _resume_one(ctx, bot, row, stale_s)
+
+
+def _resume_one(ctx: BotContext, bot: Bot, row: dict[str, Any], stale_s: float) -> None:
+    db = ctx.services.db
+    context = {"signal_id": row["id"], "bot_id": bot.id}
+    if row["source"] == "webhook":
+        try:
+            route_copies(ctx, row, snapshots(ctx, bot, row)[1])
+        except VENUE_READ_ERRORS as exc:  # copies are made when the signal runs again
+            log.warning("copies not made yet (%s)", type(exc).__name__, extra=context)
+    if bot.is_subscriber:  # closes that filled before the crash still owe their share
+        for trade in filled_closes_without_share(db, row["id"]):
+            notify_close(ctx.services, trade["id"], PerpPositionView(
+                bot.market_index, base_asset_amount=int(trade["position_before_base"]),
+                quote_entry_amount=int(trade["entry_quote_before"])),
+                int(trade["filled_size"] * BASE), int(trade["price"] * PRICE))
+    trades = signal_trades(db, row["id"])
+    pending = [t for t in trades if t["status"] == "pending"]
+    opened = [t for t in trades if not t["reduce_only"] and t["status"] in
+              ("completed", "partial", "unknown")]
+    if pending:
+        _reconcile_pending(ctx, bot, row, pending)
+        return
+    if opened or any(t["status"] == "unknown" for t in trades):
+        finish_signal(db, row["id"], "done" if not any(t["status"] == "unknown" for t in trades)
+                      else "partial", {"interrupted": True}, "interrupted by a restart")
+        return
+    parsed = row["parsed"] or {}
+    is_close = parsed.get("kind") == "close" or bool(parsed.get("flatten"))
+    age = (time.time() - row["received_at"].timestamp())
+    if age > stale_s and not is_close:
+        finish_signal(db, row["id"], "failed", {"interrupted": True, "stale": True},
+                      f"stale: interrupted by a restart {age:.0f} s after it arrived"
+                      f" (SIGNAL_STALE_S={stale_s:.0f})")
+        log.warning("interrupted signal too old to run again", extra=context)
+        return
+    requeue_signal(db, row["id"])  # nothing of it is on the wire: it runs again, in order
+    log.warning("interrupted signal runs again from a fresh read", extra=context)
+
+
+def _reconcile_pending(ctx: BotContext, bot: Bot, row: dict[str, Any],
+                       pending: list[dict[str, Any]]) -> None:
+    """Each order that may have left becomes a retry job of unknown outcome; the signal ends."""
+    db = ctx.services.db
+    for trade in pending:
+        priority = priority_for(trade["reduce_only"])
+        enqueue(db, NewJob(
+            bot_id=bot.id, wallet_address=bot.wallet_address, market=bot.market,
+            side=trade["side"], size=trade["size"], reduce_only=trade["reduce_only"],
+            priority=priority.name, max_attempts=priority.max_attempts,
+            signal_id=row["id"], sub_account_id=bot.drift_subaccount_id,
+            original_trade_id=trade["id"],
+            original_execution_method=trade["execution_method"],
+            last_error="interrupted by a restart", outcome_unknown=True,
+            position_before=trade["position_before_base"]),
+            delay_s=ctx.unknown_settle_s)
+        update_trade(db, trade["id"], status="unknown",
+                     error_message="interrupted by a restart; reconciling")
+    finish_signal(db, row["id"], "failed", {"interrupted": True, "reconciling": len(pending)},
+                  "interrupted by a restart")
+    log.warning("interrupted signal handed to reconciliation (%d order(s))", len(pending),
+                extra={"signal_id": row["id"], "bot_id": bot.id})
+
+
+# --- running a retry job ------------------------------------------------------------------------
+
+
+def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
+    """Run a claimed retry job: reconcile an unknown outcome first, then send what is left."""
+    db = ctx.services.db
+    job_id = job["id"]
+    context = {"signal_id": job["signal_id"], "bot_id": ctx.bot_id}
+    bot = get_bot(db, ctx.bot_id)
+    if bot is None or (not bot.is_active and not job["reduce_only"]):
+        settle_failed(db, job_id, worker, "bot paused")  # closes still run when paused
+        return "failed"
+    if job["signal_id"] and superseded(db, ctx.bot_id, job["signal_id"]):
+        settle_failed(db, job_id, worker, "superseded by a newer signal")
+        log.info("retry superseded by a newer signal", extra=context)
+        return "failed"
+    flatten = (job.get("webhook_payload") or {}).get("flatten")
+    ticket = FlattenTicket(flatten["stop_id"], flatten["scope"]) if flatten else None
+    SWIFT_RETRIES.inc()
+    keypair = ctx.keypair(bot)
+    try:  # reconciliation needs the venue as it is now: a read sent after this moment
+        snapshot = ctx.venue.snapshot(bot.market_index)
+        user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, time.monotonic())
+    except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed attempt, not a crash
+        step = after_failure(PRIORITIES[job["priority"]], job["attempts"] + 1,
+                             job["cooldown_retries"], True, ctx.rng)
+        reason = f"venue_unreachable: {type(exc).__name__}"
+        if step.action == "give_up":
+            settle_failed(db, job_id, worker, reason)
+            return "failed"
+        settle_retry(db, job_id, worker, step.delay_s, reason, None,
+                     cooldown=step.action == "cooldown")
+        return "retry"
+    if user is None:
+        settle_failed(db, job_id, worker, "venue_user_missing")
+        return "failed"
+    held = user.perp(bot.market_index).base_asset_amount
+    size = int(Decimal(job["size"]) * BASE)
+    sign = 1 if job["side"] == "long" else -1
+    if job["outcome_unknown"] and job["position_before_base"] is not None:
+        moved = (held - int(job["position_before_base"])) * sign
+        if moved >= size:  # the unknown attempt traded: record it, never send it again
+            settle_done(db, job_id, worker)
+            log.info("retry reconciled: the earlier attempt had filled", extra=context)
+            return "done"
+        live = _swift_order_live(ctx, job, ctx.venue.now().slot)
+        if live is not None:  # its auction is not over: it may still be placed and fill
+            settle_unknown(db, job_id, worker, RECHECK_S, live, count_attempt=False)
+            return "unknown"
+        size -= max(0, moved)
+    if job["reduce_only"]:
+        size = min(size, abs(held)) if held * sign < 0 else 0
+        if size == 0:
+            settle_done(db, job_id, worker)
+            return "done"  # nothing left to close
+    rules = MarketRules(snapshot.market.min_order_size, snapshot.market.step_size)
+    size -= size % rules.step_size if rules.step_size else 0
+    if size <= 0 or (size < rules.min_order_size and not job["reduce_only"]):
+        settle_failed(db, job_id, worker, "remaining size below the minimum order")
+        return "failed"
+    swift_ok = use_swift_on_retry(job["swift_attempts"] or 0,
+                                  bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S)))
+    order = PlannedOrder(job["side"], size, job["reduce_only"], "retry",
+                         dust=size < rules.min_order_size)
+    if not mark_sending(db, job_id, worker, job["claimed_at"], "attempt", swift=False,
+                        position_before=held):
+        log.warning("retry job was claimed again meanwhile; not sending", extra=context)
+        return "lost_claim"
+    outcome = execute_order(ctx, OrderRequest(
+        bot, job["signal_id"], order, OrderOrigin.FLATTEN if ticket else OrderOrigin.RETRY,
+        keypair, user, snapshot, snapshot.market.oracle_price,
+        None if swift_ok else False, ticket))
+    if (job["reduce_only"] and bot.is_subscriber and outcome.trade_id
+            and outcome.status in ("completed", "partial")):
+        notify_close(ctx.services, outcome.trade_id, user.perp(bot.market_index),
+                     outcome.base_filled, outcome.avg_price)
+    if outcome.trade_id is not None:
+        trade = trade_swift_summary(db, outcome.trade_id)
+        if trade and trade["swift_status"]:
+            swift_failed = trade["execution_method"] != "swift"
+            count_swift_attempt(db, job_id, trade["fallback_reason"] if swift_failed else None)
+    return _settle(ctx, bot, job, worker, outcome, context)
+
+
+def _swift_order_live(ctx: BotContext, job: dict[str, Any], slot: int) -> str | None:
+    """Why the job's last Swift order may still trade (its auction is not over, with what
+    hash-status says about it), or None when it can no longer trade."""
+    sub = last_swift_submission(ctx.services.db, ctx.bot_id, job["signal_id"],
+                                job["original_trade_id"])
+    if sub is None or slot > sub["max_slot"] + SLOT_GRACE:
+        return None
+    placement = ctx.gateway.ask(PlacementOf(sub["hash_key"]), ASK_TIMEOUT_S)
+    return (f"swift order {placement.status} (order id {placement.order_id}),"
+            f" auction open until slot {sub['max_slot']}")
+
+
+def _settle(ctx: BotContext, bot: Bot, job: dict[str, Any], worker: str,
+            outcome: OrderOutcome, context: dict[str, Any]) -> str:
+    db = ctx.services.db
+    if outcome.status in ("completed", "partial"):
+        settle_done(db, job["id"], worker)
+        return "done"
+    reason = outcome.reason or outcome.status
+    if outcome.status == "unknown":
+        settle_unknown(db, job["id"], worker, ctx.unknown_settle_s, reason)
+        return "unknown"
+    if outcome.status == "refused":
+        settle_failed(db, job["id"], worker, f"refused: {reason}")
+        return "failed"
+    step = after_failure(PRIORITIES[job["priority"]], job["attempts"] + 1,
+                         job["cooldown_retries"], "unanswered" in reason or
+                         "timeout" in reason or reason == "rpc_unreachable", ctx.rng)
+    if step.action == "give_up":
+        settle_failed(db, job["id"], worker, reason)
+        ctx.pause(bot, f"retry gave up after {job['attempts'] + 1} attempts: {reason}")
+        return "failed"
+    settle_retry(db, job["id"], worker, step.delay_s, reason, None,
+                 cooldown=step.action == "cooldown")
+    log.info("retry failed (%s); next in %.1fs", reason, step.delay_s, extra=context)
+    return "retry"

@@ -1,0 +1,193 @@
+"""One claimed signal of one bot: snapshot, copies for subscribers, trigger point, orders.
+
+A source signal takes the market snapshot (one read per market per slot, shared) and creates
+its subscriber copies with that snapshot in one transaction, then hands them to the fan-out
+*before* its own order: subscribers trade in parallel with the source, whatever its outcome.
+A copy trades against the source's snapshot; a copy that runs later than the snapshot can be
+placed (after a restart, or behind its bot's previous signal) takes a fresh one, and a
+subscription's maximum deviation from the source's reference price is checked against it.
+
+Then the seed plan's early trigger points (bot paused, execution authorization disabled or
+expired) skip the bot's own orders; otherwise orders are sized from the snapshot and the bot's
+User account (batched and cached by VenueState) and executed one after the other (a flip's open
+is sized from the account its close left).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from actors.bot_context import PRICE, VENUE_READ_ERRORS, BotContext
+from actors.copies import route_copies, snapshots
+from actors.order_exec import OrderOutcome, OrderRequest, execute_order, no_order
+from actors.profit_share import notify_close
+from actors.retry_flow import queue_retry
+from security.emergency_stop import FlattenTicket, OrderOrigin
+from security.execution import ExecutionAuthorization, ExecutionStatus, check_execution
+from storage.bots import Bot, get_bot, umk_envelope
+from storage.signals import finish_signal, requeue_signal, signal_age_s
+from trading.alerts import Signal
+from trading.collateral import free_collateral_usd
+from trading.sizing import AccountState, BotLimits, MarketRules, plan_open, plan_orders
+from venue.positions import UserSnapshot
+from venue.snapshot import MarketSnapshot
+
+log = logging.getLogger(__name__)
+
+VENUE_WAIT_S = 300.0  # a signal waits this long for an unreachable venue, then fails
+TRANSIENT_REASONS = frozenset({"not_filled", "expired", "rpc_unreachable", "AllRpcDown",
+                               "BlockhashNotFound", "send_unanswered", "unconfirmed"})
+ORIGINS = {"fanout": OrderOrigin.SUBSCRIBER, "manual": OrderOrigin.MANUAL,
+           "flatten": OrderOrigin.FLATTEN}
+
+
+def process(ctx: BotContext, row: dict[str, Any]) -> bool:
+    """Run one claimed signal; True when it was put back to wait for the venue."""
+    db = ctx.services.db
+    signal_id = row["id"]
+    context = {"signal_id": signal_id, "bot_id": ctx.bot_id}
+    bot = get_bot(db, ctx.bot_id)
+    assert bot is not None
+    try:
+        snapshot, reference = snapshots(ctx, bot, row)
+    except VENUE_READ_ERRORS as exc:  # nothing was sent and nothing routed: wait in order
+        return _wait_for_venue(ctx, row, [no_order(f"venue_unreachable: {type(exc).__name__}")])
+    if row["source"] == "webhook":
+        route_copies(ctx, row, reference)
+    skip = None if row["source"] == "flatten" else trigger_point(ctx, bot)
+    if skip is not None:
+        finish_signal(db, signal_id, "skipped", {"trigger": skip}, skip)
+        log.info("signal skipped: %s", skip, extra=context)
+        return False
+    deviation = _deviation_refusal(row, snapshot, reference)
+    if deviation is not None:
+        finish_signal(db, signal_id, "skipped", {"trigger": "price_deviation"}, deviation)
+        log.info("copy skipped: %s", deviation, extra=context)
+        return False
+    try:
+        outcomes = execute_signal(ctx, bot, row, snapshot, reference)
+    except Exception:
+        # an order may have left: the signal stays `processing`, and the restarted actor
+        # hands its pending trades to reconciliation instead of guessing now
+        log.exception("signal interrupted by an error", extra=context)
+        raise
+    unreachable = [o for o in outcomes if (o.reason or "").startswith("venue_unreachable")]
+    if unreachable and not any(o.trade_id for o in outcomes):
+        return _wait_for_venue(ctx, row, outcomes)
+    statuses = {o.status for o in outcomes}
+    status = ("done" if statuses <= {"completed"} else
+              "failed" if statuses & {"failed", "refused"} else "partial")
+    finish_signal(db, signal_id, status,
+                  {"orders": [_outcome_json(o) for o in outcomes]},
+                  ", ".join(sorted({o.reason for o in outcomes if o.reason})) or None)
+    return False
+
+
+def _wait_for_venue(ctx: BotContext, row: dict[str, Any], outcomes: list[OrderOutcome]) -> bool:
+    db = ctx.services.db
+    if signal_age_s(db, row["id"]) < VENUE_WAIT_S:
+        requeue_signal(db, row["id"])
+        log.warning("venue unreachable: the signal waits in order",
+                    extra={"signal_id": row["id"], "bot_id": ctx.bot_id})
+        return True
+    finish_signal(db, row["id"], "failed", {"orders": [_outcome_json(o) for o in outcomes]},
+                  outcomes[0].reason)
+    return False
+
+
+def _outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
+    return {k: v for k, v in outcome.__dict__.items() if k != "user_after"}
+
+
+def trigger_point(ctx: BotContext, bot: Bot) -> str | None:
+    """The plan's early exits: paused, auth disabled, auth expired (UMK-path bots only)."""
+    if not bot.is_active:
+        return "bot_paused"
+    if umk_envelope(ctx.services.db, bot.id) is None:
+        return None  # server-key path: no user session to authorize
+    status = check_execution(ExecutionAuthorization(
+        bot.id, bot.wallet_address, bot.execution_active, bot.execution_expires_at),
+        datetime.now(UTC))
+    return None if status is ExecutionStatus.ALLOWED else status.value
+
+
+def _deviation_refusal(row: dict[str, Any], snapshot: MarketSnapshot,
+                       reference: MarketSnapshot) -> str | None:
+    """A copy whose market moved further from the source's price than its subscription allows."""
+    limit = (row.get("parsed") or {}).get("max_deviation_bps")
+    if row["source"] != "fanout" or not limit:
+        return None
+    ref, now = reference.market.oracle_price, snapshot.market.oracle_price
+    moved = abs(now - ref) * 10_000 / ref
+    if moved <= float(limit):
+        return None
+    return f"price moved {moved:.1f} bps from the source's {ref / 1e6} (limit {limit} bps)"
+
+
+def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], snapshot: MarketSnapshot,
+                   reference: MarketSnapshot) -> list[OrderOutcome]:
+    """Size the signal's orders and run them one after the other."""
+    parsed = row["parsed"] or {}
+    signal = Signal.from_dict(parsed)
+    keypair = ctx.keypair(bot)
+    try:
+        user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)
+    except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed signal, not a crash
+        return [no_order(f"venue_unreachable: {type(exc).__name__}")]
+    if user is None:
+        return [no_order("venue_user_missing")]
+    limits = BotLimits(bot.leverage, bot.max_position_size)
+    rules = MarketRules(snapshot.market.min_order_size, snapshot.market.step_size)
+    oracle = Decimal(snapshot.market.oracle_price) / PRICE
+    plan = plan_orders(signal, limits, rules, _account(ctx, bot, user, snapshot), oracle)
+    if plan.pause_reason:
+        ctx.pause(bot, plan.pause_reason)
+        return [no_order(plan.pause_reason[:200])]
+    flatten = parsed.get("flatten")
+    ticket = FlattenTicket(flatten["stop_id"], flatten["scope"]) if flatten else None
+    outcomes: list[OrderOutcome] = []
+    for order in plan.orders:
+        if order.purpose == "flip_open":  # size the open from the account the close left
+            if snapshot.slots_behind(ctx.venue.now()) > ctx.snapshot_max_age_slots:
+                snapshot = ctx.venue.snapshot(bot.market_index)
+                oracle = Decimal(snapshot.market.oracle_price) / PRICE
+            if outcomes:
+                user = outcomes[-1].user_after or ctx.venue.user(
+                    keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)
+                assert user is not None
+            fresh = plan_open(order.side, limits, rules, _account(ctx, bot, user, snapshot),
+                              oracle)
+            if fresh.pause_reason:
+                ctx.pause(bot, fresh.pause_reason)
+            if not fresh.orders:
+                outcomes.append(no_order(fresh.note[:200]))
+                break
+            order = fresh.orders[0]
+        outcome = execute_order(ctx, OrderRequest(
+            bot, row["id"], order, ORIGINS.get(row["source"], OrderOrigin.WEBHOOK), keypair,
+            user, snapshot, reference.market.oracle_price, parsed.get("use_swift"), ticket))
+        if (order.reduce_only and bot.is_subscriber and outcome.trade_id
+                and outcome.status in ("completed", "partial")):
+            notify_close(ctx.services, outcome.trade_id, user.perp(bot.market_index),
+                         outcome.base_filled, outcome.avg_price)
+        outcomes.append(outcome)
+        if outcome.status == "unknown" or (outcome.status == "failed" and (
+                outcome.reason in TRANSIENT_REASONS or order.reduce_only)):
+            queue_retry(ctx, bot, row["id"], order, outcome, user, ticket)
+        if outcome.status not in ("completed", "partial"):
+            break  # never open the second half of a flip on a failed close
+    if not plan.orders:
+        log.info("no order: %s", plan.note, extra={"signal_id": row["id"], "bot_id": bot.id})
+    return outcomes
+
+
+def _account(ctx: BotContext, bot: Bot, user: UserSnapshot,
+             snapshot: MarketSnapshot) -> AccountState:
+    market = snapshot.market
+    free = free_collateral_usd(user, ctx.services.profile.quote_spot_market_index,
+                               {bot.market_index: (market.oracle_price,
+                                                   market.margin_ratio_initial)})
+    return AccountState(free, user.perp(bot.market_index).base_asset_amount)
