@@ -129,9 +129,12 @@ class FillTracker(SupervisedActor):
             self._venue.tell(Observed(read.started, slot, unix_ts, users))
         still_open = []
         for item in self._open:
-            user = users.get((item.order.authority, item.order.sub_account_id)) \
-                if users is not None else None
-            result = None if users is None else _decision(item, user, slot, unix_ts)
+            owner = (item.order.authority, item.order.sub_account_id)
+            # an order tracked after this read was sent is not in it: only a later read can
+            # say anything about it (its absence here says nothing)
+            read = users is not None and owner in users
+            user = users[owner] if read else None
+            result = _decision(item, user, slot, unix_ts) if read else None
             if result is None and time.monotonic() >= item.order.deadline:
                 result = TrackResult("unknown", slot=slot, user_after=user)
             if result is None:

@@ -116,9 +116,12 @@ def trigger_point(ctx: BotContext, bot: Bot) -> str | None:
 
 def _deviation_refusal(row: dict[str, Any], snapshot: MarketSnapshot,
                        reference: MarketSnapshot) -> str | None:
-    """A copy whose market moved further from the source's price than its subscription allows."""
-    limit = (row.get("parsed") or {}).get("max_deviation_bps")
-    if row["source"] != "fanout" or not limit:
+    """An opening copy whose market moved further from the source's price than its subscription
+    allows. Copies that reduce, close or flip always trade: skipping one would leave the
+    subscriber holding a position the creator has left."""
+    parsed = row.get("parsed") or {}
+    limit = parsed.get("max_deviation_bps")
+    if row["source"] != "fanout" or not limit or parsed.get("kind") not in ("open", "increase"):
         return None
     ref, now = reference.market.oracle_price, snapshot.market.oracle_price
     moved = abs(now - ref) * 10_000 / ref

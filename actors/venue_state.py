@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 KEYS_PER_READ = 99  # getMultipleAccounts takes 100 keys; one of them is the clock
 READS_IN_FLIGHT = 4
 CLOCK_REFRESH_S = 5.0  # an extrapolation older than this is refreshed in the background
-MIN_SPAN_SLOTS = 20  # observed slot time is trusted once the clock has seen this many slots
+MIN_SPAN_SLOTS = 5  # observed slot time is trusted once the clock has seen this many slots
+MIN_SPAN_S = 1.0  # ...over at least this long
+CALIBRATE_AFTER_S = (0.0, 1.5)  # clock reads at start, so the slot time is measured early
 UserKey = tuple[Pubkey, int]
 
 
@@ -82,6 +84,11 @@ class _Read:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class _Calibrate:
+    pass
+
+
 @dataclass
 class _Clock:
     slot: int = 0
@@ -110,7 +117,14 @@ class VenueState(SupervisedActor):
         self._flights: list[_Flight] = []
         self._floor: dict[Pubkey, float] = {}  # key -> reads sent before this are stale
 
+    def on_start(self) -> None:
+        for delay_s in CALIBRATE_AFTER_S:
+            self.send_later(delay_s, _Calibrate())
+
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Calibrate):
+            self._want({}, time.monotonic(), None)
+            return None
         if isinstance(message, Now):
             return self._now()
         if isinstance(message, SnapshotOf):
@@ -154,7 +168,7 @@ class VenueState(SupervisedActor):
             return
         if c.first_at == 0.0:
             c.first_slot, c.first_at = slot, started
-        elif slot - c.first_slot >= MIN_SPAN_SLOTS:
+        elif slot - c.first_slot >= MIN_SPAN_SLOTS and started - c.first_at >= MIN_SPAN_S:
             c.slot_ms = (started - c.first_at) * 1000 / (slot - c.first_slot)
         c.slot, c.at = slot, started
         if unix_ts is not None:

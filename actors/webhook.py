@@ -26,6 +26,10 @@ from supervision import SupervisedActor
 
 log = logging.getLogger(__name__)
 
+# Connections beyond the limit wait here, in the kernel, established but not accepted (no
+# descriptor of ours), served in order as slots free; the kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+
 _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                      b"Content-Length: 0\r\n\r\n")
 _BAD_REQUEST_RESPONSE = (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
@@ -98,8 +102,8 @@ class BoundedWSGIServer(WSGIServer):
 
     def __init__(self, address: tuple[str, int], app: Any, *, max_connections: int,
                  read_timeout_s: float) -> None:
-        super().__init__(address, app, log=None, error_log=_LogAdapter(),
-                         spawn=Pool(max_connections))
+        super().__init__(address, app, backlog=LISTEN_BACKLOG, log=None,
+                         error_log=_LogAdapter(), spawn=Pool(max_connections))
         self.read_timeout_s = read_timeout_s
 
     def handle(self, sock: Any, address: Any) -> None:

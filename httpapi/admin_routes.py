@@ -16,8 +16,8 @@ from typing import Any
 import pykka
 from prometheus_client.metrics import MetricWrapperBase
 
-from actors.services import Services
 from actors.messages import IsHealthy
+from actors.services import Services
 from httpapi.ops_routes import require_admin
 from httpapi.router import Request, Response, Router
 from observability.trading_metrics import (

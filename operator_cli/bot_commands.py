@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                            help="the published bot (its trading bot id or publication id)")
     subscribe.add_argument("--capital-usd", required=True, metavar="X")
     subscribe.add_argument("--leverage", metavar="N", help="at most the source's (default)")
+    subscribe.add_argument("--max-deviation-bps", metavar="N", type=int,
+                           help="skip opening copies whose market moved more than this from the"
+                                " source's price (default: no limit; closes always trade)")
     subscribe.set_defaults(func=cmd_bot_subscribe)
     rotate = sub.add_parser("rotate-secret", parents=[common],
                             help="replace a bot's webhook secret (prints the new one)")
@@ -161,6 +164,8 @@ def cmd_bot_publish(settings: Any, args: argparse.Namespace) -> Outcome:
 def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
     """Create the subscriber's own bot following a published bot, and the subscription."""
     capital = usd_arg(args.capital_usd, "--capital-usd")
+    if args.max_deviation_bps is not None and not 0 < args.max_deviation_bps <= 10_000:
+        raise CliError("--max-deviation-bps must be within 1..10000")
     wanted_leverage = leverage_arg(args.leverage) if args.leverage is not None else None
     with opened(settings) as ctx:
         wallet = _require_wallet(ctx, args.wallet)
@@ -199,11 +204,13 @@ def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
             _check_stored(ctx, bot)
             subscription = copy_trading.insert_subscription(
                 ctx.db, published_bot_id=published.id, subscriber_bot_id=bot.id,
-                subscriber_wallet_address=wallet.address, capital_usd=capital)
+                subscriber_wallet_address=wallet.address, capital_usd=capital,
+                max_price_deviation_bps=args.max_deviation_bps)
     data = {"subscriber_bot_id": bot.id, "subscription_id": subscription.id,
             "published_bot_id": published.id, "source_bot_id": source.id,
             "wallet": wallet.address, "market": bot.market, "leverage": plain(bot.leverage),
             "capital_usd": plain(subscription.capital_usd),
+            "max_deviation_bps": subscription.max_price_deviation_bps,
             "max_position_usd": plain(bot.max_position_size)}
     return Outcome(f"wallet {wallet.address} follows bot {source.id} with subscriber bot "
                    f"{bot.id} ({bot.market}, {plain(bot.leverage)}x, ${plain(capital)} capital)",

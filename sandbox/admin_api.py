@@ -186,6 +186,16 @@ def swift_posts(ex: Exchange, req: Request) -> Response:
     return json_response(200, {"posts": rows})
 
 
+def rpc_log(ex: Exchange, req: Request) -> Response:
+    """GET /sandbox/rpc-log?since=<unix time>: each JSON-RPC call after it, {"at", "method"}
+    (wall time of arrival), so a benchmark can count the calls made before an event."""
+    try:
+        since = float(req.query_one("since") or 0)
+    except ValueError as exc:
+        raise BadRequest("since must be a number (unix time)") from exc
+    return json_response(200, {"calls": ex.stats.rpc_calls_since(since)})
+
+
 def state(ex: Exchange, req: Request) -> Response:
     """GET /sandbox/state: slot, seed and a digest of all account bytes (determinism checks)."""
     return json_response(200, {"slot": ex.slot, "seed": ex.seed, "digest": ex.state_digest()})

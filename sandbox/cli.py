@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--rpc-down-mode", choices=("503", "reset", "hang"))
     f.add_argument("--makers-paused", type=_bool)
     f.add_argument("--swift-makers-paused", type=_bool)
+    f.add_argument("--swift-makers-paused-for", metavar="AUTHORITIES",
+                   help="comma-separated authorities whose Swift auctions get no maker bids")
     f.add_argument("--swift-placement-paused", type=_bool)
 
     fa = sub.add_parser("faucet", help="create a funded user on a running sandbox")
@@ -113,7 +115,7 @@ _FAULT_FLAGS = ("latency_ms", "swift_latency_ms", "rpc_latency_ms", "rpc_rps_lim
                 "swift_status", "swift_status_count", "swift_timeout", "swift_timeout_process",
                 "hang_ms",
                 "health_412", "hash_status_500", "rpc_primary_down", "rpc_backup_down",
-                "rpc_down_mode", "makers_paused", "swift_makers_paused",
+                "rpc_down_mode", "makers_paused", "swift_makers_paused", "swift_makers_paused_for",
                 "swift_placement_paused")
 
 

@@ -280,7 +280,8 @@ class Exchange:
         self.fill_log.append({
             "slot": self.slot, "authority": str(user.authority), "order_id": order.order_id,
             "market_index": order.market_index, "direction": order.direction, "base": base,
-            "price": price, "quote": quote, "fee": fee, "source": source, "at": time.time(),
+            "price": price, "quote": quote, "fee": fee, "source": source,
+            "chain_ts": self.clock.unix_ts(), "at": time.time(),
         })
         if order.fill_bucket:
             self.fill_log[-1].update(order_slot=order.slot, profile_bucket=order.fill_bucket)
@@ -306,7 +307,10 @@ class Exchange:
     def _run_makers(self, slot: int) -> None:
         now_ts = self.clock.unix_ts()
         paused = self.faults.makers_paused or self.faults.swift_makers_paused
+        paused_for = set(filter(None, self.faults.swift_makers_paused_for.split(",")))
         for user in self.users.values():
+            if str(user.authority) in paused_for:
+                continue  # no maker bids for this taker's Swift orders (its auctions run out)
             for order in user.open_orders():
                 if not order.signed:
                     continue

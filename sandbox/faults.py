@@ -43,6 +43,8 @@ class Faults:
     swift_makers_paused: bool = False  # no maker bids in Swift auctions; the AMM still fills
     #                                    placeAndTake (a market with no Swift liquidity)
     swift_placement_paused: bool = False  # accepted Swift orders wait, never get placed
+    swift_makers_paused_for: str = ""  # comma-separated authorities whose Swift auctions get
+    #                                    no maker bids (one taker's auction runs its course)
 
     def __post_init__(self) -> None:
         self._baseline: dict[str, Any] = {}  # start-up values that clear() returns to
@@ -113,6 +115,8 @@ class Faults:
             raise ValueError(f"swift_status must be one of {SWIFT_STATUS_CHOICES}")
         if self.rpc_down_mode not in RPC_DOWN_MODES:
             raise ValueError(f"rpc_down_mode must be one of {RPC_DOWN_MODES}")
+        if not isinstance(self.swift_makers_paused_for, str):
+            raise ValueError("swift_makers_paused_for must be comma-separated authorities")
         for name in ("latency_ms", "swift_latency_ms", "rpc_latency_ms", "hang_ms"):
             value = int(getattr(self, name))
             if value < 0 or value > MAX_HANG_MS:

@@ -5,7 +5,7 @@ Paths on one port (``url``):
   RPC        POST /  (primary)   POST /backup  (backup; same chain, failed independently)
   Control    /sandbox/faucet, /sandbox/faults, /sandbox/liquidity, /sandbox/oracle,
              /sandbox/config, /sandbox/step, /sandbox/stats, /sandbox/user, /sandbox/fills,
-             /sandbox/swift-posts, /sandbox/state
+             /sandbox/swift-posts, /sandbox/rpc-log, /sandbox/state
 Primary and backup share one chain, so failover tests see the same state through either URL.
 Only loopback hosts are accepted.
 
@@ -57,6 +57,7 @@ ADMIN_ROUTES: dict[str, tuple[set[str], Route]] = {
     "/sandbox/user": ({"GET"}, admin_api.user),
     "/sandbox/fills": ({"GET"}, admin_api.fills),
     "/sandbox/swift-posts": ({"GET"}, admin_api.swift_posts),
+    "/sandbox/rpc-log": ({"GET"}, admin_api.rpc_log),
     "/sandbox/state": ({"GET"}, admin_api.state),
 }
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
+
+RPC_LOG_MAX = 100_000
 
 
 class Stats:
@@ -16,6 +19,7 @@ class Stats:
         self.by_authority: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.by_instruction: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.rpc_calls: dict[str, int] = defaultdict(int)
+        self.rpc_log: deque[tuple[float, str]] = deque(maxlen=RPC_LOG_MAX)  # (wall time, method)
         self._changed = threading.Condition()
 
     def incr(self, name: str, authority: str | None = None, n: int = 1) -> None:
@@ -37,11 +41,17 @@ class Stats:
         with self._changed:
             self.totals[f"rpc_{method}"] += 1
             self.rpc_calls[method if known else "unknown"] += 1
+            self.rpc_log.append((time.time(), method if known else "unknown"))
             self._changed.notify_all()
 
     def incr_ix(self, ix_name: str, outcome: str) -> None:
         """Count one instruction by outcome ("received", "landed", "failed")."""
         self.by_instruction[ix_name][outcome] += 1
+
+    def rpc_calls_since(self, since: float) -> list[dict[str, Any]]:
+        """The JSON-RPC calls that arrived after wall time `since`, oldest first."""
+        with self._changed:
+            return [{"at": at, "method": m} for at, m in self.rpc_log if at > since]
 
     def snapshot(self) -> dict[str, Any]:
         """A copy safe to serialize."""

@@ -15,7 +15,7 @@ _PUBLISHED = (
 )
 _SUBSCRIPTION = (
     "id, published_bot_id, subscriber_bot_id, subscriber_wallet_address, capital_usd, is_active,"
-    " created_at"
+    " created_at, max_price_deviation_bps"
 )
 
 
@@ -42,6 +42,7 @@ class Subscription:
     capital_usd: Decimal
     is_active: bool
     created_at: datetime
+    max_price_deviation_bps: int | None = None  # opening copies beyond it are skipped
 
 
 def _published(row: dict[str, Any]) -> PublishedBot:
@@ -88,13 +89,15 @@ def find_published(db: Database, bot_or_published_id: str) -> PublishedBot | Non
 def insert_subscription(
     db: Database, *, published_bot_id: str, subscriber_bot_id: str,
     subscriber_wallet_address: str, capital_usd: Decimal,
+    max_price_deviation_bps: int | None = None,
 ) -> Subscription:
     """Record that a subscriber bot follows a published bot."""
     row = db.fetchone(
         "INSERT INTO subscriptions (published_bot_id, subscriber_bot_id,"
-        " subscriber_wallet_address, capital_usd) VALUES (%s, %s, %s, %s)"
-        f" RETURNING {_SUBSCRIPTION}",
-        (published_bot_id, subscriber_bot_id, subscriber_wallet_address, capital_usd),
+        " subscriber_wallet_address, capital_usd, max_price_deviation_bps)"
+        f" VALUES (%s, %s, %s, %s, %s) RETURNING {_SUBSCRIPTION}",
+        (published_bot_id, subscriber_bot_id, subscriber_wallet_address, capital_usd,
+         max_price_deviation_bps),
     )
     assert row is not None
     return _subscription(row)

@@ -1,5 +1,6 @@
-"""kill -9 of the daemon in the middle of a fan-out, then a restart: every subscriber ends with
-exactly one order at the venue (counted by the sandbox), none lost, none sent twice."""
+"""kill -9 of the daemon in the middle of a fan-out that started while the source's own order was
+still in its auction, then a restart: every subscriber ends with exactly one order at the venue
+(counted by the sandbox), none lost, none sent twice."""
 
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ def test_kill_9_during_fanout_leaves_every_subscriber_with_exactly_one_order(
             cli(first, "bot", "subscribe", "--wallet", wallet["wallet"], "--to",
                 source["bot_id"], "--capital-usd", "200")
             agents.append(wallet["agent_public_key"])
+        # the source's own auction runs its course meanwhile: the fan-out does not wait for it
+        requests.post(f"{sandbox.url}/sandbox/faults", timeout=5,
+                      json={"swift_makers_paused_for": creator["agent_public_key"]})
         answer = requests.post(
             f"{first.url}/api/webhook/tradingview/{source['bot_id']}", timeout=10,
             params={"secret": source["webhook_secret"]},

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from storage.copy_trading import publish_bot
+from storage.copy_trading import insert_subscription, publish_bot
 from storage.database import Database
 from storage.profit_shares import NewShare, create_share
 from storage.retry_queue import NewJob, enqueue
-from storage.signals import finish_signal, record_copies, record_signal
+from storage.signals import copy_to_subscribers, finish_signal, record_signal
 from storage.trades import NewTrade, log_swift_event, open_trade, update_trade
 from tests.operator_cli.helpers import Cli, Result, make_bot, make_wallet
 
@@ -185,7 +185,13 @@ def test_signal_show_tells_the_whole_story_with_swift_events(ops: OpsCli, db: Da
     ring = ops.ring()
     follower = make_bot(db, ring, make_wallet(db, ring))
     signal_id = record_signal(db, bot.id, "s1", (), "webhook", "raw", {"action": "buy"}).signal_id
-    copy_id = record_copies(db, signal_id, [follower.id])[follower.id]
+    published = publish_bot(db, trading_bot_id=bot.id, creator_wallet_address=bot.wallet_address,
+                            profit_share_percent=Decimal(10))
+    insert_subscription(db, published_bot_id=published.id, subscriber_bot_id=follower.id,
+                        subscriber_wallet_address=follower.wallet_address,
+                        capital_usd=Decimal(100))
+    (copy,) = copy_to_subscribers(db, signal_id, bot.id, {"slot": 1})
+    copy_id = copy["copy_id"]
     source_trade = open_trade(db, NewTrade(bot.id, signal_id, bot.wallet_address, "SOL-PERP",
                                            "long", 10**9, False, "swift"))
     update_trade(db, source_trade, status="completed", swift_order_id="abcd1234",

@@ -1,0 +1,203 @@
+"""Copy trading at venue speed, through the real daemon, sandbox and PostgreSQL.
+
+Subscribers' orders leave while the source's own order is still in its auction; a 100-subscriber
+fan-out reads the venue a handful of times, not per order; an unfilled Swift order falls back
+on-chain only once it can no longer trade; an RPC provider's 429s cost time, never an order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox.server import SandboxServer
+from tests.e2e.stack import Stack
+
+OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
+NO_RPC_LIMIT = 0
+
+
+def copies(stack: Stack, signal_id: str) -> list[str]:
+    return [r["id"] for r in stack.db.fetchall(
+        "SELECT id FROM webhook_signals WHERE parent_signal_id = %s", (signal_id,))]
+
+
+def sandbox_get(stack: Stack, path: str, **params: Any) -> dict[str, Any]:
+    answer = requests.get(f"{stack.sandbox.url}{path}", params=params, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def swift_posts(stack: Stack, agent: str, since: float = 0.0) -> list[dict[str, Any]]:
+    return [p for p in sandbox_get(stack, "/sandbox/swift-posts", since=since)["posts"]
+            if p["authority"] == agent]
+
+
+def all_done(stack: Stack, signal_ids: list[str]) -> None:
+    """Every signal ended `done` (the others' stories in the failure message)."""
+    final = stack.wait(*signal_ids)
+    bad = [k for k, v in final.items() if v != "done"]
+    assert not bad, [stack.db.fetchone("SELECT status, status_reason, outcome FROM"
+                                       " webhook_signals WHERE id = %s", (k,)) for k in bad]
+
+
+def fills(stack: Stack, agent: str) -> list[dict[str, Any]]:
+    return sandbox_get(stack, "/sandbox/fills", authority=agent)["fills"]
+
+
+@pytest.fixture
+def slow_stack(database_url: str, tmp_path: Path,
+               request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Slots of 400 ms, as on Solana, with a 10-slot auction."""
+    sandbox = SandboxServer("127.0.0.1", 0, seed=21, slot_ms=400)
+    sandbox.start()
+    running = Stack(database_url, tmp_path, sandbox=sandbox, **getattr(request, "param", {}))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def test_subscribers_are_posted_while_the_source_is_still_in_its_auction(stack: Stack) -> None:
+    source, followers = stack.published_with_subscribers(5)
+    stack.faults(swift_makers_paused_for=source["agent"])  # the source's auction runs out
+    signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    assert stack.wait(signal_id) == {signal_id: "done"}
+    made = copies(stack, signal_id)
+    all_done(stack, made)
+    (source_post,) = swift_posts(stack, source["agent"])
+    (source_trade,) = stack.trades(signal_id)
+    assert source_trade["execution_method"] == "legacy"
+    assert source_trade["fallback_reason"] == "swift_expired:not_filled"
+    (source_fill,) = fills(stack, source["agent"])  # on-chain, after its Swift auction ended
+    for follower in followers:
+        (post,) = swift_posts(stack, follower["agent"])
+        (fill,) = fills(stack, follower["agent"])
+        assert fill["source"] == "swift_maker"
+        # every subscriber was on the wire, and filled, while the source's auction still ran
+        assert post["at"] < source_fill["at"] and fill["at"] < source_fill["at"]
+        assert post["at"] - source_post["at"] < 10 * 0.1  # within the source's 10-slot auction
+
+
+def test_a_100_subscriber_fanout_reads_the_venue_a_handful_of_times(stack: Stack) -> None:
+    source, followers = stack.published_with_subscribers(100)
+    agents = {f["agent"] for f in followers}
+    warm = stack.alert(source, OPEN_LONG.replace("@ 1", "@ 2")).json()["signal_id"]  # actors up
+    stack.wait(warm)  # copies exist once the source signal was claimed
+    stack.wait(*copies(stack, warm))
+    started = time.time()
+    signal_id = stack.alert(source, "order sell @ 2 filled on SOLUSD."
+                            " New strategy position is 0").json()["signal_id"]
+    assert stack.wait(signal_id)[signal_id] == "done"
+    made = copies(stack, signal_id)
+    all_done(stack, made)
+    posts = [p for p in sandbox_get(stack, "/sandbox/swift-posts", since=started)["posts"]
+             if p["authority"] in agents]
+    assert {p["authority"] for p in posts} == agents and len(posts) == 100
+    last_post = max(p["at"] for p in posts)
+    calls = sandbox_get(stack, "/sandbox/rpc-log", since=started)["calls"]
+    before_posts = [c for c in calls if c["at"] <= last_post]
+    assert len(before_posts) <= 10, before_posts
+    for follower in followers:
+        assert stack.position(follower["agent"]) == 0  # each closed exactly once
+
+
+def test_an_unfilled_swift_order_falls_back_only_once_it_can_no_longer_trade(
+        slow_stack: Stack) -> None:
+    stack = slow_stack
+    bot = stack.new_bot(max_usd="300")
+    stack.faults(swift_makers_paused=True)  # placed, never filled: it must die, then go on-chain
+    signal_id = stack.alert(bot, OPEN_LONG).json()["signal_id"]
+    assert stack.wait(signal_id) == {signal_id: "done"}
+    (trade,) = stack.trades(signal_id)
+    assert (trade["execution_method"], trade["fallback_reason"]) == (
+        "legacy", "swift_expired:not_filled")
+    (submitted,) = stack.db.fetchall(
+        "SELECT request_payload FROM swift_order_logs WHERE trade_id = %s"
+        " AND event_type = 'submitted'", (trade["id"],))
+    signed = submitted["request_payload"]
+    assert signed["max_slot"] == signed["slot"] + 10  # the profile's auction, not 50 slots
+    (fill,) = fills(stack, bot["agent"])  # one fill: the Swift order never traded
+    assert fill["source"] != "swift_maker"
+    # never earlier: the on-chain order landed after the Swift order's last slot and after
+    # the chain's clock passed the max_ts it was signed with (the program's own rule)
+    assert fill["slot"] > signed["max_slot"] and fill["chain_ts"] > signed["max_ts"]
+    assert stack.position(bot["agent"]) == int(trade["filled_size"] * 10**9) > 0
+
+
+def test_rpc_rate_limits_cost_time_but_never_an_order(stack: Stack) -> None:
+    source, followers = stack.published_with_subscribers(10)
+    stack.faults(rpc_rps_limit=1)  # a provider at 1 request/s answers the rest with 429
+    signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    assert stack.wait(signal_id)[signal_id] == "done"
+    made = copies(stack, signal_id)
+    all_done(stack, made)
+    limited = sandbox_get(stack, "/sandbox/stats")["totals"].get("rpc_rate_limited", 0)
+    assert limited > 0
+    for bot in [source, *followers]:
+        assert stack.position(bot["agent"]) > 0
+        assert len(fills(stack, bot["agent"])) == 1
+    stack.faults(rpc_rps_limit=NO_RPC_LIMIT)
+
+
+@pytest.mark.parametrize("slow_stack", [{"SNAPSHOT_MAX_AGE_SLOTS": "0"}], indirect=True)
+def test_an_opening_copy_beyond_its_price_deviation_is_skipped_with_the_reason(
+        slow_stack: Stack) -> None:
+    stack = slow_stack
+    source = stack.new_bot(max_usd="300")
+    stack.cli("bot", "publish", source["bot_id"], "--profit-share-percent", "10")
+    wallet = stack.cli("wallet", "create", "--fund", "1000")
+    sub = stack.cli("bot", "subscribe", "--wallet", wallet["wallet"], "--to", source["bot_id"],
+                    "--capital-usd", "200", "--max-deviation-bps", "5")
+    assert sub["max_deviation_bps"] == 5
+    # the subscriber's first copy sits through its whole auction, so its second copy runs
+    # seconds after the source priced it, against a market that has moved 2 %
+    stack.faults(swift_makers_paused_for=wallet["agent_public_key"])
+    opened = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    stack.wait(opened)
+    increased = stack.alert(source, "order buy @ 1 filled on SOLUSD."
+                            " New strategy position is 2").json()["signal_id"]
+    stack.wait(increased)
+    stack.move_oracle(1.02)
+    (first_copy,) = copies(stack, opened)
+    (second_copy,) = copies(stack, increased)
+    assert stack.wait(first_copy, second_copy) == {first_copy: "done", second_copy: "skipped"}
+    story = stack.story(increased)
+    (copy,) = story["subscribers"]
+    assert copy["trades"] == [] and "price moved" in copy["status_reason"]
+    assert "limit 5 bps" in copy["status_reason"]
+    assert len(fills(stack, wallet["agent_public_key"])) == 1  # only the first copy traded
+
+
+@pytest.mark.parametrize("stack", [{"SWIFT_RATE_BURST": "2", "SWIFT_RATE_PER_S": "6"}],
+                         indirect=True)
+def test_orders_over_the_swift_budget_wait_for_it_instead_of_going_on_chain(
+        stack: Stack) -> None:
+    source, followers = stack.published_with_subscribers(5)
+    signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    stack.wait(signal_id)
+    made = copies(stack, signal_id)
+    all_done(stack, made)
+    # six orders, two tokens and six more a second: the last waits ~0.7 s of its 1 s window
+    trades = [t for s in [signal_id, *made] for t in stack.trades(s)]
+    assert [t["execution_method"] for t in trades] == ["swift"] * 6
+    assert all(len(swift_posts(stack, b["agent"])) == 1 for b in [source, *followers])
+
+
+@pytest.mark.parametrize("stack", [{"SWIFT_RATE_BURST": "1", "SWIFT_RATE_PER_S": "0.5"}],
+                         indirect=True)
+def test_an_order_whose_budget_never_comes_in_its_window_goes_on_chain(stack: Stack) -> None:
+    source, _followers = stack.published_with_subscribers(2)
+    signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    stack.wait(signal_id)
+    made = copies(stack, signal_id)
+    all_done(stack, made)
+    trades = [t for s in [signal_id, *made] for t in stack.trades(s)]
+    methods = sorted((t["execution_method"], t["fallback_reason"]) for t in trades)
+    # one token; the next comes after 2 s, past a 1 s auction window: nothing waits longer
+    assert methods == [("legacy", "swift_not_sent:rate_budget")] * 2 + [("swift", None)]
