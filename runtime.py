@@ -34,6 +34,7 @@ from actors.tree import root_kwargs
 from config import ConfigError, Settings, load_settings
 from config.settings import SETTINGS, describe
 from demo.tour import demo_environment, run_tour
+from httpapi.ops_routes import WARNING_SEPARATOR
 from observability import systemd
 from observability.exporter import start_exporter
 from observability.logs import setup_logging
@@ -46,6 +47,7 @@ from storage.migrations import migrate
 from supervision import ChildExited, Link, Ready, Supervisor, start_linked
 from venue import cli as venue_cli
 from venue.process_venue import ProcessVenue
+from venue.profiles import PROFILES
 
 log = logging.getLogger("quantumvault")
 
@@ -103,6 +105,8 @@ def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
     install_log_redaction(ring, [admin_token(settings), *secret_settings])
     try:
         venue.log_profile()
+        if venue.profile.paused_program is not None:
+            log.warning("%s", venue.profile.paused_program.warning(venue.profile.name))
         storage = Storage(settings)
         try:
             migrate(storage.db)
@@ -215,16 +219,24 @@ def _daemon_url(settings: Settings, path: str) -> str:
 
 def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
     """Print the daemon's readiness (/readyz) and its supervision tree (admin token); exit 0
-    only when it is ready."""
+    only when it is ready. A degraded venue (program paused, Swift or RPC unreachable: /readyz's
+    reason while ready) is also a warning line on stderr."""
     try:
         response = requests.get(_daemon_url(settings, "/readyz"), timeout=CLIENT_TIMEOUT_S)
         tree = requests.get(_daemon_url(settings, "/api/admin/tree"), timeout=CLIENT_TIMEOUT_S,
                             headers={"Authorization": f"Bearer {admin_token(settings)}"})
     except requests.RequestException as exc:
+        paused = PROFILES.get(settings["VENUE"])
+        if paused is not None and paused.paused_program is not None:
+            print(f"quantumvault: warning: {paused.paused_program.warning(paused.name)}",
+                  file=sys.stderr)
         print(f"quantumvault: daemon not reachable at {_daemon_url(settings, '')}: "
               f"{type(exc).__name__}", file=sys.stderr)
         return 1
     report = response.json()
+    if report.get("ready") and report.get("reason"):
+        for warning in report["reason"].split(WARNING_SEPARATOR):
+            print(f"quantumvault: warning: {warning}", file=sys.stderr)
     report["tree"] = tree.json() if tree.status_code == 200 else None
     if tree.status_code != 200:
         report["tree_error"] = f"/api/admin/tree answered {tree.status_code}"

@@ -18,7 +18,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from actors.legacy_executor import ExecutorClient
-from actors.messages import Sending
+from actors.messages import CurrentFlags, Sending
 from actors.services import NamedActor, Services
 from actors.venue_state import VenueStateClient
 from security.agent_keys import open_agent_privkey_legacy
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BASE = Decimal(10**9)
 PRICE = Decimal(10**6)
 ASK_TIMEOUT_S = 10.0
+FLAGS_ASK_TIMEOUT_S = 2.0  # past it, an order uses the flags it saw last
 LEGACY_WAIT_S = 130.0  # the executor's worst case: a read with failover, send, 30 s confirm
 VENUE_READ_ERRORS = (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout,
                      pykka.ActorDeadError, ValueError)
@@ -41,11 +42,16 @@ VENUE_READ_ERRORS = (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout,
 
 @dataclass
 class BotContext:
-    """One bot's handles; `last_sent` is when its last order left (monotonic seconds)."""
+    """One bot's handles; `last_sent` is when its last order left (monotonic seconds).
+
+    `flags` are the live Swift flags as last seen: each order asks the flags actor for the
+    current ones (`current_flags`), so `quantumvault flags set` applies to the next order.
+    """
 
     bot_id: str
     services: Services
     flags: SwiftFlags
+    swift_max_retries: int
     budget_s: float
     slippage_bps: int
     snapshot_max_age_slots: int
@@ -53,6 +59,7 @@ class BotContext:
     venue: VenueStateClient
     gateway: NamedActor
     executor: ExecutorClient
+    flags_owner: NamedActor | None = None
     rng: random.Random = field(default_factory=random.Random)
     last_sent: float = 0.0
     _keypair: Keypair | None = None
@@ -63,10 +70,8 @@ class BotContext:
         s = services.settings
         return cls(
             bot_id=bot_id, services=services,
-            flags=SwiftFlags(enabled=s["SWIFT_ENABLED"],
-                             rollout_percent=s["SWIFT_ROLLOUT_PERCENT"],
-                             critical_orders_legacy=s["SWIFT_CRITICAL_ORDERS_LEGACY"],
-                             allowed_markets=s["SWIFT_SUPPORTED_MARKETS"]),
+            flags=SwiftFlags.from_values(s.values),
+            swift_max_retries=s["SWIFT_MAX_RETRIES_BEFORE_FALLBACK"],
             budget_s=s["EXECUTION_BUDGET_MS"] / 1000,
             slippage_bps=s["LEGACY_SLIPPAGE_BPS"],
             snapshot_max_age_slots=s["SNAPSHOT_MAX_AGE_SLOTS"],
@@ -75,7 +80,19 @@ class BotContext:
             unknown_settle_s=s["RETRY_LEASE_S"],
             venue=VenueStateClient(services, ASK_TIMEOUT_S),
             gateway=NamedActor(services, "swift_gateway", ASK_TIMEOUT_S),
-            executor=ExecutorClient(services, ASK_TIMEOUT_S))
+            executor=ExecutorClient(services, ASK_TIMEOUT_S),
+            flags_owner=NamedActor(services, "flags", FLAGS_ASK_TIMEOUT_S))
+
+    def current_flags(self) -> SwiftFlags:
+        """The live Swift flags (an ask of the flags actor; the last seen if it cannot answer)."""
+        if self.flags_owner is None:
+            return self.flags
+        try:
+            self.flags = self.flags_owner.ask(CurrentFlags(), FLAGS_ASK_TIMEOUT_S)
+        except Exception as exc:  # restarting, or the tree is stopping: keep the last seen
+            log.warning("live flags not answered (%s); using the last seen",
+                        type(exc).__name__, extra={"bot_id": self.bot_id})
+        return self.flags
 
     def keypair(self, bot: Bot) -> Keypair:
         """The agent key (legacy server-key path), opened once per actor life."""
@@ -95,6 +112,11 @@ class BotContext:
         self.venue.tell(Sending(authority, sub_account_id))
 
     def pause(self, bot: Bot, reason: str) -> None:
-        """Pause the bot for a reason the system found (the operator sees it in bot status)."""
-        pause_bot(self.services.db, bot.id, reason[:500])
-        log.warning("bot paused: %s", reason, extra={"bot_id": bot.id})
+        """Pause the bot for a reason the system found (the operator sees it in bot status).
+
+        A system pause stops opens and increases; the bot's reduce-only closes still run (its
+        position is never stranded), until `bot resume`; an operator's pause stops everything.
+        """
+        if pause_bot(self.services.db, bot.id, reason[:500], paused_by="system") is not None:
+            log.warning("bot paused by the system (closes still run): %s", reason,
+                        extra={"bot_id": bot.id})

@@ -20,7 +20,9 @@ its last order filled. Reads that fail leave every order open until its deadline
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +71,13 @@ class FillTracker(SupervisedActor):
         self._profile = profile
         self._open: list[_Open] = []
         self._ticking = False
+
+    def on_exit(self) -> None:
+        # whoever waits on an order here learns at once that it must ask the restarted tracker
+        error = pykka.ActorDeadError("fill tracker restarted")
+        for item in self._open:
+            with contextlib.suppress(queue.Full):  # one already decided keeps its answer
+                item.future.set_exception((type(error), error, None))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Track):
@@ -132,9 +141,9 @@ class FillTracker(SupervisedActor):
             owner = (item.order.authority, item.order.sub_account_id)
             # an order tracked after this read was sent is not in it: only a later read can
             # say anything about it (its absence here says nothing)
-            read = users is not None and owner in users
-            user = users[owner] if read else None
-            result = _decision(item, user, slot, unix_ts) if read else None
+            seen = users is not None and owner in users
+            user = users[owner] if seen else None
+            result = _decision(item, user, slot, unix_ts) if seen else None
             if result is None and time.monotonic() >= item.order.deadline:
                 result = TrackResult("unknown", slot=slot, user_after=user)
             if result is None:

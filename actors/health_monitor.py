@@ -3,10 +3,16 @@
 Probes run in background greenlets and report back as messages, so a hanging dependency never
 blocks the monitor's mailbox; the watchdog ping is sent from the tick handler, so systemd
 restarts us when the actor system stops processing messages.
+
+A probe answers a bool or a :class:`ProbeResult` (with a secret-free detail), or raises
+:class:`ProbeSkipped` when it cannot tell yet (what it asks is still starting): then it runs again
+shortly, and nothing is recorded. When a dependency stops answering the monitor logs a warning
+and tells systemd (STATUS=), at its first failing probe; when it answers again, an info line.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,10 +23,27 @@ from prometheus_client import Gauge
 from observability import systemd
 from supervision import Outcome, SupervisedActor
 
+log = logging.getLogger(__name__)
+
+SKIPPED_RETRY_S = 0.25  # a probe that could not tell yet runs again this soon
+
 PROBE_UP = Gauge("dependency_up", "1 when the last probe of a dependency succeeded", ["probe"])
 PROBE_LATENCY = Gauge("dependency_probe_seconds", "Duration of the last probe", ["probe"])
 
-Probe = Callable[[], bool]
+@dataclass(frozen=True)
+class ProbeResult:
+    """A probe's answer with what it saw; `detail` must hold no secret (it is shown anonymously
+    in /readyz's reason)."""
+
+    ok: bool
+    detail: str | None = None
+
+
+class ProbeSkipped(Exception):
+    """The probe cannot tell yet (what it asks is still starting); nothing is recorded."""
+
+
+Probe = Callable[[], "bool | ProbeResult"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,11 @@ class GetHealth:
 
 @dataclass(frozen=True)
 class _Tick:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Retry:
     name: str
 
 
@@ -73,6 +101,8 @@ class HealthMonitor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Tick):
             return self._tick(message.name)
+        if isinstance(message, _Retry):
+            return self._start(message.name)
         if isinstance(message, _Watchdog):
             return self._pet()
         if isinstance(message, _Probed):
@@ -82,12 +112,15 @@ class HealthMonitor(SupervisedActor):
         return super().on_receive(message)
 
     def _tick(self, name: str) -> None:
-        spec = self._probes[name]
+        self._start(name)
+        self.send_later(self._probes[name].interval_s, _Tick(name))
+
+    def _start(self, name: str) -> None:
         if name not in self._in_flight:  # a probe still hanging has its own timeout
             self._in_flight.add(name)
             started = time.monotonic()
-            self.run_in_background(spec.probe, lambda outcome: _Probed(name, started, outcome))
-        self.send_later(spec.interval_s, _Tick(name))
+            self.run_in_background(self._probes[name].probe,
+                                   lambda outcome: _Probed(name, started, outcome))
 
     def _pet(self) -> None:
         self._watchdog("WATCHDOG=1")
@@ -95,15 +128,31 @@ class HealthMonitor(SupervisedActor):
 
     def _record(self, probed: _Probed) -> None:
         self._in_flight.discard(probed.name)
+        error, value = probed.outcome.error, probed.outcome.value
+        if isinstance(error, ProbeSkipped):
+            self.send_later(min(SKIPPED_RETRY_S, self._probes[probed.name].interval_s),
+                            _Retry(probed.name))
+            return
         elapsed = time.monotonic() - probed.started
-        ok = probed.outcome.error is None and bool(probed.outcome.value)
+        if isinstance(value, ProbeResult):
+            ok, detail = error is None and value.ok, value.detail
+        else:
+            ok, detail = error is None and bool(value), None
+        if not ok and detail is None:  # an exception's repr may carry a URL: its type only
+            detail = type(error).__name__ if error is not None else "probe answered false"
         previous = self._state.get(probed.name, {})
         self._state[probed.name] = {
             "ok": ok,
             "latency_ms": round(elapsed * 1000, 2),
             "checked_at": time.time(),
             "last_ok_at": time.time() if ok else previous.get("last_ok_at"),
-            "error": None if ok else repr(probed.outcome.error or "probe answered false"),
+            "error": None if ok else detail,
         }
         PROBE_UP.labels(probe=probed.name).set(1 if ok else 0)
         PROBE_LATENCY.labels(probe=probed.name).set(elapsed)
+        if not ok and previous.get("ok", True):
+            log.warning("dependency %s unreachable: %s", probed.name, detail)
+            self._watchdog(f"STATUS=degraded: {probed.name} unreachable: {detail}")
+        elif ok and previous.get("ok") is False:
+            log.info("dependency %s answers again", probed.name)
+            self._watchdog(f"STATUS=dependency {probed.name} answers again")

@@ -113,6 +113,15 @@ class Sending:
 
 
 @dataclass(frozen=True)
+class RawAccountsOf:
+    """Ask for raw accounts (AccountData, None where missing) read after `fresh_after`
+    (monotonic s), batched with everyone else's reads; answered {key: AccountData | None}."""
+
+    keys: tuple[Pubkey, ...]
+    fresh_after: float = 0.0
+
+
+@dataclass(frozen=True)
 class Observed:
     """Accounts another owner read (the fill tracker), shared so nobody reads them again."""
 
@@ -144,6 +153,7 @@ class SwiftOrder:
     trade_id: str | None = None
     signal_id: str | None = None
     bot_id: str | None = None
+    attempt: int = 0  # Swift retries of this trade before it: a retry is a new order (uuid)
 
     @property
     def market_index(self) -> int:
@@ -201,6 +211,22 @@ class PlacementOf:
 @dataclass(frozen=True)
 class IsHealthy:
     """Ask whether Swift is usable now."""
+
+
+@dataclass(frozen=True)
+class HasSignedMsgOrders:
+    """Ask whether `authority` has its SignedMsgUserOrders account (cached: a Swift order
+    without it is accepted and never placed)."""
+
+    authority: Pubkey
+
+
+# --- Flags -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurrentFlags:
+    """Ask for the live Swift flags (a trading.routing.SwiftFlags)."""
 
 
 @dataclass(frozen=True)

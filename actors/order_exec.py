@@ -3,12 +3,21 @@
 Every order is a bot_trades row written before anything is sent; the pre-trade guard
 (emergency stop, policy HMAC) runs right before the order leaves; the account's cached reads
 are marked stale as it leaves. A Swift order that could not trade (not sent, refused, expired
-after it could no longer trade) falls back on-chain when the bot allows it; an order whose
-fate is unknown is recorded as unknown and never sent again blindly.
+after it could no longer trade) falls back on-chain when the bot and SWIFT_FALLBACK_ENABLED
+allow it; an order whose fate is unknown is recorded as unknown and never sent again blindly.
+
+Swift retries (Appendix B): a definite refusal the taxonomy marks retry_swift (429, 503, slot
+too old; nothing was published) is signed again against a fresh snapshot, as a new Swift order
+(its own uuid), after a short backoff, up to SWIFT_MAX_RETRIES_BEFORE_FALLBACK retries within
+the order's budget, unless SWIFT_RETRY_WITH_SWIFT is off; only then does it fall back. A POST
+without an answer is no refusal: its outcome stays unknown. `swift_attempts` of the outcome
+counts every Swift order sent, for the retry job's count.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +25,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import gevent
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from actors.bot_context import (
     ASK_TIMEOUT_S,
@@ -26,15 +37,23 @@ from actors.bot_context import (
     VENUE_READ_ERRORS,
     BotContext,
 )
-from actors.messages import IsHealthy, LegacyOrder, LegacyResult, Submit, SwiftOrder, SwiftResult
+from actors.messages import (
+    HasSignedMsgOrders,
+    IsHealthy,
+    LegacyOrder,
+    LegacyResult,
+    Submit,
+    SwiftOrder,
+    SwiftResult,
+)
 from observability.trading_metrics import SWIFT_FALLBACK_REASONS, SWIFT_ORDERS_FALLBACK, TRADES
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
 from security.trade_guard import guard_trade
 from storage.bots import Bot
 from storage.retry_queue import NewJob, enqueue
-from storage.trades import NewTrade, open_trade, update_trade
-from trading.retry_policy import priority_for
-from trading.routing import choose_route
+from storage.trades import NewTrade, SwiftStatus, open_trade, update_trade
+from trading.retry_policy import priority_for, swift_attempts_allowed, swift_retry_delay_s
+from trading.routing import RouteDecision, SwiftFlags, choose_route
 from trading.sizing import PlannedOrder
 from venue.auction import LONG, SHORT
 from venue.positions import UserSnapshot
@@ -54,6 +73,7 @@ class OrderOutcome:
     avg_price: int | None = None
     reason: str | None = None
     user_after: UserSnapshot | None = None
+    swift_attempts: int = 0  # Swift orders this order sent (retries included)
 
 
 def no_order(reason: str) -> OrderOutcome:
@@ -75,6 +95,7 @@ class OrderRequest:
     reference_price: int
     use_swift: bool | None = None
     ticket: FlattenTicket | None = None
+    swift_attempts_before: int = 0  # Swift attempts the trade made before (a retry job's)
 
 
 def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
@@ -84,10 +105,8 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
     deadline = time.monotonic() + ctx.budget_s
     intent = OrderIntent(req.origin, OrderKind.CLOSE if order.reduce_only else OrderKind.OPEN,
                          order.reduce_only, flatten_ticket=req.ticket)
-    healthy = bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S))
-    route = choose_route(ctx.flags, bot_id=bot.id, bot_swift_enabled=bot.swift_enabled,
-                         market=bot.market, swift_healthy=healthy, dust=order.dust,
-                         critical=order.reduce_only, use_swift_override=req.use_swift)
+    flags = ctx.current_flags()
+    route = _route(ctx, req, flags)
     before = req.user.perp(bot.market_index)
     trade_id = open_trade(db, NewTrade(bot.id, req.signal_id, bot.wallet_address, bot.market,
                                        order.side, order.base_amount, order.reduce_only,
@@ -103,21 +122,20 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
     direction = LONG if order.side == "long" else SHORT
     fallback_reason = route.reason
     ctx.sending(req.keypair.pubkey(), bot.drift_subaccount_id)
+    attempts = 0
     if route.method == "swift":
-        swift_order = SwiftOrder(req.keypair, req.keypair.pubkey(), bot.drift_subaccount_id,
-                                 bot.market, direction, order.base_amount, order.reduce_only,
-                                 req.snapshot, before, trade_id, req.signal_id, bot.id)
-        wait_s = max(1.0, deadline - time.monotonic())
-        try:
-            result = ctx.gateway.ask(Submit(swift_order, wait_s), wait_s + ASK_TIMEOUT_S)
-        except Exception as exc:  # no answer in time: the order may be out there
-            return unknown(ctx, trade_id, "swift", exc, context)
-        done = _after_swift(ctx, bot, trade_id, req.signal_id, order, result, context)
+        result, attempts = _send_swift(ctx, req, trade_id, direction, flags, deadline, context)
+        if isinstance(result, BaseException):  # no answer in time: the order may be out there
+            return _counted(unknown(ctx, trade_id, "swift", result, context), attempts)
+        # SWIFT_FALLBACK_ENABLED off: no order goes on-chain after Swift, whatever the bot says
+        may_fall_back = bot if flags.fallback_enabled else dataclasses.replace(
+            bot, swift_fallback_enabled=False)
+        done = _after_swift(ctx, may_fall_back, trade_id, req.signal_id, order, result,
+                            context)
         if done is not None:
-            return done
+            return _counted(done, attempts)
         fallback_reason = f"swift_{result.state}:{result.reason or ''}".rstrip(":")
-        SWIFT_ORDERS_FALLBACK.labels(market=bot.market, reason=result.reason or
-                                     result.state).inc()
+        SWIFT_ORDERS_FALLBACK.labels(market=bot.market).inc()
         SWIFT_FALLBACK_REASONS.labels(reason=result.reason or result.state).inc()
     update_trade(db, trade_id, execution_method="legacy", fallback_reason=fallback_reason)
     try:  # the fallback may start seconds after the snapshot: its price limit needs a fresh one
@@ -132,8 +150,84 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
                         oracle, ctx.slippage_bps),
             max(LEGACY_WAIT_S, deadline - time.monotonic()))
     except Exception as exc:  # no answer in time: the transaction may be out there
-        return unknown(ctx, trade_id, "legacy", exc, context)
-    return _after_legacy(ctx, bot, trade_id, req.signal_id, order, legacy, context)
+        return _counted(unknown(ctx, trade_id, "legacy", exc, context), attempts)
+    return _counted(_after_legacy(ctx, bot, trade_id, req.signal_id, order, legacy, context),
+                    attempts)
+
+
+def _route(ctx: BotContext, req: OrderRequest, flags: SwiftFlags) -> RouteDecision:
+    """The routing decision; for Swift, the authority must have its SignedMsgUserOrders."""
+    bot, order = req.bot, req.order
+    healthy = bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S))
+
+    def decide(signed_msg_orders: bool = True) -> RouteDecision:
+        return choose_route(flags, bot_id=bot.id, bot_swift_enabled=bot.swift_enabled,
+                            market=bot.market, swift_healthy=healthy, dust=order.dust,
+                            critical=order.reduce_only, use_swift_override=req.use_swift,
+                            signed_msg_orders=signed_msg_orders)
+
+    route = decide()
+    if route.method == "swift" and not _has_signed_msg_orders(ctx, req.keypair.pubkey()):
+        route = decide(signed_msg_orders=False)
+    return route
+
+
+def _has_signed_msg_orders(ctx: BotContext, authority: Pubkey) -> bool:
+    """The gateway's cached answer; when it cannot say, Swift is not held back (an order
+    that is never placed expires and falls back)."""
+    try:
+        return bool(ctx.gateway.ask(HasSignedMsgOrders(authority), ASK_TIMEOUT_S))
+    except Exception as exc:
+        log.warning("SignedMsgUserOrders check not answered (%s)", type(exc).__name__,
+                    extra={"bot_id": ctx.bot_id})
+        return True
+
+
+def _send_swift(ctx: BotContext, req: OrderRequest, trade_id: str, direction: int,
+                flags: SwiftFlags, deadline: float,
+                context: dict[str, Any]) -> tuple[SwiftResult | BaseException, int]:
+    """Send the order through Swift, again (re-signed, new uuid) after each retryable refusal
+    while retries are allowed and the budget lasts; (last result or lost answer, attempts)."""
+    bot, order = req.bot, req.order
+    allowed = swift_attempts_allowed(ctx.swift_max_retries) - req.swift_attempts_before
+    snapshot = req.snapshot
+    before = req.user.perp(bot.market_index)
+    attempt = 0
+    refused: SwiftResult | None = None  # the last refusal, when this is a retry
+    while True:
+        swift_order = SwiftOrder(req.keypair, req.keypair.pubkey(), bot.drift_subaccount_id,
+                                 bot.market, direction, order.base_amount, order.reduce_only,
+                                 snapshot, before, trade_id, req.signal_id, bot.id,
+                                 attempt=attempt)
+        wait_s = max(1.0, deadline - time.monotonic())
+        attempt += 1
+        try:
+            result = ctx.gateway.ask(Submit(swift_order, wait_s), wait_s + ASK_TIMEOUT_S)
+        except Exception as exc:
+            return exc, attempt
+        if refused is not None and result.state == "not_sent":
+            return refused, attempt - 1  # the retry never left: the refusal is the answer
+        if not (result.state == "rejected" and result.kind == "retry_swift"
+                and flags.retry_with_swift and attempt < allowed):
+            return result, attempt
+        delay_s = swift_retry_delay_s(attempt, ctx.rng)
+        if time.monotonic() + delay_s >= deadline:
+            return result, attempt
+        if not ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S):  # the refusals made it unhealthy
+            return result, attempt
+        refused = result
+        log.warning("swift order refused (%s); Swift retry %d of %d in %.2f s", result.reason,
+                    attempt, allowed - 1, delay_s,
+                    extra={**context, "swift_order_id": result.swift_order_id})
+        gevent.sleep(delay_s)
+        # a fresh slot (and oracle) to sign the new order against; if it cannot be read, the
+        # gateway signs at the current slot once the old one is too old
+        with contextlib.suppress(*VENUE_READ_ERRORS):
+            snapshot = ctx.venue.snapshot(bot.market_index)
+
+
+def _counted(outcome: OrderOutcome, swift_attempts: int) -> OrderOutcome:
+    return dataclasses.replace(outcome, swift_attempts=swift_attempts)
 
 
 def unknown(ctx: BotContext, trade_id: str, method: str, exc: BaseException,
@@ -149,9 +243,12 @@ def unknown(ctx: BotContext, trade_id: str, method: str, exc: BaseException,
 def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None,
                  order: PlannedOrder, result: SwiftResult,
                  context: dict[str, Any]) -> OrderOutcome | None:
-    """Record a Swift result; None means: fall back to legacy (safe and allowed)."""
+    """Record a Swift result; None means: fall back to legacy (safe and allowed).
+
+    swift_status takes the plan's values (filled, failed, fallback; an unknown fate stays
+    submitted); what Swift said, in detail, is in swift_order_logs."""
     db = ctx.services.db
-    fields: dict[str, Any] = {"swift_status": result.state}
+    fields: dict[str, Any] = {}
     if result.swift_order_id is not None:
         fields["swift_order_id"] = result.swift_order_id
     log.info("swift order %s", result.state,
@@ -159,6 +256,7 @@ def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
     if result.state in ("filled", "partial"):
         _record_fill(ctx, bot, trade_id, signal_id, order, "swift", result.base_filled,
                      result.avg_price, fields | {
+                         "swift_status": SwiftStatus.FILLED,
                          "swift_filled_at": datetime.now(UTC).replace(tzinfo=None),
                          "auction_duration_ms": result.fill_ms,
                          "price_improvement": None if result.price_improvement_bps is None
@@ -167,15 +265,17 @@ def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
         return OrderOutcome(trade_id, status, "swift", result.base_filled, result.avg_price,
                             user_after=result.user_after)
     if result.state == "unknown":
-        update_trade(db, trade_id, status="unknown", error_message=result.reason, **fields)
+        update_trade(db, trade_id, status="unknown", error_message=result.reason,
+                     swift_status=SwiftStatus.SUBMITTED, **fields)
         TRADES.labels(method="swift", status="unknown").inc()
         return OrderOutcome(trade_id, "unknown", "swift", reason=result.reason)
     if result.kind == "permanent" or not bot.swift_fallback_enabled:
         reason = result.reason or result.state
-        update_trade(db, trade_id, status="failed", error_message=reason, **fields)
+        update_trade(db, trade_id, status="failed", error_message=reason,
+                     swift_status=SwiftStatus.FAILED, **fields)
         TRADES.labels(method="swift", status="failed").inc()
         return OrderOutcome(trade_id, "failed", "swift", reason=reason)
-    update_trade(db, trade_id, **fields)
+    update_trade(db, trade_id, swift_status=SwiftStatus.FALLBACK, **fields)
     return None
 
 

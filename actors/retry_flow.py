@@ -45,6 +45,7 @@ from storage.trades import (
     filled_closes_without_share,
     last_swift_submission,
     signal_trades,
+    swift_submissions,
     trade_swift_summary,
     update_trade,
 )
@@ -72,7 +73,8 @@ def queue_retry(ctx: BotContext, bot: Bot, signal_id: str, order: PlannedOrder,
         original_execution_method=outcome.method, last_error=outcome.reason,
         payload={"flatten": ticket.__dict__} if ticket else None,
         outcome_unknown=unknown,
-        position_before=user.perp(bot.market_index).base_asset_amount if unknown else None),
+        position_before=user.perp(bot.market_index).base_asset_amount if unknown else None,
+        swift_attempts=outcome.swift_attempts),
         delay_s=ctx.unknown_settle_s if unknown else priority.base_delay_s)
     log.info("order queued for retry (%s)", outcome.reason,
              extra={"signal_id": signal_id, "bot_id": bot.id})
@@ -141,7 +143,8 @@ def _reconcile_pending(ctx: BotContext, bot: Bot, row: dict[str, Any],
             original_trade_id=trade["id"],
             original_execution_method=trade["execution_method"],
             last_error="interrupted by a restart", outcome_unknown=True,
-            position_before=trade["position_before_base"]),
+            position_before=trade["position_before_base"],
+            swift_attempts=swift_submissions(db, trade["id"])),
             delay_s=ctx.unknown_settle_s)
         update_trade(db, trade["id"], status="unknown",
                      error_message="interrupted by a restart; reconciling")
@@ -211,8 +214,9 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     if size <= 0 or (size < rules.min_order_size and not job["reduce_only"]):
         settle_failed(db, job_id, worker, "remaining size below the minimum order")
         return "failed"
-    swift_ok = use_swift_on_retry(job["swift_attempts"] or 0,
-                                  bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S)))
+    swift_before = job["swift_attempts"] or 0
+    swift_ok = use_swift_on_retry(swift_before, bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S)),
+                                  ctx.swift_max_retries, ctx.current_flags().retry_with_swift)
     order = PlannedOrder(job["side"], size, job["reduce_only"], "retry",
                          dust=size < rules.min_order_size)
     if not mark_sending(db, job_id, worker, job["claimed_at"], "attempt", swift=False,
@@ -222,17 +226,24 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     outcome = execute_order(ctx, OrderRequest(
         bot, job["signal_id"], order, OrderOrigin.FLATTEN if ticket else OrderOrigin.RETRY,
         keypair, user, snapshot, snapshot.market.oracle_price,
-        None if swift_ok else False, ticket))
+        None if swift_ok else False, ticket, swift_attempts_before=swift_before))
     if (job["reduce_only"] and bot.is_subscriber and outcome.trade_id
             and outcome.status in ("completed", "partial")):
         notify_close(ctx.services, outcome.trade_id, user.perp(bot.market_index),
                      outcome.base_filled, outcome.avg_price)
-    if outcome.trade_id is not None:
-        trade = trade_swift_summary(db, outcome.trade_id)
-        if trade and trade["swift_status"]:
-            swift_failed = trade["execution_method"] != "swift"
-            count_swift_attempt(db, job_id, trade["fallback_reason"] if swift_failed else None)
+    if outcome.swift_attempts and outcome.trade_id is not None:
+        count_swift_attempt(db, job_id, _swift_error(db, outcome), outcome.swift_attempts)
     return _settle(ctx, bot, job, worker, outcome, context)
+
+
+def _swift_error(db: Any, outcome: OrderOutcome) -> str | None:
+    """Why Swift failed for this attempt's trade (None when Swift traded it)."""
+    if outcome.method == "swift" and outcome.status in ("completed", "partial"):
+        return None
+    trade = trade_swift_summary(db, outcome.trade_id) if outcome.trade_id else None
+    if trade and trade["execution_method"] != "swift" and trade["fallback_reason"]:
+        return str(trade["fallback_reason"])
+    return outcome.reason or outcome.status
 
 
 def _swift_order_live(ctx: BotContext, job: dict[str, Any], slot: int) -> str | None:

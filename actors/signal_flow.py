@@ -8,7 +8,8 @@ placed (after a restart, or behind its bot's previous signal) takes a fresh one,
 subscription's maximum deviation from the source's reference price is checked against it.
 
 Then the seed plan's early trigger points (bot paused, execution authorization disabled or
-expired) skip the bot's own orders; otherwise orders are sized from the snapshot and the bot's
+expired) skip the bot's own orders (a bot the system paused still sends its reduce-only
+closes); otherwise orders are sized from the snapshot and the bot's
 User account (batched and cached by VenueState) and executed one after the other (a flip's open
 is sized from the account its close left).
 """
@@ -31,7 +32,14 @@ from storage.bots import Bot, get_bot, umk_envelope
 from storage.signals import finish_signal, requeue_signal, signal_age_s
 from trading.alerts import Signal
 from trading.collateral import free_collateral_usd
-from trading.sizing import AccountState, BotLimits, MarketRules, plan_open, plan_orders
+from trading.sizing import (
+    AccountState,
+    BotLimits,
+    MarketRules,
+    SizingPlan,
+    plan_open,
+    plan_orders,
+)
 from venue.positions import UserSnapshot
 from venue.snapshot import MarketSnapshot
 
@@ -74,6 +82,11 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
         # hands its pending trades to reconciliation instead of guessing now
         log.exception("signal interrupted by an error", extra=context)
         raise
+    if not outcomes and bot.closes_only:  # paused by the system, and nothing to close
+        finish_signal(db, signal_id, "skipped", {"trigger": "bot_paused", "paused_by": "system"},
+                      "bot_paused")
+        log.info("signal skipped: bot paused by the system, nothing to close", extra=context)
+        return False
     unreachable = [o for o in outcomes if (o.reason or "").startswith("venue_unreachable")]
     if unreachable and not any(o.trade_id for o in outcomes):
         return _wait_for_venue(ctx, row, outcomes)
@@ -103,8 +116,13 @@ def _outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
 
 
 def trigger_point(ctx: BotContext, bot: Bot) -> str | None:
-    """The plan's early exits: paused, auth disabled, auth expired (UMK-path bots only)."""
-    if not bot.is_active:
+    """The plan's early exits: paused, auth disabled, auth expired (UMK-path bots only).
+
+    A bot the system paused (retries exhausted, an open it cannot afford) goes on: its plan
+    keeps only reduce-only orders (`closes_only`), so the close that ends its risk is never
+    stranded. An operator's pause stops everything; an emergency stop is the trade guard's.
+    """
+    if not bot.is_active and not bot.closes_only:
         return "bot_paused"
     if umk_envelope(ctx.services.db, bot.id) is None:
         return None  # server-key path: no user session to authorize
@@ -112,6 +130,16 @@ def trigger_point(ctx: BotContext, bot: Bot) -> str | None:
         bot.id, bot.wallet_address, bot.execution_active, bot.execution_expires_at),
         datetime.now(UTC))
     return None if status is ExecutionStatus.ALLOWED else status.value
+
+
+def closes_only(bot: Bot, plan: SizingPlan) -> SizingPlan:
+    """The plan of a bot the system paused: its reduce-only orders only (a flip's close, not
+    its open), and no new pause. Other bots' plans are unchanged."""
+    if not bot.closes_only:
+        return plan
+    kept = tuple(order for order in plan.orders if order.reduce_only)
+    return SizingPlan(kept, plan.note if kept else
+                      f"paused by the system ({bot.paused_reason}): only closes run")
 
 
 def _deviation_refusal(row: dict[str, Any], snapshot: MarketSnapshot,
@@ -145,7 +173,8 @@ def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], snapshot: Mar
     limits = BotLimits(bot.leverage, bot.max_position_size)
     rules = MarketRules(snapshot.market.min_order_size, snapshot.market.step_size)
     oracle = Decimal(snapshot.market.oracle_price) / PRICE
-    plan = plan_orders(signal, limits, rules, _account(ctx, bot, user, snapshot), oracle)
+    plan = closes_only(bot, plan_orders(signal, limits, rules,
+                                        _account(ctx, bot, user, snapshot), oracle))
     if plan.pause_reason:
         ctx.pause(bot, plan.pause_reason)
         return [no_order(plan.pause_reason[:200])]

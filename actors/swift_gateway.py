@@ -19,6 +19,19 @@ in its auction dies on the venue instead of lingering. A snapshot too old to be 
 re-signed at the current slot before anything leaves. After the POST, an accepted order (or
 one whose answer was lost: it may have been published) goes to the FillTracker, which reports
 filled, partial, expired (it can no longer trade) or unknown; only then may the caller fall back.
+
+Counting (observability.trading_metrics says what each metric means): an order is counted in
+`swift_orders` when it is handed to the gateway, sent or not; its end in `swift_orders_success`,
+or, when Swift failed it (`trading_metrics.is_swift_failure`: no answer, 429, 5xx, refused as
+malformed, a gateway error), in `swift_orders_failed`; every order that did not trade in
+`swift_errors_by_type`. Every event of a sent order is a row of swift_order_logs (submitted,
+accepted or failed, placed, filled, expired, unknown) with the taxonomy's code in `error_code`;
+a row that cannot be written is counted in `swift_audit_log_failures`.
+
+SignedMsgUserOrders: without that account the venue accepts Swift orders and never places them.
+`HasSignedMsgOrders` answers from a per-authority cache (an account that exists is remembered
+for good, a missing one is looked at again after SIGNED_MSG_RECHECK_S), filled by a batched read
+through VenueState; bots then route an authority without it on-chain.
 """
 
 from __future__ import annotations
@@ -32,8 +45,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
+from solders.pubkey import Pubkey
 
 from actors.messages import (
+    HasSignedMsgOrders,
     IsHealthy,
     PlacementOf,
     Submit,
@@ -47,8 +62,10 @@ from actors.messages import (
 from actors.services import NamedActor
 from actors.venue_state import VenueStateClient
 from observability.trading_metrics import (
+    INTERNAL_ERROR,
     SWIFT_API_LATENCY,
     SWIFT_AUCTION_DURATION,
+    SWIFT_AUDIT_LOG_FAILURES,
     SWIFT_AVG_FILL_TIME_BY_MARKET,
     SWIFT_ERRORS_BY_TYPE,
     SWIFT_HEALTHY,
@@ -58,11 +75,14 @@ from observability.trading_metrics import (
     SWIFT_ORDERS_SUCCESS,
     SWIFT_PRICE_IMPROVEMENT,
     SWIFT_SUCCESS_RATE_BY_MARKET,
+    is_swift_failure,
 )
 from storage.database import Database
 from storage.trades import log_swift_event, mark_swift_submitted
 from supervision import Outcome, Pending, SupervisedActor
 from venue.auction import LONG, AuctionConfig
+from venue.profiles import VenueProfile
+from venue.signed_msg_user_orders import signed_msg_user_orders_address
 from venue.swift_client import SubmitResult, SwiftClient
 from venue.swift_errors import SwiftOutcome
 from venue.swift_message import SignedOrder, build_message, market_order, sign_order
@@ -70,6 +90,7 @@ from venue.swift_message import SignedOrder, build_message, market_order, sign_o
 log = logging.getLogger(__name__)
 
 RESIGN_MARGIN_SLOTS = 3  # a snapshot this close to its order's max_slot is re-signed fresh
+SIGNED_MSG_RECHECK_S = 60.0  # an authority found without SignedMsgUserOrders is read again after
 
 
 @dataclass
@@ -101,11 +122,18 @@ class _PostDone:
 class _Finished:
     item: _Queued
     outcome: Outcome
+    failure: str | None = None  # why Swift failed the order, if it did (unless it traded)
 
 
 @dataclass(frozen=True)
 class _Refill:
     pass
+
+
+@dataclass(frozen=True)
+class _SignedMsgRead:
+    authority: Pubkey
+    outcome: Outcome
 
 
 class SwiftGateway(SupervisedActor):
@@ -114,8 +142,12 @@ class SwiftGateway(SupervisedActor):
     def __init__(self, client: SwiftClient, venue: VenueStateClient, tracker: NamedActor,
                  db: Database, auction: AuctionConfig, failures_unhealthy: int = 3,
                  rate_per_s: float = 100.0, burst: int = 600, max_in_flight: int = 64,
-                 recovery_s: float = 30.0) -> None:
+                 recovery_s: float = 30.0, profile: VenueProfile | None = None) -> None:
         super().__init__()
+        self._profile = profile  # None: the SignedMsgUserOrders check is off
+        self._signed_msg_known: set[Pubkey] = set()
+        self._signed_msg_missing: dict[Pubkey, float] = {}  # authority -> when found missing
+        self._signed_msg_waiting: dict[Pubkey, list[pykka.Future[Any]]] = {}
         self._client = client
         self._venue = venue
         self._tracker = tracker
@@ -147,6 +179,10 @@ class SwiftGateway(SupervisedActor):
             return self._submit(message)
         if isinstance(message, IsHealthy):
             return self._healthy
+        if isinstance(message, HasSignedMsgOrders):
+            return self._has_signed_msg_orders(message.authority)
+        if isinstance(message, _SignedMsgRead):
+            return self._signed_msg_read(message)
         if isinstance(message, PlacementOf):
             return self.answer_later(lambda: self._client.hash_status_by_key(message.hash_key))
         if isinstance(message, SwiftProbe):
@@ -197,10 +233,53 @@ class SwiftGateway(SupervisedActor):
         self._tokens -= 1
         return True
 
+    # --- SignedMsgUserOrders ---------------------------------------------------------------------
+
+    def _has_signed_msg_orders(self, authority: Pubkey) -> Any:
+        if self._profile is None or authority in self._signed_msg_known:
+            return True
+        missing_at = self._signed_msg_missing.get(authority)
+        if missing_at is not None and time.monotonic() - missing_at < SIGNED_MSG_RECHECK_S:
+            return False
+        future: pykka.Future[Any] = pykka.ThreadingFuture()
+        waiting = self._signed_msg_waiting.setdefault(authority, [])
+        waiting.append(future)
+        if len(waiting) == 1:  # one read per authority, however many ask meanwhile
+            profile = self._profile
+            key = signed_msg_user_orders_address(profile, authority)
+            self.run_in_background(
+                lambda: self._venue.raw_accounts((key,), time.monotonic())[key],
+                then=lambda outcome: _SignedMsgRead(authority, outcome))
+        return Pending(future)
+
+    def _signed_msg_read(self, read: _SignedMsgRead) -> None:
+        waiting = self._signed_msg_waiting.pop(read.authority, [])
+        if read.outcome.error is not None:  # unknown: the order is not held back from Swift
+            log.warning("SignedMsgUserOrders of %s not read: %s", read.authority,
+                        type(read.outcome.error).__name__)
+            answer = True
+        else:
+            account = read.outcome.value
+            assert self._profile is not None
+            answer = account is not None and account.owner == self._profile.program_id
+            if answer:
+                self._signed_msg_known.add(read.authority)
+                self._signed_msg_missing.pop(read.authority, None)
+            else:
+                self._signed_msg_missing[read.authority] = time.monotonic()
+                log.warning("authority %s has no SignedMsgUserOrders account: its orders go"
+                            " on-chain (`quantumvault wallet init-orders`)", read.authority)
+        for future in waiting:
+            future.set(answer)
+
     # --- submission ----------------------------------------------------------------------------
 
     def _submit(self, submit: Submit) -> Pending:
         future: pykka.Future[Any] = pykka.ThreadingFuture()
+        market = submit.order.market
+        self._submitted[market] += 1  # a Swift order, whether or not it reaches the wire
+        SWIFT_ORDERS.labels(market=market).inc()
+        SWIFT_ORDERS_BY_MARKET.labels(market=market).inc()
         window_s = self._auction.duration_slots * submit.order.snapshot.slot_ms / 1000
         self._queue.append(_Queued(submit.order, submit.wait_s, future,
                                    time.monotonic() + window_s))
@@ -226,10 +305,6 @@ class SwiftGateway(SupervisedActor):
                 return
             self._queue.popleft()
             self._in_flight += 1
-            order = item.order
-            self._submitted[order.market] += 1
-            SWIFT_ORDERS.labels(market=order.market).inc()
-            SWIFT_ORDERS_BY_MARKET.labels(market=order.market).inc()
             self.run_in_background(lambda i=item: self._post(i),
                                    then=lambda outcome, i=item: _PostDone(i, outcome))
 
@@ -237,9 +312,9 @@ class SwiftGateway(SupervisedActor):
         """The signed message, its uuid, max_slot and max_ts (the auction's end)."""
         snap = order.snapshot
         slot, unix_ts = snap.slot, snap.unix_ts
-        if self._venue.now().slot + RESIGN_MARGIN_SLOTS > slot + self._auction.duration_slots:
-            now = self._venue.now()  # the snapshot would die before it is placed: sign fresh
-            slot, unix_ts = now.slot, now.unix_ts
+        now = self._venue.now()
+        if now.slot + RESIGN_MARGIN_SLOTS > slot + self._auction.duration_slots:
+            slot, unix_ts = now.slot, now.unix_ts  # it would die before it is placed: sign fresh
         auction_s = self._auction.duration_slots * snap.slot_ms / 1000
         max_ts = unix_ts + max(1, round(auction_s))
         spec = dataclasses.replace(market_order(
@@ -247,7 +322,7 @@ class SwiftGateway(SupervisedActor):
             market_index=order.market_index, oracle_price=snap.market.oracle_price,
             auction=self._auction, reduce_only=order.reduce_only), max_ts=max_ts)
         message = build_message(spec, slot, slot_offset=0, sub_account_id=order.sub_account_id,
-                                uuid=uuid_for(order.trade_id))
+                                uuid=uuid_for(order.trade_id, order.attempt))
         return (sign_order(order.signer, message), message.uuid.decode("ascii"),
                 slot + self._auction.duration_slots, max_ts)
 
@@ -260,7 +335,11 @@ class SwiftGateway(SupervisedActor):
                    "slot": max_slot - self._auction.duration_slots, "max_slot": max_slot,
                    "max_ts": max_ts, "message": signed.message_hex,
                    "hash_key": signed.hash_status_key}
-        mark_swift_submitted(self._db, order.trade_id, uuid, request)
+        try:
+            mark_swift_submitted(self._db, order.trade_id, uuid, request)
+        except Exception:  # nothing left: the caller learns it as a gateway error
+            SWIFT_AUDIT_LOG_FAILURES.labels(event="submitted").inc()
+            raise
         log.info("swift order submitted", extra=_context(order, uuid))
         sent_at = time.monotonic()
         submitted = self._client.submit(signed.body)
@@ -274,25 +353,38 @@ class SwiftGateway(SupervisedActor):
             error = done.outcome.error
             log.error("swift submission failed before an answer: %s", type(error).__name__,
                       extra=_context(item.order, None))
-            item.future.set(SwiftResult("unknown", f"no_answer: {type(error).__name__}"))
+            uuid = uuid_for(item.order.trade_id, item.order.attempt)
+            if uuid is not None:  # the audit trail says so too (if the database lets it)
+                self.run_in_background(
+                    lambda: self._log(item.order, uuid.decode("ascii"), "failed",
+                                      error_code=INTERNAL_ERROR,
+                                      error_message=type(error).__name__),
+                    then=lambda _o: _Finished(item, done.outcome, INTERNAL_ERROR))
+            else:
+                self._finished(_Finished(item, done.outcome, INTERNAL_ERROR))
             self._pump()
             return
         posted: _Posted = done.outcome.value
         outcome = posted.submitted.outcome
         self._order_outcome(_service_failure(outcome))
+        # Swift failed the order unless it accepted it or refused it for the user's account
+        failure = None if outcome.accepted or not is_swift_failure(outcome.reason) \
+            else outcome.reason
         if not outcome.accepted and not outcome.maybe_published:
             result = SwiftResult("rejected", outcome.reason, outcome.kind.value,
                                  swift_order_id=posted.uuid,
                                  api_latency_ms=posted.submitted.latency_ms,
                                  service_failure=_service_failure(outcome))
             self.run_in_background(lambda: self._log(item.order, posted.uuid, "failed",
+                                                     response=_answer(outcome),
                                                      error_code=outcome.reason,
-                                                     error_message=outcome.detail,
+                                                     error_message=outcome.detail or None,
                                                      latency_ms=int(posted.submitted.latency_ms)),
-                                   then=lambda _o: _Finished(item, Outcome(value=result)))
+                                   then=lambda _o: _Finished(item, Outcome(value=result),
+                                                             failure))
         else:
             self.run_in_background(lambda: self._follow(item, posted),
-                                   then=lambda o: _Finished(item, o))
+                                   then=lambda o: _Finished(item, o, failure))
         self._pump()
 
     # --- following one published order (background greenlet) --------------------------------
@@ -303,47 +395,64 @@ class SwiftGateway(SupervisedActor):
         base = {"swift_order_id": posted.uuid, "api_latency_ms": posted.submitted.latency_ms,
                 "service_failure": _service_failure(outcome)}
         self._log(order, posted.uuid, "accepted" if outcome.accepted else "failed",
-                  response={"http_status": outcome.http_status, "reason": outcome.reason},
+                  response=_answer(outcome),
                   error_code=None if outcome.accepted else outcome.reason,
+                  error_message=None if outcome.accepted else outcome.detail or None,
                   latency_ms=int(posted.submitted.latency_ms))
         deadline = posted.sent_at + item.wait_s
         tracked = TrackedOrder(order.authority, order.sub_account_id, order.market_index,
                                order.direction, order.base_amount, order.position_before,
                                posted.max_slot, posted.max_ts, deadline)
-        result: TrackResult = self._tracker.ask(
-            Track(tracked), max(1.0, deadline - time.monotonic()) + 5.0)
+        while True:  # a tracker that crashed answers ActorDeadError: its successor follows it
+            try:
+                result: TrackResult = self._tracker.ask(
+                    Track(tracked), max(1.0, deadline - time.monotonic()) + 5.0)
+                break
+            except pykka.ActorDeadError:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("fill tracker restarted; following the order again",
+                            extra=_context(order, posted.uuid))
         fill_ms = int((time.monotonic() - posted.sent_at) * 1000)
         if result.state == "unknown":
+            self._log(order, posted.uuid, "unknown", error_code="fill_unconfirmed",
+                      error_message="the fill reads did not settle the order in time",
+                      latency_ms=fill_ms)
             return SwiftResult("unknown", "fill_unconfirmed", order_id=result.order_id,
                                base_filled=result.base_filled, avg_price=result.avg_price,
                                **base)
         if result.state != "expired" or result.order_id is not None:
             # it traded or was seen open, so it was placed (the id when the read showed it)
-            self._log(order, posted.uuid, "placed", response={"order_id": result.order_id})
+            self._log(order, posted.uuid, "placed", response={"order_id": result.order_id},
+                      latency_ms=fill_ms)
         if result.state == "expired":
             reason = "not_placed" if result.order_id is None else "not_filled"
-            self._log(order, posted.uuid, "expired", error_code=reason)
+            self._log(order, posted.uuid, "expired", error_code=reason,
+                      response={"order_id": result.order_id, "slot": result.slot},
+                      latency_ms=fill_ms)
             return SwiftResult("expired", reason, order_id=result.order_id,
                                user_after=result.user_after, **base)
         improvement = _improvement_bps(order.direction, order.snapshot.market.oracle_price,
                                        result.avg_price)
         SWIFT_AUCTION_DURATION.observe(fill_ms)
         if improvement is not None:
-            SWIFT_PRICE_IMPROVEMENT.observe(improvement)
+            SWIFT_PRICE_IMPROVEMENT.labels(market=order.market).observe(improvement)
         self._log(order, posted.uuid, "filled", response={
             "order_id": result.order_id, "base_filled": result.base_filled,
             "avg_price": result.avg_price, "partial": result.state == "partial",
-            "slot": result.slot}, latency_ms=fill_ms)
+            "slot": result.slot, "price_improvement_bps": improvement}, latency_ms=fill_ms)
         return SwiftResult(result.state, None, order_id=result.order_id,
                            base_filled=result.base_filled, avg_price=result.avg_price,
                            fill_ms=fill_ms, price_improvement_bps=improvement,
                            user_after=result.user_after, **base)
 
     def _finished(self, done: _Finished) -> None:
+        """Answer the caller and count how the order ended (each order once)."""
         market = done.item.order.market
         if done.outcome.error is not None:
             error = done.outcome.error
-            SWIFT_ORDERS_FAILED.labels(market=market, reason="internal_error").inc()
+            SWIFT_ORDERS_FAILED.labels(reason=INTERNAL_ERROR).inc()
+            SWIFT_ERRORS_BY_TYPE.labels(type="unknown", reason=INTERNAL_ERROR).inc()
             done.item.future.set(SwiftResult("unknown", f"no_answer: {type(error).__name__}"))
             return
         result: SwiftResult = done.outcome.value
@@ -356,17 +465,20 @@ class SwiftGateway(SupervisedActor):
                 SWIFT_AVG_FILL_TIME_BY_MARKET.labels(market=market).set(
                     self._fill_ms_total[market] / self._filled[market])
         else:
-            reason = result.reason or result.state
-            SWIFT_ORDERS_FAILED.labels(market=market, reason=reason).inc()
-            SWIFT_ERRORS_BY_TYPE.labels(type=result.kind or result.state, reason=reason).inc()
+            if done.failure is not None:
+                SWIFT_ORDERS_FAILED.labels(reason=done.failure).inc()
+            SWIFT_ERRORS_BY_TYPE.labels(type=result.kind or result.state,
+                                        reason=result.reason or result.state).inc()
         SWIFT_SUCCESS_RATE_BY_MARKET.labels(market=market).set(
             self._filled[market] / max(1, self._submitted[market]))
 
     def _log(self, order: SwiftOrder, uuid: str, event: str, **fields: Any) -> None:
+        """One swift_order_logs row; a row that cannot be written is logged and counted."""
         log.info("swift order %s", event, extra=_context(order, uuid))
         try:
             log_swift_event(self._db, order.trade_id, uuid, event, **fields)
         except Exception:
+            SWIFT_AUDIT_LOG_FAILURES.labels(event=event).inc()
             log.exception("could not record swift event %s", event, extra=_context(order, uuid))
 
 
@@ -374,12 +486,20 @@ def _context(order: SwiftOrder, uuid: str | None) -> dict[str, Any]:
     return {"swift_order_id": uuid, "signal_id": order.signal_id, "bot_id": order.bot_id}
 
 
-def uuid_for(trade_id: str | None) -> bytes | None:
+def uuid_for(trade_id: str | None, attempt: int = 0) -> bytes | None:
     """The Swift uuid of a trade's order: derived from the trade id, so the same order sent
-    twice is one order to the venue (it skips a repeated uuid); fresh when there is no trade."""
+    twice is one order to the venue (it skips a repeated uuid); fresh when there is no trade.
+    A Swift retry of a refused order (`attempt` > 0) is a new order and gets its own uuid."""
     if trade_id is None:
         return None
-    return hashlib.sha256(trade_id.encode()).hexdigest()[:8].encode("ascii")
+    seed = trade_id if attempt == 0 else f"{trade_id}#{attempt}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:8].encode("ascii")
+
+
+def _answer(outcome: SwiftOutcome) -> dict[str, Any]:
+    """What Swift answered, as recorded in swift_order_logs.response_payload."""
+    return {"http_status": outcome.http_status, "reason": outcome.reason,
+            "kind": outcome.kind.value, "maybe_published": outcome.maybe_published}
 
 
 def _service_failure(outcome: SwiftOutcome) -> bool:

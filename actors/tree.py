@@ -1,7 +1,8 @@
 """The supervision tree of the daemon, as data: which actors run, in which order, how restarted.
 
 Children start in this order and stop in reverse: the health monitor first (its probes feed the
-others), then the owners of shared state (RPC failover in the legacy executor, the slot clock
+others), the live flags next (every order asks them), then the owners of shared state (RPC
+failover in the legacy executor, the slot clock
 and account cache in venue_state, open Swift orders in the fill tracker, Swift health in the
 gateway), the bot supervisor (bot actors are added on demand), the fan-out, and the
 webhook server last, so nothing is accepted before the actors that handle it are up, and
@@ -11,16 +12,18 @@ intake is the first thing to stop.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import pykka
 
 from actors.fanout import FanoutCoordinator
 from actors.fill_tracker import FillTracker
-from actors.health_monitor import HealthMonitor, ProbeSpec
+from actors.flags import FlagsActor
+from actors.health_monitor import HealthMonitor, ProbeResult, ProbeSkipped, ProbeSpec
 from actors.intake_listener import IntakeListener
 from actors.legacy_executor import ExecutorClient, LegacyExecutor
-from actors.messages import SwiftProbe
+from actors.messages import ReadSlot, SwiftProbe
 from actors.profit_share import ProfitShareActor
 from actors.retry_scheduler import RetryScheduler
 from actors.services import NamedActor, Services
@@ -32,6 +35,7 @@ from httpapi.ops_routes import add_ops_routes
 from httpapi.router import Router
 from httpapi.trading_routes import add_trading_routes
 from observability.systemd import report_supervisor_event
+from observability.trading_metrics import prime_market_series
 from supervision import (
     Backoff,
     ChildSpec,
@@ -39,13 +43,16 @@ from supervision import (
     NoSuchChild,
     Strategy,
     Supervisor,
+    request,
     whereis,
 )
 from trading.profit_share import IouSchedule
 from venue.auction import AuctionConfig
+from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError, error_label
 from venue.swift_client import SwiftClient
 
 FEED_TIMEOUT_S = 2.0
+RPC_PROBE_TIMEOUT_S = 4.0  # at most; and within 80 % of HEALTH_INTERVAL_MS
 
 
 def supervision_policy(services: Services) -> dict[str, Any]:
@@ -70,23 +77,61 @@ def build_router(services: Services) -> Router:
 
 
 def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
-    """Swift /health, fed to the gateway (the owner of the health flag) as it comes."""
+    """Swift /health, every health interval (an unreachable Swift is a warning within one), fed
+    to the gateway (the owner of the health flag) every SWIFT_HEALTH_CHECK_INTERVAL_MS as
+    before: its count of failed probes keeps the plan's meaning."""
+    s = services.settings
+    feed_s = s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000
+    every_s = min(feed_s, s["HEALTH_INTERVAL_MS"] / 1000)
+    fed_at = [float("-inf")]
 
-    def probe() -> bool:
-        healthy = client.health().healthy
-        if services.root is not None:
+    def probe() -> ProbeResult:
+        health = client.health()
+        now = time.monotonic()
+        if services.root is not None and now - fed_at[0] >= feed_s - every_s / 2:
             # the gateway may not be up yet: the next probe feeds it
             with contextlib.suppress(NoSuchChild, pykka.Timeout, pykka.ActorDeadError):
-                whereis(services.root, "swift_gateway", FEED_TIMEOUT_S).tell(SwiftProbe(healthy))
-        return healthy
+                whereis(services.root, "swift_gateway", FEED_TIMEOUT_S).tell(
+                    SwiftProbe(health.healthy))
+                fed_at[0] = now
+        return ProbeResult(health.healthy, None if health.healthy else health.detail)
 
-    return ProbeSpec(probe, services.settings["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000)
+    return ProbeSpec(probe, every_s)
+
+
+def rpc_probe(services: Services) -> ProbeSpec:
+    """getSlot through the LegacyExecutor (the owner of RPC failover, so the probe sees the
+    endpoint orders would use), answered within a short timeout: no answer is "unreachable".
+    Until the executor is up the probe cannot tell, and says so (ProbeSkipped)."""
+    interval_s = services.settings["HEALTH_INTERVAL_MS"] / 1000
+    timeout_s = max(0.5, min(RPC_PROBE_TIMEOUT_S, 0.8 * interval_s))
+
+    def probe() -> ProbeResult:
+        if services.root is None:
+            raise ProbeSkipped("the supervision tree is not started")
+        try:
+            executor = whereis(services.root, "legacy_executor", timeout_s)
+        except (NoSuchChild, pykka.Timeout, pykka.ActorDeadError) as exc:
+            raise ProbeSkipped(f"legacy_executor: {type(exc).__name__}") from None
+        try:
+            slot = request(executor, ReadSlot(), timeout_s)
+        except pykka.ActorDeadError:  # restarting meanwhile: the next probe asks its successor
+            raise ProbeSkipped("legacy_executor: restarting") from None
+        except pykka.Timeout:
+            return ProbeResult(False, f"no RPC endpoint answered getSlot within {timeout_s:g} s")
+        except (RpcError, RpcTransportError, AllRpcDown) as exc:
+            return ProbeResult(False, f"getSlot failed: {error_label(exc)}")
+        return ProbeResult(True, f"slot {slot}")
+
+    return ProbeSpec(probe, interval_s)
 
 
 def root_children(services: Services) -> list[ChildSpec]:
     """Child specs of the root supervisor, in start order."""
     s = services.settings
     policy = supervision_policy(services)
+    # every market of the venue has its per-market counters at 0 before its first order
+    prime_market_series(market.symbol for market in services.profile.markets.values())
     swift = SwiftClient(services.profile.swift_base_url,
                         order_timeout_ms=s["SWIFT_ORDER_TIMEOUT_MS"])
     health_s = s["HEALTH_INTERVAL_MS"] / 1000
@@ -97,9 +142,11 @@ def root_children(services: Services) -> list[ChildSpec]:
             "probes": {
                 "database": ProbeSpec(lambda: services.db.ping(timeout_s=2.0), health_s),
                 "swift": swift_probe(services, swift),
+                "rpc": rpc_probe(services),
             },
             "interval_s": health_s,
         }),
+        ChildSpec("flags", FlagsActor, kwargs={"services": services}),
         ChildSpec("legacy_executor", LegacyExecutor, kwargs={
             "profile": services.profile, "slippage_bps": s["LEGACY_SLIPPAGE_BPS"]}),
         ChildSpec("venue_state", VenueState, kwargs={
@@ -114,7 +161,8 @@ def root_children(services: Services) -> list[ChildSpec]:
             "failures_unhealthy": s["SWIFT_FAILURES_UNHEALTHY"],
             "rate_per_s": s["SWIFT_RATE_PER_S"], "burst": s["SWIFT_RATE_BURST"],
             "max_in_flight": s["SWIFT_MAX_IN_FLIGHT"],
-            "recovery_s": max(30.0, s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000)}),
+            "recovery_s": max(30.0, s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000),
+            "profile": services.profile}),
         ChildSpec("profit_share", ProfitShareActor, kwargs={
             "services": services,
             "schedule": IouSchedule(interval_s=s["PROFIT_SHARE_INTERVAL_S"],

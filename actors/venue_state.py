@@ -8,7 +8,9 @@ rate-limited), so this actor owns what one read can serve to many:
 - one snapshot per market per slot (oracle price, margin, size rules);
 - User accounts, read through getMultipleAccounts in batches of up to 99 keys plus the clock.
   Asks that arrive while a read is in flight wait for it or join the next batch, so a fan-out's
-  accounts cost a handful of calls whatever the number of asks (DataLoader-style coalescing).
+  accounts cost a handful of calls whatever the number of asks (DataLoader-style coalescing);
+  raw accounts (RawAccountsOf, e.g. the Swift gateway's SignedMsgUserOrders check) join the
+  same batches.
 
 A cached account is served only if it was read after the asker's `fresh_after`, and an order
 about to leave for an account (`Sending`) drops what was read of it before, so no one sizes an
@@ -32,6 +34,7 @@ from actors.messages import (
     Now,
     Observed,
     Prefetch,
+    RawAccountsOf,
     Sending,
     SnapshotOf,
     UsersOf,
@@ -43,6 +46,7 @@ from venue.clock_sysvar import CLOCK_SYSVAR, read_clock
 from venue.perp_market import read_perp_market
 from venue.positions import UserSnapshot, read_user
 from venue.profiles import VenueProfile
+from venue.rpc_client import AccountData
 from venue.snapshot import ChainTime, MarketSnapshot
 
 log = logging.getLogger(__name__)
@@ -134,6 +138,11 @@ class VenueState(SupervisedActor):
         if isinstance(message, Prefetch):
             self._want_users(message.authorities, time.monotonic(), None)
             return None
+        if isinstance(message, RawAccountsOf):
+            for key in message.keys:
+                self._parsers[key] = "raw"
+            return self._want({key: key for key in message.keys}, message.fresh_after,
+                              lambda entries: {k: e.value for k, e in entries.items()})
         if isinstance(message, Sending):
             key = self._user_key(message.authority, message.sub_account_id)
             self._cache.pop(key, None)
@@ -291,6 +300,8 @@ class VenueState(SupervisedActor):
                 value = None
             elif self._parsers.get(key) == "market":
                 value = read_perp_market(self._profile.program_id, account.data)
+            elif self._parsers.get(key) == "raw":
+                value = account
             else:
                 value = read_user(account.data)
         except ValueError as exc:
@@ -351,3 +362,8 @@ class VenueStateClient(NamedActor):
         """One User account read after `fresh_after` (batched with everyone else's asks)."""
         read: UsersRead = self.ask(UsersOf(((authority, sub_account_id),), fresh_after))
         return read.users[(authority, sub_account_id)]
+
+    def raw_accounts(self, keys: tuple[Pubkey, ...],
+                     fresh_after: float = 0.0) -> dict[Pubkey, AccountData | None]:
+        """Accounts as the node returns them, read after `fresh_after` (batched)."""
+        return self.ask(RawAccountsOf(keys, fresh_after))

@@ -44,7 +44,9 @@ POST's arrival), so each alert starts with the budget an alert minutes after the
 Baseline, "the seed plan's batches of 5 with 100 ms pauses": the fan-out actor is replaced by a
 subclass (SeedPlanFanout) that, for the baseline alerts only, wakes 5 subscriber bots, waits
 until those 5 copies are final, sleeps 100 ms, then the next 5, in a background greenlet. It
-keeps the actor's account prefetch; only the routing differs.
+keeps the actor's account prefetch; only the routing differs. While the baseline runs, the
+intake listener's 30 s backlog sweep is off (SeedPlanIntake): it wakes every bot with accepted
+signals and would release the copies the batches hold back.
 
 Not measured: `--source-makers-paused` (makers paused for the source's authority only, to show
 the fan-out does not wait for the source's auction). The sandbox's maker pause is global
@@ -58,6 +60,7 @@ monkey.patch_all()
 
 # ruff: noqa: E402
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -86,6 +89,7 @@ from venue_timing import (
 import runtime
 from actors.dispatch import bot_ref
 from actors.fanout import FanoutCoordinator
+from actors.intake_listener import IntakeListener
 from actors.messages import ProcessSignal, RouteCopies
 from actors.services import Services
 from config import load_settings
@@ -93,7 +97,6 @@ from config.settings import SETTINGS
 from demo.tour import TEMPLATE, Tour, demo_environment
 from observability.logs import setup_logging
 from storage.signals import SignalWaiter
-from supervision import ChildSpec
 
 log = logging.getLogger("venue_speed_bench")
 
@@ -130,6 +133,16 @@ class SeedPlanFanout(FanoutCoordinator):
         finally:
             waiter.close()
         return len(route.copies)
+
+
+class SeedPlanIntake(IntakeListener):
+    """The intake listener, without its periodic backlog sweep while the baseline runs: the
+    sweep wakes every bot with accepted signals, which would release the copies the seed
+    plan's batches hold back (the seed plan had no such sweep)."""
+
+    def _sweep(self) -> None:
+        if not SeedPlanFanout.batched:
+            super()._sweep()
 
 
 @dataclass
@@ -302,8 +315,9 @@ def run(counts: list[int], runs: int, baseline_runs: int) -> list[tuple[int, Coh
 
     def with_seed_plan_fanout(services: Services) -> dict[str, Any]:
         kwargs = original(services)
-        children = [ChildSpec("fanout", SeedPlanFanout, kwargs=c.kwargs) if c.name == "fanout"
-                    else c for c in kwargs["children"]]
+        replaced = {"fanout": SeedPlanFanout, "intake_listener": SeedPlanIntake}
+        children = [dataclasses.replace(c, actor_class=replaced[c.name])
+                    if c.name in replaced else c for c in kwargs["children"]]
         return {**kwargs, "children": children}
 
     runtime.root_kwargs = with_seed_plan_fanout

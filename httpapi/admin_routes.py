@@ -2,8 +2,12 @@
 
 The numbers are computed from the process's own collectors (observability.trading_metrics),
 summing their label sets at request time, so the JSON and /metrics never disagree and nothing
-is counted twice. Ratios with a zero denominator are 0. Swift health is asked of its owner, the
-SwiftGateway actor (null when the tree cannot answer).
+is counted twice. Every order handed to Swift is one of `totalOrders`; it traded
+(`ordersSuccess`) or fell back (`ordersFallback`) at most once, so both rates are within
+[0, 1]; `ordersFailed` counts the orders Swift failed (a fallback is not a failure, see
+trading_metrics). Ratios and means with a zero denominator are 0. Markets and reasons are
+listed once they have an order (the metrics themselves start every known one at 0). Swift
+health is asked of its owner, the SwiftGateway actor (null when the tree cannot answer).
 """
 
 from __future__ import annotations
@@ -69,6 +73,17 @@ def _mean(histogram: MetricWrapperBase) -> float:
     return _ratio(_total(histogram, "_sum"), _total(histogram, "_count"))
 
 
+def _means_by(histogram: MetricWrapperBase, label: str) -> dict[str, float]:
+    """A labelled histogram's mean per value of one label (_sum / _count)."""
+    sums, counts = _by(histogram, label, "_sum"), _by(histogram, label, "_count")
+    return {value: _ratio(sums.get(value, 0.0), count) for value, count in counts.items()}
+
+
+def _seen(counts: dict[str, float]) -> dict[str, int]:
+    """The non-zero counts, sorted by key."""
+    return {key: _count(n) for key, n in sorted(counts.items()) if n}
+
+
 def _count(value: float) -> int:
     """Counters are floats in prometheus_client; order counts are whole numbers."""
     return round(value)
@@ -78,16 +93,18 @@ def swift_metrics_summary(swift_healthy: bool | None) -> dict[str, Any]:
     """The plan's /api/admin/swift-metrics body (summary, byMarket, errorBreakdown) and more."""
     submitted = _by(SWIFT_ORDERS, "market")
     success = _by(SWIFT_ORDERS_SUCCESS, "market")
-    failed = _by(SWIFT_ORDERS_FAILED, "market")
+    failed = _by(SWIFT_ORDERS_FAILED, "reason")
     fallback = _by(SWIFT_ORDERS_FALLBACK, "market")
     fill_ms = _by(SWIFT_AVG_FILL_TIME_BY_MARKET, "market", "")
+    improvement = _means_by(SWIFT_PRICE_IMPROVEMENT, "market")
     total = sum(submitted.values())
-    markets = sorted(set(submitted) | set(success) | set(failed) | set(fallback))
+    markets = sorted(m for m, n in submitted.items() if n)
     return {
         "summary": {
             "totalOrders": _count(total),
             "successRate": _ratio(sum(success.values()), total),
             "fallbackRate": _ratio(sum(fallback.values()), total),
+            "failureRate": _ratio(sum(failed.values()), total),
             "avgLatencyMs": _mean(SWIFT_API_LATENCY),
             "avgPriceImprovementBps": _mean(SWIFT_PRICE_IMPROVEMENT),
             "ordersSuccess": _count(sum(success.values())),
@@ -97,17 +114,15 @@ def swift_metrics_summary(swift_healthy: bool | None) -> dict[str, Any]:
         "byMarket": {market: {
             "ordersTotal": _count(submitted.get(market, 0)),
             "ordersSuccess": _count(success.get(market, 0)),
-            "ordersFailed": _count(failed.get(market, 0)),
             "ordersFallback": _count(fallback.get(market, 0)),
             "successRate": _ratio(success.get(market, 0), submitted.get(market, 0)),
+            "fallbackRate": _ratio(fallback.get(market, 0), submitted.get(market, 0)),
             "avgFillTimeMs": fill_ms.get(market, 0.0),
-            # swift_price_improvement_bps has no market label: not measured per market
-            "avgPriceImprovementBps": None,
+            "avgPriceImprovementBps": improvement.get(market, 0.0),
         } for market in markets},
-        "errorBreakdown": {reason: _count(n) for reason, n in
-                           sorted(_by(SWIFT_ERRORS_BY_TYPE, "reason").items())},
-        "fallbackReasons": {reason: _count(n) for reason, n in
-                            sorted(_by(SWIFT_FALLBACK_REASONS, "reason").items())},
+        "errorBreakdown": _seen(_by(SWIFT_ERRORS_BY_TYPE, "reason")),
+        "failureReasons": _seen(failed),
+        "fallbackReasons": _seen(_by(SWIFT_FALLBACK_REASONS, "reason")),
         "swiftHealthy": swift_healthy,
     }
 

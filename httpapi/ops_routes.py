@@ -1,15 +1,28 @@
-"""Operational routes: liveness, readiness, the supervision tree, and crash drills."""
+"""Operational routes: liveness, readiness, the supervision tree, and crash drills.
+
+Readiness means "alerts are accepted durably": the tree is up and the database answers. A
+degraded venue (its program known to be paused, Swift or RPC unreachable) does not make the
+daemon unready, since alerts are stored and wait for the venue; it is /readyz's `reason` on a
+200 answer. So: 200 `{"ready": true}`; 200 `{"ready": true, "reason": "<venue warnings>"}`
+(joined by " | "); 503 `{"ready": false, "reason": "<why alerts are not accepted>"}`.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pykka
 
+from actors.health_monitor import GetHealth
 from actors.services import Services
 from httpapi.router import HttpError, Request, Response, Router
 from security.webhook_auth import verify_admin_token
-from supervision import CrashChild, Status
+from supervision import CrashChild, NoSuchChild, Status, whereis
+from venue.profiles import VenueProfile
 
 ASK_TIMEOUT_S = 2.0
+WARNING_SEPARATOR = " | "
+VENUE_PROBES = (("swift", "Swift"), ("rpc", "RPC"))  # health monitor probe name, label
 
 
 def _all_running(children: dict[str, dict]) -> bool:
@@ -37,6 +50,19 @@ def not_ready_reason(tree: dict | None, database: bool) -> str | None:
     return None
 
 
+def venue_warnings(profile: VenueProfile, health: dict[str, Any] | None) -> list[str]:
+    """What is wrong with the venue: its program known to be paused, Swift or RPC unreachable
+    at the health monitor's last probe (probe details are secret-free)."""
+    warnings = []
+    if profile.paused_program is not None:
+        warnings.append(profile.paused_program.warning(profile.name))
+    for name, label in VENUE_PROBES:
+        state = (health or {}).get(name)
+        if state is not None and not state["ok"]:
+            warnings.append(f"{label} unreachable: {state['error']}")
+    return warnings
+
+
 def require_admin(services: Services, request: Request) -> None:
     """Refuse (401) unless the request carries the admin bearer token."""
     if not verify_admin_token(services.admin_token, request.bearer_token()):
@@ -54,6 +80,15 @@ def add_ops_routes(router: Router, services: Services) -> None:
         except (pykka.Timeout, pykka.ActorDeadError):
             return None
 
+    def health_status() -> dict[str, Any] | None:
+        if services.root is None:
+            return None
+        try:
+            monitor = whereis(services.root, "health_monitor", ASK_TIMEOUT_S)
+            return monitor.ask(GetHealth(), timeout=ASK_TIMEOUT_S)
+        except (NoSuchChild, pykka.Timeout, pykka.ActorDeadError):
+            return None
+
     def healthz(_: Request) -> Response:
         return Response(200, {"status": "alive"})
 
@@ -61,9 +96,12 @@ def add_ops_routes(router: Router, services: Services) -> None:
         # Anonymous: ready or not and why, never the tree (it names every bot); the tree is
         # GET /api/admin/tree, behind the admin token.
         reason = not_ready_reason(tree_status(), services.db.ping(timeout_s=ASK_TIMEOUT_S))
-        if reason is None:
-            return Response(200, {"ready": True})
-        return Response(503, {"ready": False, "reason": reason})
+        if reason is not None:
+            return Response(503, {"ready": False, "reason": reason})
+        warnings = venue_warnings(services.profile, health_status())
+        if warnings:  # alerts are still stored: ready, with the venue's state said out loud
+            return Response(200, {"ready": True, "reason": WARNING_SEPARATOR.join(warnings)})
+        return Response(200, {"ready": True})
 
     def admin_tree(request: Request) -> Response:
         require_admin(services, request)

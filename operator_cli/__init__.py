@@ -1,6 +1,6 @@
 """Operator CLI: provision wallets and bots, copy trading, emergency stop, server key rotation.
 
-`register(subparsers)` adds the `wallet`, `bot`, `estop` and `keys` command groups to the
+`register(subparsers)` adds the `wallet`, `bot`, `estop`, `keys` and `flags` command groups to the
 `quantumvault` parser; each leaf command is a `(settings, args) -> int` like runtime's cmd_*.
 Every command takes `--json` and then prints exactly one JSON object on stdout (an error is
 `{"error": "..."}`); without it, what it did in one human line. Bad input exits 1 with one line
@@ -14,7 +14,9 @@ Where things are:
     bot_commands     bot create / publish / subscribe / rotate-secret / list / show
     estop_commands   estop set / clear
     key_commands     keys reencrypt
+    flags_commands   flags show / set / reset (live Swift flags)
     ops_commands     bot swift/pause/resume/status, signal show, retry list, ious list
+    subaccounts      each bot's own Drift sub-account; bot provision / migrate-subaccounts
     faucet           the sandbox faucet client
 """
 
@@ -25,8 +27,10 @@ import argparse
 from operator_cli import (
     bot_commands,
     estop_commands,
+    flags_commands,
     key_commands,
     ops_commands,
+    subaccounts,
     wallet_commands,
 )
 
@@ -39,5 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     wallet_commands.register(subparsers, common)
     bot_commands.register(subparsers, common)
     ops_commands.register(subparsers, common)  # after bot_commands: it extends the bot group
+    subaccounts.register(ops_commands.bot_subparsers(subparsers), common)
     estop_commands.register(subparsers, common)
     key_commands.register(subparsers, common)
+    flags_commands.register(subparsers, common)

@@ -8,6 +8,10 @@ Subscriber bots: `subscribe` creates the subscriber's own trading bot on the sou
 with leverage at most the source's (default: equal) and `max_position_size` = capital x leverage
 (USD notional the subscribed capital can carry), its own policy HMAC and no webhook secret (it
 is driven by the source's signals, never by a webhook of its own).
+
+Sub-accounts: every bot gets its own Drift sub-account on its wallet, allocated, created and
+funded on the venue by `create`/`subscribe` before the bot row commits (operator_cli.subaccounts
+says how, and what happens to a bot's sub-account later); `show` says which one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from operator_cli.context import Context, opened
+from operator_cli.ops_commands import pause_state
 from operator_cli.output import CliError, Outcome, command, plain
+from operator_cli.subaccounts import allocate, default_fund, fund_arg, sub_account_view
 from operator_cli.validation import (
     MAX_NAME,
     leverage_arg,
@@ -44,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     create.add_argument("--leverage", required=True, metavar="N")
     create.add_argument("--max-position-usd", required=True, metavar="X")
     create.add_argument("--name")
+    create.add_argument("--fund-usd", metavar="X",
+                        help="collateral moved into the bot's own sub-account from the wallet's "
+                             "sub-account 0 (default: max position / leverage; the wallet's "
+                             "first bot trades on sub-account 0 as it is)")
+    create.add_argument("--no-venue", action="store_true",
+                        help="allocate the sub-account only (`bot provision` creates it later)")
     create.set_defaults(func=cmd_bot_create)
     publish = sub.add_parser("publish", parents=[common], help="offer a bot for copy trading")
     publish.add_argument("bot", metavar="BOT")
@@ -59,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     subscribe.add_argument("--max-deviation-bps", metavar="N", type=int,
                            help="skip opening copies whose market moved more than this from the"
                                 " source's price (default: no limit; closes always trade)")
+    subscribe.add_argument("--no-venue", action="store_true",
+                           help="allocate the sub-account only (`bot provision` creates it "
+                                "later)")
     subscribe.set_defaults(func=cmd_bot_subscribe)
     rotate = sub.add_parser("rotate-secret", parents=[common],
                             help="replace a bot's webhook secret (prints the new one)")
@@ -123,21 +138,27 @@ def cmd_bot_create(settings: Any, args: argparse.Namespace) -> Outcome:
     leverage = leverage_arg(args.leverage)
     max_position = usd_arg(args.max_position_usd, "--max-position-usd")
     name = text_arg(args.name, "--name", MAX_NAME) or f"{market} {plain(leverage)}x"
+    fund = fund_arg(args.fund_usd)
     with opened(settings) as ctx:
         wallet = _require_wallet(ctx, args.wallet)
         bot_id = str(uuid.uuid4())
         secret, stored_hash = _new_secret(ctx)
         with ctx.db.connection():
+            sub = allocate(ctx, wallet, fund, default_fund(leverage, max_position),
+                           use_venue=not args.no_venue)
             bot = bots.insert_bot(
                 ctx.db, bot_id=bot_id, wallet_address=wallet.address, name=name, market=market,
                 market_index=market_index, leverage=leverage, max_position_size=max_position,
                 webhook_secret_hash=stored_hash,
-                policy_hmac=_sign_policy(ctx, bot_id, market, leverage, max_position))
+                policy_hmac=_sign_policy(ctx, bot_id, market, leverage, max_position),
+                drift_subaccount_id=sub.sub_account_id)
             _check_stored(ctx, bot)
-    data = {**_public(bot), "bot_id": bot.id, "webhook_secret": secret}
+    data = {**_public(bot), "bot_id": bot.id, "webhook_secret": secret,
+            "sub_account": sub.view()}
     return Outcome(
         f"created bot {bot.id} ({market}, {plain(leverage)}x, max ${plain(max_position)}) "
-        f"on wallet {wallet.address}; webhook secret (shown only now): {secret}", data)
+        f"on wallet {wallet.address}, {sub.human()}; webhook secret (shown only now): "
+        f"{secret}", data)
 
 
 @command
@@ -194,13 +215,14 @@ def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
             raise CliError("--capital-usd x leverage is out of range")
         bot_id = str(uuid.uuid4())
         with ctx.db.connection():
+            sub = allocate(ctx, wallet, None, capital, use_venue=not args.no_venue)
             bot = bots.insert_bot(
                 ctx.db, bot_id=bot_id, wallet_address=wallet.address,
                 name=f"copy of {source.name}"[:MAX_NAME], market=source.market,
                 market_index=source.market_index, leverage=leverage,
                 max_position_size=max_position, webhook_secret_hash=None,
                 policy_hmac=_sign_policy(ctx, bot_id, source.market, leverage, max_position),
-                source_published_bot_id=published.id)
+                source_published_bot_id=published.id, drift_subaccount_id=sub.sub_account_id)
             _check_stored(ctx, bot)
             subscription = copy_trading.insert_subscription(
                 ctx.db, published_bot_id=published.id, subscriber_bot_id=bot.id,
@@ -211,10 +233,10 @@ def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
             "wallet": wallet.address, "market": bot.market, "leverage": plain(bot.leverage),
             "capital_usd": plain(subscription.capital_usd),
             "max_deviation_bps": subscription.max_price_deviation_bps,
-            "max_position_usd": plain(bot.max_position_size)}
+            "max_position_usd": plain(bot.max_position_size), "sub_account": sub.view()}
     return Outcome(f"wallet {wallet.address} follows bot {source.id} with subscriber bot "
-                   f"{bot.id} ({bot.market}, {plain(bot.leverage)}x, ${plain(capital)} capital)",
-                   data)
+                   f"{bot.id} ({bot.market}, {plain(bot.leverage)}x, ${plain(capital)} capital, "
+                   f"{sub.human()})", data)
 
 
 @command
@@ -236,11 +258,13 @@ def _public(bot: Bot) -> dict[str, Any]:
         "id": bot.id, "name": bot.name, "wallet": bot.wallet_address, "market": bot.market,
         "market_index": bot.market_index, "leverage": plain(bot.leverage),
         "max_position_usd": plain(bot.max_position_size), "active": bot.is_active,
-        "paused_reason": bot.paused_reason, "follows": bot.source_published_bot_id,
+        "paused_reason": bot.paused_reason, "paused_by": bot.paused_by,
+        "follows": bot.source_published_bot_id,
         "execution_active": bot.execution_active,
         "execution_expires_at": bot.execution_expires_at,
         "swift_enabled": bot.swift_enabled, "swift_fallback_enabled": bot.swift_fallback_enabled,
         "webhook_secret_set": bot.webhook_secret_hash is not None,
+        "drift_subaccount_id": bot.drift_subaccount_id,
         "created_at": bot.created_at,
     }
 
@@ -249,7 +273,7 @@ def _line(bot: Bot, view: dict[str, Any]) -> str:
     """One human line per bot."""
     role = f"follows {bot.source_published_bot_id}" if bot.is_subscriber else (
         f"published as {view['published_bot_id']}" if view.get("published_bot_id") else "source")
-    state = "active" if bot.is_active else f"paused ({bot.paused_reason or 'no reason'})"
+    state = pause_state(bot.is_active, bot.paused_by, bot.paused_reason or "no reason")
     return (f"{bot.id}  {bot.market}  {plain(bot.leverage)}x  max ${plain(bot.max_position_size)}  "
             f"wallet {bot.wallet_address}  {state}  {role}  policy {view['policy']}  "
             f"{bot.name!r}")
@@ -287,6 +311,7 @@ def cmd_bot_show(settings: Any, args: argparse.Namespace) -> Outcome:
                 "profit_share_percent": plain(pub.profit_share_percent) if pub else None,
                 "subscribers": copy_trading.subscriber_counts(ctx.db).get(pub.id, 0) if pub else 0,
                 "wallet_emergency_stop": wallet_stop.mode if wallet_stop else "none",
-                "global_emergency_stop": global_stop.mode}
+                "global_emergency_stop": global_stop.mode,
+                "sub_account": sub_account_view(ctx, bot)}
     lines = [f"  {key}: {value}" for key, value in view.items()]
     return Outcome(_line(bot, view), view, extra_lines=lines)

@@ -4,7 +4,7 @@ Per-bot commands join the existing `bot` group, where the runbook already sends 
 (`quantumvault bot swift BOT --off`):
 
     bot swift BOT [--on|--off] [--fallback on|off]   per-bot rollback (trading_bots.swift_*)
-    bot pause BOT [--reason TEXT] / bot resume BOT  is_active, paused_reason, paused_at
+    bot pause BOT [--reason TEXT] / bot resume BOT  is_active, paused_reason/_at/_by
     bot status [--wallet ADDR]                      bots with Swift state and last signal
 
 Things that are not a bot get their own small groups:
@@ -161,7 +161,10 @@ def cmd_bot_swift(settings: Any, args: argparse.Namespace) -> Outcome:
 
 @command
 def cmd_bot_pause(settings: Any, args: argparse.Namespace) -> Outcome:
-    """Pause a bot: its next signals are skipped ("bot_paused") and still routed to followers."""
+    """Pause a bot: its next signals are skipped ("bot_paused") and still routed to followers.
+
+    An operator's pause stops everything, closes included; it also takes over a pause by the
+    system (which lets the bot's reduce-only closes run)."""
     reason = text_arg(args.reason, "--reason", MAX_REASON - len("operator: "))
     stored = f"operator: {reason}" if reason else "operator"
     with opened(settings) as ctx:
@@ -171,9 +174,12 @@ def cmd_bot_pause(settings: Any, args: argparse.Namespace) -> Outcome:
         row = ops_views.pause_bot(ctx.db, bot.id, stored)
         current = row or {"id": bot.id, "is_active": False, "paused_reason": bot.paused_reason}
     data = {"bot_id": bot.id, "active": False, "paused_reason": current["paused_reason"],
-            "paused_at": current.get("paused_at"), "changed": row is not None}
+            "paused_at": current.get("paused_at"), "paused_by": "operator",
+            "changed": row is not None}
     human = (f"paused bot {bot.id} ({stored}); its signals are skipped until `bot resume`"
              if row else f"bot {bot.id} was already paused ({bot.paused_reason}); unchanged")
+    if row and bot.closes_only:
+        human += f" (it was paused by the system: {bot.paused_reason}; now its closes stop too)"
     return Outcome(human, data)
 
 
@@ -206,6 +212,7 @@ def cmd_bot_status(settings: Any, args: argparse.Namespace) -> Outcome:
     views = [{"id": r["id"], "name": r["name"], "market": r["market"],
               "wallet": r["wallet_address"], "active": r["is_active"],
               "paused_reason": r["paused_reason"], "paused_at": r["paused_at"],
+              "paused_by": r["paused_by"],
               "swift_enabled": r["swift_enabled"],
               "swift_fallback_enabled": r["swift_fallback_enabled"], "follows": r["follows"],
               "last_signal": None if r["last_signal_id"] is None else {
@@ -217,12 +224,21 @@ def cmd_bot_status(settings: Any, args: argparse.Namespace) -> Outcome:
         last = view["last_signal"]
         lines.append(_table_row((
             view["id"], view["market"],
-            "active" if view["active"] else f"paused ({view['paused_reason'] or '-'})",
+            pause_state(view["active"], view["paused_by"], view["paused_reason"]),
             _word(view["swift_enabled"]), _word(view["swift_fallback_enabled"]),
             "-" if last is None else f"{last['status']} {last['received_at']:%Y-%m-%d %H:%M:%S}"
             + (f" ({last['reason']})" if last["reason"] else ""))))
     return Outcome(f"{len(views)} bot(s)", {"bots": views, "count": len(views)},
                    extra_lines=lines if views else [])
+
+
+def pause_state(active: bool, paused_by: str | None, reason: str | None) -> str:
+    """"active", or who paused and why: a system pause still runs the bot's closes."""
+    if active:
+        return "active"
+    if paused_by == "system":
+        return f"paused by the system, closes still run ({reason or '-'})"
+    return f"paused ({reason or '-'})"
 
 
 def _table_row(cells: tuple[Any, ...]) -> str:

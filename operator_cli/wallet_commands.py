@@ -1,4 +1,5 @@
-"""`wallet create` and `wallet fund`: a new agent key, sealed, stored and (sandbox) funded.
+"""`wallet create`, `wallet fund`, `wallet init-orders`: a new agent key, sealed, stored,
+(sandbox) funded, and ready for Swift.
 
 Owner address: the wallets row is keyed by the owner's own Solana address (`--owner ADDR`,
 the wallet that signs the UMK message). Without `--owner` the agent's own address is the owner,
@@ -13,6 +14,13 @@ argv is visible to every user in /proc and whoever has the signature can derive 
 Sandbox funding: the wallet is stored first (the key must never be lost to a network error),
 then the faucet is called. If the sandbox is unreachable the command says so on stderr and
 exits 4 with the wallet created; `wallet fund ADDR` retries.
+
+SignedMsgUserOrders (Swift orders of an authority without it are never placed): the sandbox
+faucet creates it with the User. On a real venue `wallet create` reports the rent the agent's
+accounts need in SOL, reads the agent's balance and creates the account when the agent can pay
+(an imported, funded key); otherwise it says how much SOL to send (exit 0: the wallet is
+created), and `wallet init-orders ADDR` creates it once the SOL is there (see
+operator_cli.swift_account). If the venue cannot be read, it exits 4 with the wallet created.
 """
 
 from __future__ import annotations
@@ -27,13 +35,30 @@ from solders.keypair import Keypair
 from operator_cli.context import Context, opened
 from operator_cli.faucet import FaucetError, fund_agent
 from operator_cli.output import EXIT_NOT_FUNDED, CliError, Outcome, command, plain
+from operator_cli.swift_account import (
+    VenueUnreachable,
+    prepare_signed_msg_orders,
+    rent_needs,
+    sol,
+    venue_rpc,
+)
 from operator_cli.validation import address_arg, usd_arg
-from security.agent_keys import seal_agent_privkey, seal_agent_privkey_legacy
+from security.agent_keys import (
+    open_agent_privkey_legacy,
+    seal_agent_privkey,
+    seal_agent_privkey_legacy,
+)
 from security.errors import InvalidKeyMaterial, SignatureRefused
 from security.key_hierarchy import derive_subkeys, derive_umk, parse_signature
 from security.keypair_file import read_keypair_file as read_keypair
 from security.log_redaction import register_agent_keypair, register_secret
-from storage.wallets import Wallet, find_wallet, insert_wallet, wallet_exists
+from storage.wallets import (
+    Wallet,
+    find_wallet,
+    insert_wallet,
+    legacy_agent_envelope,
+    wallet_exists,
+)
 from venue.process_venue import sandbox_url
 
 DEFAULT_FUND_QUOTE = "10000"
@@ -52,12 +77,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                         help="owner's signature of the UMK message: also seal the key V3")
     create.add_argument("--fund", metavar="USDC", default=DEFAULT_FUND_QUOTE,
                         help="sandbox faucet deposit for the agent (VENUE=sandbox)")
-    create.add_argument("--no-fund", action="store_true", help="skip the sandbox faucet")
+    create.add_argument("--no-fund", action="store_true",
+                        help="skip the sandbox faucet (on a real venue: the SignedMsgUserOrders"
+                             " check; `wallet init-orders` does it later)")
     create.set_defaults(func=cmd_wallet_create)
     fund = sub.add_parser("fund", parents=[common], help="fund a wallet's agent on the sandbox")
     fund.add_argument("wallet", metavar="ADDR", help="owner address or agent public key")
     fund.add_argument("--quote", metavar="USDC", default=DEFAULT_FUND_QUOTE)
     fund.set_defaults(func=cmd_wallet_fund)
+    init = sub.add_parser("init-orders", parents=[common],
+                          help="create the agent's SignedMsgUserOrders account (needed for Swift)")
+    init.add_argument("wallet", metavar="ADDR", help="owner address or agent public key")
+    init.set_defaults(func=cmd_wallet_init_orders)
 
 
 def read_keypair_file(path: str) -> Keypair:
@@ -83,7 +114,8 @@ def _fund(ctx: Context, wallet: Wallet, quote: Decimal) -> dict[str, Any]:
     """Call the faucet for the wallet's agent; returns what the sandbox reported."""
     answer = fund_agent(sandbox_url(ctx.settings), wallet.agent_public_key, quote)
     return {"quote": plain(quote), "user": answer.get("user"),
-            "quote_balance": answer.get("quote_balance")}
+            "quote_balance": answer.get("quote_balance"),
+            "signed_msg_user_orders": answer.get("signed_msg_user_orders")}
 
 
 @command
@@ -119,10 +151,13 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
             "agent_public_key": agent, "owner_is_agent": owner == agent,
             "imported": bool(args.import_key), "legacy_key_id": ctx.ring.current_key_id,
             "v3_sealed": v3 is not None, "venue": settings["VENUE"], "funded": None,
+            "rent": rent_needs(None).describe(),  # what the agent's accounts cost in SOL
         }
         human = f"created wallet {owner} with agent {agent}"
         if v3 is not None:
             human += " (agent key sealed under the server key and the owner's key)"
+        if settings["VENUE"] != "sandbox" and not args.no_fund:
+            return _prepared_for_swift(settings, keypair, human, data)
         if not sandbox:
             return Outcome(human, data)
         try:
@@ -132,7 +167,45 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
             return Outcome(human + "; NOT funded", data, EXIT_NOT_FUNDED,
                            warning=f"wallet {owner} was created but not funded: {exc}; "
                                    f"retry with `quantumvault wallet fund {owner}`")
+        data["signed_msg_user_orders"] = (
+            "exists" if data["funded"].get("signed_msg_user_orders") else "unknown")
         return Outcome(f"{human}; funded {plain(quote or Decimal(0))} USDC on the sandbox", data)
+
+
+def _prepared_for_swift(settings: Any, keypair: Keypair, human: str,
+                        data: dict[str, Any]) -> Outcome:
+    """A real venue: report the rent, create SignedMsgUserOrders if the agent can pay for it."""
+    agent = str(keypair.pubkey())
+    profile, rpc = venue_rpc(settings)
+    try:
+        report = prepare_signed_msg_orders(rpc, profile, keypair)
+    except VenueUnreachable as exc:
+        data["rent"] = rent_needs(None).describe()
+        data["signed_msg_user_orders"] = "unknown"
+        return Outcome(human + "; SignedMsgUserOrders NOT checked", data, EXIT_NOT_FUNDED,
+                       warning=f"{exc}; send at least {data['rent']['total_sol']} SOL to the "
+                               f"agent {agent}, then run `quantumvault wallet init-orders "
+                               f"{data['wallet']}`")
+    finally:
+        rpc.close()
+    data["rent"] = report["rent"]
+    data["signed_msg_user_orders"] = report["state"]
+    data["signed_msg_user_orders_report"] = report
+    total = report["rent"]["total_sol"]
+    if report["state"] in ("exists", "created"):
+        return Outcome(f"{human}; SignedMsgUserOrders {report['state']} (rent for it, a "
+                       f"sub-account and UserStats: {total} SOL)", data)
+    if report["state"] == "needs_sol":  # a new agent holds nothing: expected, not a failure
+        return Outcome(human + "; NOT ready for Swift until its SOL arrives", data,
+                       warning=f"the agent {agent} holds {report['balance_sol']} SOL; its "
+                               f"accounts need {total} SOL in rent and fees (SignedMsgUserOrders "
+                               f"alone {sol(report['rent']['signed_msg_user_orders'])}): send "
+                               f"it, then run `quantumvault wallet init-orders "
+                               f"{data['wallet']}`")
+    return Outcome(human + f"; SignedMsgUserOrders {report['state']}", data, EXIT_NOT_FUNDED,
+                   warning=f"creating SignedMsgUserOrders {report['state']}: "
+                           f"{report.get('error')}; retry with `quantumvault wallet "
+                           f"init-orders {data['wallet']}`")
 
 
 @command
@@ -153,3 +226,35 @@ def cmd_wallet_fund(settings: Any, args: argparse.Namespace) -> Outcome:
             "funded": funded}
     return Outcome(f"funded agent {wallet.agent_public_key} of wallet {wallet.address} "
                    f"with {plain(quote)} USDC on the sandbox", data)
+
+
+@command
+def cmd_wallet_init_orders(settings: Any, args: argparse.Namespace) -> Outcome:
+    """Create the wallet agent's SignedMsgUserOrders account on the venue (idempotent)."""
+    with opened(settings) as ctx:
+        wallet = find_wallet(ctx.db, args.wallet)
+        if wallet is None:
+            raise CliError(f"unknown wallet {args.wallet}")
+        envelope = legacy_agent_envelope(ctx.db, wallet.address)
+        if envelope is None:
+            raise CliError(f"wallet {wallet.address} has no agent key sealed under the server key")
+        secret = open_agent_privkey_legacy(ctx.ring, wallet.address, envelope)
+    register_agent_keypair(secret)
+    keypair = Keypair.from_bytes(secret)
+    profile, rpc = venue_rpc(settings)
+    try:
+        report = prepare_signed_msg_orders(rpc, profile, keypair)
+    except VenueUnreachable as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        rpc.close()
+    data = {"wallet": wallet.address, "agent_public_key": wallet.agent_public_key, **report}
+    if report["state"] in ("exists", "created"):
+        return Outcome(f"SignedMsgUserOrders of agent {wallet.agent_public_key}: "
+                       f"{report['state']}", data)
+    if report["state"] == "needs_sol":
+        raise CliError(f"the agent {wallet.agent_public_key} holds {report['balance_sol']} SOL;"
+                       f" it needs {report['missing_sol']} SOL more for SignedMsgUserOrders")
+    return Outcome(f"SignedMsgUserOrders of agent {wallet.agent_public_key}: {report['state']}",
+                   data, EXIT_NOT_FUNDED,
+                   warning=f"the transaction {report['state']}: {report.get('error')}")

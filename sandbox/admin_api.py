@@ -157,7 +157,8 @@ def stats(ex: Exchange, req: Request) -> Response:
 
 
 def user(ex: Exchange, req: Request) -> Response:
-    """GET /sandbox/user?authority=...: a readable summary of a User account."""
+    """GET /sandbox/user?authority=...[&sub_account_id=N]: a readable summary of a User
+    account (sub-account 0 by default)."""
     info = ex.describe_user(_authority(req.query_one("authority")),
                             int(req.query_one("sub_account_id") or 0))
     if info is None:
@@ -166,10 +167,16 @@ def user(ex: Exchange, req: Request) -> Response:
 
 
 def fills(ex: Exchange, req: Request) -> Response:
-    """GET /sandbox/fills[?authority=]: the fill log."""
+    """GET /sandbox/fills[?authority=][&sub_account_id=]: the fill log."""
     who = req.query_one("authority")
+    sub_raw = req.query_one("sub_account_id")
+    try:
+        sub = int(sub_raw) if sub_raw not in (None, "") else None
+    except ValueError as exc:
+        raise BadRequest("sub_account_id must be an integer") from exc
     with ex.lock:
-        rows = [f for f in ex.fill_log if who is None or f["authority"] == who]
+        rows = [f for f in ex.fill_log if (who is None or f["authority"] == who)
+                and (sub is None or f["sub_account_id"] == sub)]
     return json_response(200, {"fills": rows})
 
 

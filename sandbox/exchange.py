@@ -278,7 +278,8 @@ class Exchange:
             order.status = "filled"
         user.touch(self.slot)
         self.fill_log.append({
-            "slot": self.slot, "authority": str(user.authority), "order_id": order.order_id,
+            "slot": self.slot, "authority": str(user.authority),
+            "sub_account_id": user.sub_account_id, "order_id": order.order_id,
             "market_index": order.market_index, "direction": order.direction, "base": base,
             "price": price, "quote": quote, "fee": fee, "source": source,
             "chain_ts": self.clock.unix_ts(), "at": time.time(),
@@ -387,6 +388,7 @@ class Exchange:
                 return None
             return {
                 "authority": str(user.authority),
+                "sub_account_id": user.sub_account_id,
                 "user": str(user.address),
                 "quote_balance": user.quote_balance,
                 "quote_balance_usd": user.quote_balance / QUOTE_PRECISION,

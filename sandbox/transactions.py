@@ -1,7 +1,9 @@
 """Execute Solana transactions against the sandbox: verify, decode with driftpy's coder, apply.
 
-Supported: Drift initializeUserStats, initializeUser, initializeSignedMsgUserOrders, deposit,
-withdraw, placeAndTakePerpOrder; SPL Token Transfer/TransferChecked; Associated Token Account
+Supported: Drift initializeUserStats, initializeUser (sub-account ids in the program's order:
+the next id is UserStats.number_of_sub_accounts_created), initializeSignedMsgUserOrders, deposit,
+withdraw, transferDeposit (quote between two sub-accounts of one authority),
+placeAndTakePerpOrder; SPL Token Transfer/TransferChecked; Associated Token Account
 Create/CreateIdempotent; System transfer; ComputeBudget (ignored). Anything else fails the way
 a simulation would (unknown program, Anchor InstructionFallbackNotFound, or an instruction the
 sandbox does not model). A transaction is atomic: a failing instruction rolls back the others.
@@ -38,6 +40,7 @@ LAMPORTS_PER_SIGNATURE = 5_000
 MAX_TX_RECORDS = 200_000  # oldest half dropped beyond this (signature status cache)
 ANCHOR_FALLBACK_NOT_FOUND = 101
 ANCHOR_CONSTRAINT_HAS_ONE = 2001
+ANCHOR_CONSTRAINT_RAW = 2003
 ANCHOR_CONSTRAINT_SEEDS = 2006
 ANCHOR_ACCOUNT_NOT_SIGNER = 3010
 ANCHOR_ACCOUNT_NOT_INITIALIZED = 3012
@@ -321,6 +324,10 @@ def _ix_initialize_user(ex: Exchange, args: Any, ctx: _Ctx) -> None:
     if user_key in ex.users:
         raise _custom(SYSTEM_ACCOUNT_IN_USE, f"Allocate: account {user_key} already in use")
     count = ex.user_stats[authority]
+    if args.sub_account_id != count:  # protocol-v2 handle_initialize_user
+        ctx.logs.append(f"Program log: Invalid sub account id {args.sub_account_id}, "
+                        f"must be {count}")
+        raise _drift("InvalidUserSubAccountId")
     name = bytes(args.name).rstrip(b"\x00") or b"Main Account"
     ex.create_user(authority, args.sub_account_id, name=name)
     ex.user_stats[authority] = count + 1
@@ -382,6 +389,35 @@ def _ix_withdraw(ex: Exchange, args: Any, ctx: _Ctx) -> None:
     ctx.count("withdrawals", user.authority)
 
 
+def _ix_transfer_deposit(ex: Exchange, args: Any, ctx: _Ctx) -> None:
+    """Move quote collateral between two sub-accounts of one authority (protocol-v2
+    handle_transfer_deposit: both users signable by the authority, not the same account, the
+    sender still meets its initial margin afterwards)."""
+    _need(ctx, 6)
+    from_key, to_key, stats_key, authority = ctx.keys[0], ctx.keys[1], ctx.keys[2], ctx.keys[3]
+    from_user = _user_for(ex, ctx, from_key, authority, allow_delegate=True)
+    to_user = _user_for(ex, ctx, to_key, authority, allow_delegate=True)
+    if stats_key != user_stats_address(from_user.authority) or \
+            to_user.authority != from_user.authority:
+        raise _custom(ANCHOR_CONSTRAINT_RAW, "Program log: AnchorError: ConstraintRaw")
+    if from_key == to_key:
+        raise _drift("CantTransferBetweenSameUserAccount")
+    if args.market_index != QUOTE_SPOT_MARKET_INDEX:
+        raise _drift("SpotMarketNotFound")
+    amount = int(args.amount)
+    if amount > from_user.quote_balance:  # the sandbox models no borrows
+        raise _drift("InsufficientCollateral")
+    from_user.quote_balance -= amount
+    if margin.free_collateral(from_user, ex.markets, ex.oracles.prices()) < 0:
+        raise _drift("InsufficientCollateral")
+    from_user.total_withdraws += amount
+    to_user.quote_balance += amount
+    to_user.total_deposits += amount
+    from_user.touch(ex.slot)
+    to_user.touch(ex.slot)
+    ctx.count("transfers", from_user.authority)
+
+
 def _ix_place_and_take_perp_order(ex: Exchange, args: Any, ctx: _Ctx) -> None:
     _need(ctx, 4)
     user_key, authority = ctx.keys[1], ctx.keys[3]
@@ -439,6 +475,7 @@ _DRIFT_HANDLERS = {
     "initialize_signed_msg_user_orders": _ix_initialize_signed_msg_user_orders,
     "deposit": _ix_deposit,
     "withdraw": _ix_withdraw,
+    "transfer_deposit": _ix_transfer_deposit,
     "place_and_take_perp_order": _ix_place_and_take_perp_order,
 }
 

@@ -19,7 +19,7 @@ from storage.database import Database
 BOT_COLUMNS = (
     "id, wallet_address, name, market, market_index, leverage, max_position_size,"
     " drift_subaccount_id, is_active, paused_reason, source_published_bot_id, execution_active,"
-    " execution_expires_at, swift_enabled, swift_fallback_enabled, created_at,"
+    " execution_expires_at, swift_enabled, swift_fallback_enabled, created_at, paused_by,"
     " webhook_secret_hash, policy_hmac"
 )
 
@@ -44,6 +44,7 @@ class Bot:
     swift_enabled: bool
     swift_fallback_enabled: bool
     created_at: datetime
+    paused_by: str | None = None  # 'system' (closes still run) | 'operator' | None (active)
     webhook_secret_hash: str | None = field(default=None, repr=False)
     policy_hmac: str | None = field(default=None, repr=False)
 
@@ -51,6 +52,12 @@ class Bot:
     def policy(self) -> BotPolicy:
         """The fields the policy HMAC covers."""
         return BotPolicy(self.id, self.market, self.leverage, self.max_position_size)
+
+    @property
+    def closes_only(self) -> bool:
+        """Paused by the system: its reduce-only closes still run (an operator's pause, or a
+        pause of unknown origin, stops everything)."""
+        return not self.is_active and self.paused_by == "system"
 
     @property
     def is_subscriber(self) -> bool:
@@ -76,14 +83,17 @@ def insert_bot(
     webhook_secret_hash: str | None,
     policy_hmac: str,
     source_published_bot_id: str | None = None,
+    drift_subaccount_id: int = 0,
 ) -> Bot:
-    """Store a new bot; the caller computed its policy HMAC over these exact values."""
+    """Store a new bot; the caller computed its policy HMAC over these exact values and
+    allocated its sub-account (storage.subaccounts; unique per wallet)."""
     row = db.fetchone(
         "INSERT INTO trading_bots (id, wallet_address, name, market, market_index, leverage,"
-        " max_position_size, webhook_secret_hash, policy_hmac, source_published_bot_id)"
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {BOT_COLUMNS}",
+        " max_position_size, webhook_secret_hash, policy_hmac, source_published_bot_id,"
+        " drift_subaccount_id)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {BOT_COLUMNS}",
         (bot_id, wallet_address, name, market, market_index, leverage, max_position_size,
-         webhook_secret_hash, policy_hmac, source_published_bot_id),
+         webhook_secret_hash, policy_hmac, source_published_bot_id, drift_subaccount_id),
     )
     assert row is not None
     return bot_from_row(row)

@@ -34,19 +34,31 @@ def set_swift_flags(db: Database, bot_id: str, swift_enabled: bool | None,
         {"swift": swift_enabled, "fallback": fallback_enabled, "id": bot_id})
 
 
-def pause_bot(db: Database, bot_id: str, reason: str) -> dict[str, Any] | None:
-    """Pause an active bot; returns the paused row, or None if unknown or already paused."""
+def pause_bot(db: Database, bot_id: str, reason: str,
+              paused_by: str = "operator") -> dict[str, Any] | None:
+    """Pause a bot; returns the paused row, or None if unknown or already paused.
+
+    `paused_by` is "system" (the daemon: its reduce-only closes still run) or "operator"
+    (everything stops). An operator's pause also takes over a system pause, so `bot pause`
+    on a bot the system paused stops its closes too; a system pause never softens an
+    operator's.
+    """
+    if paused_by not in ("system", "operator"):
+        raise ValueError(f"paused_by must be 'system' or 'operator', not {paused_by!r}")
     return db.fetchone(
-        "UPDATE trading_bots SET is_active = false, paused_reason = %s, paused_at = now(),"
-        " updated_at = now() WHERE id = %s AND is_active"
-        " RETURNING id, is_active, paused_reason, paused_at", (reason, bot_id))
+        "UPDATE trading_bots SET is_active = false, paused_reason = %(reason)s,"
+        " paused_at = now(), paused_by = %(by)s, updated_at = now()"
+        " WHERE id = %(id)s AND (is_active OR (%(by)s = 'operator'"
+        "  AND paused_by IS DISTINCT FROM 'operator'))"
+        " RETURNING id, is_active, paused_reason, paused_at, paused_by",
+        {"reason": reason, "by": paused_by, "id": bot_id})
 
 
 def resume_bot(db: Database, bot_id: str) -> dict[str, Any] | None:
     """Resume a paused bot (clears the pause); None if unknown or not paused."""
     return db.fetchone(
         "UPDATE trading_bots SET is_active = true, paused_reason = NULL, paused_at = NULL,"
-        " updated_at = now() WHERE id = %s AND NOT is_active"
+        " paused_by = NULL, updated_at = now() WHERE id = %s AND NOT is_active"
         " RETURNING id, is_active, paused_reason, paused_at", (bot_id,))
 
 
@@ -54,7 +66,7 @@ def bot_states(db: Database, wallet_address: str | None = None) -> list[dict[str
     """Every bot (or one wallet's) with its switches and its latest signal, oldest bot first."""
     return db.fetchall(
         "SELECT b.id, b.name, b.market, b.wallet_address, b.is_active, b.paused_reason,"
-        " b.paused_at, b.swift_enabled, b.swift_fallback_enabled,"
+        " b.paused_at, b.paused_by, b.swift_enabled, b.swift_fallback_enabled,"
         " b.source_published_bot_id AS follows, s.id AS last_signal_id,"
         " s.status AS last_signal_status, s.status_reason AS last_signal_reason,"
         " s.received_at AS last_signal_at"

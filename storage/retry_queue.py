@@ -4,6 +4,11 @@ A claim moves due jobs to `running` in one statement over `SELECT ... FOR UPDATE
 so two schedulers on one database never take the same job. A `running` job whose lease ran out
 (its scheduler died) is claimed again, flagged `outcome_unknown`: its last attempt may have
 reached the venue, so it must be reconciled before anything is sent again.
+
+The plan's audit columns are filled from the trades themselves: `swift_order_id` is the last
+Swift order of the job (the original trade's at enqueue, each Swift attempt's after it), and a
+close carries `entry_price`, the average entry price of the position it closes (from the
+original trade's position before it was sent; opens have none).
 """
 
 from __future__ import annotations
@@ -42,22 +47,32 @@ class NewJob:
     payload: dict[str, Any] | None = None
     outcome_unknown: bool = False  # an earlier attempt may have traded: reconcile first
     position_before: int | None = None  # the position that attempt started from
+    swift_attempts: int = 0  # Swift orders the trade already sent (retries included)
 
 
 def enqueue(db: Database, job: NewJob, delay_s: float = 0.0) -> str:
-    """Add a job, due after `delay_s`; returns its id (one statement: never half a job)."""
+    """Add a job, due after `delay_s`; returns its id (one statement: never half a job).
+
+    Unless the job says otherwise, its swift_order_id and (for a close) entry_price come from
+    its original trade."""
     row = db.fetchone(
-        "INSERT INTO trade_retry_queue (bot_id, wallet_address, market, side, size, reduce_only,"
+        "WITH orig AS (SELECT swift_order_id, CASE WHEN %s AND position_before_base <> 0 THEN"
+        "   round(abs(entry_quote_before) * 1000 / abs(position_before_base), 6) END AS entry"
+        "  FROM bot_trades WHERE id = %s)"
+        " INSERT INTO trade_retry_queue (bot_id, wallet_address, market, side, size, reduce_only,"
         " priority, max_attempts, signal_id, sub_account_id, original_trade_id, entry_price,"
         " original_execution_method, is_remainder, last_error, webhook_payload, next_retry_at,"
-        " outcome_unknown, position_before_base)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " now() + make_interval(secs => %s), %s, %s) RETURNING id",
-        (job.bot_id, job.wallet_address, job.market, job.side, job.size, job.reduce_only,
+        " outcome_unknown, position_before_base, swift_attempts, swift_order_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " COALESCE(%s, (SELECT entry FROM orig)), %s, %s, %s, %s,"
+        " now() + make_interval(secs => %s), %s, %s, %s, (SELECT swift_order_id FROM orig))"
+        " RETURNING id",
+        (job.reduce_only, job.original_trade_id,
+         job.bot_id, job.wallet_address, job.market, job.side, job.size, job.reduce_only,
          job.priority, job.max_attempts, job.signal_id, job.sub_account_id,
          job.original_trade_id, job.entry_price, job.original_execution_method,
          job.is_remainder, job.last_error, Json(job.payload) if job.payload else None, delay_s,
-         job.outcome_unknown, job.position_before))
+         job.outcome_unknown, job.position_before, job.swift_attempts))
     assert row is not None
     return row["id"]
 
@@ -109,11 +124,18 @@ def settle_unknown(db: Database, job_id: str, worker: str, delay_s: float, error
         (1 if count_attempt else 0, error, delay_s, job_id, worker)))
 
 
-def count_swift_attempt(db: Database, job_id: str, swift_error: str | None) -> None:
-    """An attempt tried Swift (and failed on it when `swift_error` is given)."""
-    db.execute("UPDATE trade_retry_queue SET swift_attempts = swift_attempts + 1,"
-               " last_swift_error = COALESCE(%s, last_swift_error) WHERE id = %s",
-               (swift_error, job_id))
+def count_swift_attempt(db: Database, job_id: str, swift_error: str | None,
+                        attempts: int = 1) -> None:
+    """An attempt sent `attempts` Swift orders (and failed on Swift when `swift_error` is
+    given); the job's swift_order_id becomes the last of them (the bot's latest Swift trade:
+    a bot's orders, retries included, run one at a time on its own actor)."""
+    db.execute("UPDATE trade_retry_queue q SET swift_attempts = q.swift_attempts + %s,"
+               " last_swift_error = COALESCE(%s, q.last_swift_error),"
+               " swift_order_id = COALESCE((SELECT t.swift_order_id FROM bot_trades t"
+               "  WHERE t.trading_bot_id = q.bot_id AND t.swift_order_id IS NOT NULL"
+               "  ORDER BY t.created_at DESC LIMIT 1), q.swift_order_id)"
+               " WHERE q.id = %s",
+               (attempts, swift_error, job_id))
 
 
 def settle_done(db: Database, job_id: str, worker: str) -> bool:

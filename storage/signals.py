@@ -187,7 +187,8 @@ def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
             " subs AS (SELECT b.id AS bot_id, s.created_at, s.max_price_deviation_bps"
             "  FROM published_bots p"
             "  JOIN subscriptions s ON s.published_bot_id = p.id AND s.is_active"
-            "  JOIN trading_bots b ON b.id = s.subscriber_bot_id AND b.is_active"
+            "  JOIN trading_bots b ON b.id = s.subscriber_bot_id"
+            "   AND (b.is_active OR b.paused_by = 'system')"  # its closes still run
             "  WHERE p.trading_bot_id = %(bot)s AND p.is_active)"
             " INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, parsed,"
             "  parent_signal_id, snapshot)"

@@ -1,9 +1,14 @@
-"""Trade rows (bot_trades) and the Swift audit trail (swift_order_logs)."""
+"""Trade rows (bot_trades) and the Swift audit trail (swift_order_logs).
+
+bot_trades.swift_status takes only the seed plan's values (`SwiftStatus`); what Swift answered
+at each step is in swift_order_logs, one row per event with the taxonomy's code in error_code.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from psycopg2.extras import Json
@@ -12,6 +17,15 @@ from storage.database import Database
 
 BASE = Decimal(10**9)
 PRICE = Decimal(10**6)
+
+
+class SwiftStatus(StrEnum):
+    """bot_trades.swift_status, the plan's four values."""
+
+    SUBMITTED = "submitted"  # sent; its fate is not (or not yet) known
+    FILLED = "filled"  # traded through Swift, wholly or partly (the trade's status says which)
+    FAILED = "failed"  # Swift could not trade it and it did not go on-chain
+    FALLBACK = "fallback"  # Swift could not trade it; it went on-chain (fallback_reason says why)
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ def update_trade(db: Database, trade_id: str, **fields: Any) -> None:
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"not a trade column: {sorted(unknown)}")
+    if "swift_status" in fields:  # the plan's values only (ValueError otherwise)
+        fields["swift_status"] = SwiftStatus(fields["swift_status"]).value
     assignments = ", ".join(f"{name} = %({name})s" for name in fields)
     db.execute(f"UPDATE bot_trades SET {assignments}, updated_at = now() WHERE id = %(id)s",
                {**fields, "id": trade_id})
@@ -64,7 +80,8 @@ def log_swift_event(db: Database, trade_id: str | None, swift_order_id: str, eve
                     *, request: dict[str, Any] | None = None,
                     response: dict[str, Any] | None = None, error_code: str | None = None,
                     error_message: str | None = None, latency_ms: int | None = None) -> None:
-    """Append one event of a Swift order's life to swift_order_logs."""
+    """Append one event of a Swift order's life to swift_order_logs (raises when it cannot:
+    the caller counts it)."""
     db.execute(
         "INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload,"
         " response_payload, error_code, error_message, latency_ms)"
@@ -122,3 +139,10 @@ def last_swift_submission(db: Database, bot_id: str, signal_id: str | None,
         " JOIN bot_trades t ON t.id = l.trade_id WHERE l.event_type = 'submitted'"
         " AND t.trading_bot_id = %s AND (t.signal_id = %s OR t.id = %s)"
         " ORDER BY l.created_at DESC LIMIT 1", (bot_id, signal_id, trade_id))
+
+
+def swift_submissions(db: Database, trade_id: str) -> int:
+    """How many Swift orders a trade sent (each retry is its own `submitted` event)."""
+    row = db.fetchone("SELECT count(*) AS n FROM swift_order_logs WHERE trade_id = %s"
+                      " AND event_type = 'submitted'", (trade_id,))
+    return int(row["n"]) if row else 0

@@ -176,6 +176,7 @@ class Supervisor(SupervisedActor):
             raise ValueError(f"{self.name}: duplicate child name {spec.name!r}")
         child = _Child(spec)
         self._children[spec.name] = child
+        RESTARTS.labels(actor=spec.name)  # at 0 from the start: increase() sees the first restart
         return child
 
     def _start(self, child: _Child) -> BaseException | None:

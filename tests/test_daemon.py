@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from storage.migrations import available
-from tests.daemon import Daemon
+from tests.daemon import Daemon, free_port
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def test_runs_on_the_embedded_database_and_answers_health(daemon: Daemon) -> Non
     tree = requests.get(daemon.url + "/api/admin/tree", timeout=5,
                         headers={"Authorization": f"Bearer {token}"}).json()
     assert list(tree["children"]) == [
-        "health_monitor", "legacy_executor", "venue_state", "fill_tracker", "swift_gateway",
-        "profit_share", "bots",
+        "health_monitor", "flags", "legacy_executor", "venue_state", "fill_tracker",
+        "swift_gateway", "profit_share", "bots",
         "retry_scheduler", "fanout", "intake_listener", "webhook"]
     assert (daemon.dir / "state" / "pgdata" / "PG_VERSION").exists()
     daemon.notify.wait_for("WATCHDOG=1")
@@ -132,3 +132,34 @@ def test_on_the_sandbox_venue_the_daemon_runs_the_sandbox_child_and_stops_it(
     assert daemon.wait_exit() == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{sandbox}/health", timeout=5)
+
+
+def test_a_paused_venue_without_network_says_so_and_still_takes_alerts() -> None:
+    """Issue 12 point 8: VENUE=drift-mainnet with nothing answering (closed loopback ports stand
+    in for "no network"): the paused program is a warning at start, Swift and RPC unreachable are
+    warnings at the first probe (STATUS= for systemd), and /readyz stays 200 with the reason."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    daemon = Daemon({"VENUE": "drift-mainnet", "SWIFT_API_URL": closed,
+                     "RPC_PRIMARY_URL": closed})
+    try:
+        daemon.start()
+        assert "venue drift-mainnet: its program is paused since 2026-04-01" in daemon.log()
+        daemon.notify.wait_for("STATUS=degraded: swift unreachable")
+        daemon.notify.wait_for("STATUS=degraded: rpc unreachable")
+        log = daemon.log()
+        assert "dependency swift unreachable" in log and "dependency rpc unreachable" in log
+        ready = daemon.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"] is True  # alerts are durable
+        reason = ready.json()["reason"]
+        assert "paused since 2026-04-01" in reason
+        assert "Swift unreachable" in reason and "RPC unreachable" in reason
+        assert closed not in reason
+        status = daemon.cli("status")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["reason"] == reason
+        warnings = [line for line in status.stderr.splitlines() if "warning:" in line]
+        assert any("its program is paused since 2026-04-01" in w for w in warnings), warnings
+        assert any("RPC unreachable" in w for w in warnings), warnings
+        assert any("Swift unreachable" in w for w in warnings), warnings
+    finally:
+        daemon.stop()

@@ -3,7 +3,12 @@
 The seed plan's rules: closes are critical (10 attempts, 2.5 s base), opens normal (5 attempts,
 5 s base); exponential backoff with jitter capped at 60 s; once the attempts are used up a
 timeout earns a cooldown re-queue (2 minutes, at most 2 times), anything else is final and
-pauses the bot; after 2 Swift failures a job goes legacy.
+pauses the bot.
+
+Swift (Appendix B): a definite refusal the plan marks retryable (429, 503, slot too old) is
+signed again with a fresh slot and sent to Swift again after a short backoff, up to
+SWIFT_MAX_RETRIES_BEFORE_FALLBACK retries; then the order goes legacy. A trade's Swift attempts
+are counted across the order and its retry jobs, so a job whose trade used them up goes legacy.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from supervision.backoff import Backoff
+
 MAX_BACKOFF_S = 60.0
 COOLDOWN_S = 120.0
 MAX_COOLDOWN_RETRIES = 2
-SWIFT_ATTEMPTS_BEFORE_LEGACY = 2
+# between Swift attempts of one order: the retry must still fit the order's execution budget
+# (a 429 from the edge says Retry-After: 1)
+SWIFT_RETRY_BACKOFF = Backoff(base_s=0.5, cap_s=4.0, jitter=0.5)
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,20 @@ def after_failure(priority: Priority, attempts: int, cooldown_retries: int, time
     return NextStep("give_up")
 
 
-def use_swift_on_retry(swift_attempts: int, swift_available: bool) -> bool:
-    """Swift again only while it is available and has failed fewer than 2 times for this job."""
-    return swift_available and swift_attempts < SWIFT_ATTEMPTS_BEFORE_LEGACY
+def swift_attempts_allowed(max_retries: int) -> int:
+    """Swift attempts one trade may make: the first one and SWIFT_MAX_RETRIES_BEFORE_FALLBACK
+    retries."""
+    return 1 + max(0, max_retries)
+
+
+def swift_retry_delay_s(retry: int, rng: random.Random) -> float:
+    """Delay before Swift retry number `retry` (1-based) of one order."""
+    return SWIFT_RETRY_BACKOFF.delay(retry, rng)
+
+
+def use_swift_on_retry(swift_attempts: int, swift_available: bool, max_retries: int,
+                       retry_with_swift: bool = True) -> bool:
+    """Swift again for a retry job only while Swift is available, retries may use it
+    (SWIFT_RETRY_WITH_SWIFT) and the trade has Swift attempts left."""
+    return (swift_available and retry_with_swift
+            and swift_attempts < swift_attempts_allowed(max_retries))

@@ -1,4 +1,5 @@
-"""On-chain transactions: placeAndTakePerpOrder, deposit/withdraw, user init, SPL transfer.
+"""On-chain transactions: placeAndTakePerpOrder, deposit/withdraw, transfers between
+sub-accounts, user init, SPL transfer.
 
 Instruction data and account lists come from driftpy's IDL through anchorpy's instruction coder
 (:mod:`venue.drift_program`) and PDAs from ``driftpy.addresses``, following the account maps of
@@ -185,6 +186,29 @@ def withdraw_ix(profile: VenueProfile, authority: Pubkey, amount: int,
             "token_program": TOKEN_PROGRAM_ID,
         },
         remaining=remaining,
+    )
+
+
+def transfer_deposit_ix(profile: VenueProfile, authority: Pubkey, amount: int,
+                        from_sub_account_id: int, to_sub_account_id: int,
+                        users: Sequence[UserAccount] = (), *,
+                        spot_market_index: int | None = None) -> Instruction:
+    """transferDeposit: move ``amount`` of a spot balance (default quote) between two
+    sub-accounts of ``authority`` (driftpy's get_transfer_deposit_ix account map; ``users`` are
+    the decoded accounts that exist, for remaining accounts; the sender must keep its margin)."""
+    pid = profile.program_id
+    index = profile.quote_spot_market_index if spot_market_index is None else spot_market_index
+    return _ix(
+        profile, "transfer_deposit", index, amount,
+        accounts={
+            "from_user": get_user_account_public_key(pid, authority, from_sub_account_id),
+            "to_user": get_user_account_public_key(pid, authority, to_sub_account_id),
+            "user_stats": get_user_stats_account_public_key(pid, authority),
+            "authority": authority,
+            "state": get_state_public_key(pid),
+            "spot_market_vault": get_spot_market_vault_public_key(pid, index),
+        },
+        remaining=remaining_accounts(profile, list(users), writable_spot=[index]),
     )
 
 

@@ -2,7 +2,9 @@
 
 Drift v2 was switched off on 2026-04-01 and relaunched as Velocity under a new program id, so no
 venue fact may be a constant in code. A :class:`VenueProfile` carries them; :func:`load_profile`
-picks one by ``VENUE`` and applies endpoint overrides from the environment.
+picks one by ``VENUE`` and applies endpoint overrides from the environment. The Drift profiles
+say that their program is paused (``paused_program``): the daemon warns at start, in
+``quantumvault status`` and in /readyz's reason.
 
 Market tables come from ``driftpy.constants.perp_markets`` (85 mainnet markets, 29 devnet
 markets in driftpy 0.8.89). Those configs carry index, symbol, oracle and oracle source only:
@@ -66,6 +68,26 @@ class PerpMarket:
         return base_amount < self.min_order_size
 
 
+@dataclass(frozen=True)
+class ProgramPause:
+    """A venue whose program is known to refuse every order: since when, and the fact."""
+
+    since: str  # ISO date
+    fact: str
+
+    def warning(self, venue: str) -> str:
+        """One line for logs, `quantumvault status` and /readyz."""
+        return f"venue {venue}: its program is paused since {self.since}: {self.fact}"
+
+
+# ../shared/VENUE-FACTS.md, "Venue status"
+DRIFT_V2_PAUSED = ProgramPause(
+    since="2026-04-01",
+    fact="every instruction of the Drift v2 program was disabled (protocol-v2 #2174, "
+         "\"comment out all ixs\"); orders and deposits will fail on chain. Drift relaunched as "
+         "Velocity under a new program id: VENUE=velocity")
+
+
 @dataclass(frozen=True, repr=False)
 class VenueProfile:
     """All venue-specific configuration; its repr never shows URL secrets."""
@@ -86,6 +108,7 @@ class VenueProfile:
     provisional: frozenset[str] = frozenset()
     spot_oracles: Mapping[int, Pubkey] = field(default_factory=dict, compare=False)
     quote_decimals: int = 6
+    paused_program: ProgramPause | None = None  # the program is known to refuse every order
 
     def spot_oracle(self, index: int) -> Pubkey:
         """Oracle of spot market ``index`` (remaining accounts need it for any spot position)."""
@@ -125,6 +148,9 @@ class VenueProfile:
             "slot_time_ms": self.slot_time_ms,
             "auction_duration_slots": self.auction_duration_slots,
             "provisional": sorted(self.provisional),
+            "paused_program": (None if self.paused_program is None else
+                               {"since": self.paused_program.since,
+                                "fact": self.paused_program.fact}),
         }
 
     def __repr__(self) -> str:
@@ -185,6 +211,7 @@ def _base_profiles() -> dict[str, VenueProfile]:
             markets=mainnet_markets,
             slot_time_ms=400,
             spot_oracles=mainnet_spot,
+            paused_program=DRIFT_V2_PAUSED,
         ),
         "drift-devnet": VenueProfile(
             name="drift-devnet",
@@ -198,6 +225,7 @@ def _base_profiles() -> dict[str, VenueProfile]:
             markets=_market_table(devnet_perp_market_configs),
             slot_time_ms=400,
             spot_oracles=_spot_oracles(devnet_spot_market_configs),
+            paused_program=DRIFT_V2_PAUSED,
         ),
         # Velocity relaunch: program id from velocity-exchange/velocity-v1 declare_id! (non
         # "mainnet-beta" build), Swift host from its SDK config, USDT as quote. The quote spot

@@ -42,6 +42,11 @@ class SignedMsgOrderRecord:
     order_id: int
 
 
+def signed_msg_user_orders_size(num_orders: int = DEFAULT_NUM_ORDERS) -> int:
+    """Bytes of the account with `num_orders` slots (what its rent is charged for)."""
+    return _HEADER.size + num_orders * _ENTRY.size
+
+
 def signed_msg_user_orders_address(profile: VenueProfile, authority: Pubkey) -> Pubkey:
     """The SignedMsgUserOrders PDA for ``authority``."""
     return get_signed_msg_user_account_public_key(profile.program_id, authority)

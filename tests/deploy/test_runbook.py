@@ -18,7 +18,10 @@ def test_runbook_has_the_sections_issue_7_asks_for() -> None:
     anchors = heading_anchors(TEXT)
     assert {"global-rollback", "per-bot-rollback", "reading-swift_order_logs",
             "draining-the-retry-queue", "crash-drills"} <= anchors
-    assert "SWIFT_ENABLED=false" in TEXT and "systemctl restart quantumvault" in TEXT
+    # issue 12 point 3: the global rollback is one command, no restart
+    rollback = TEXT[TEXT.index("## Global rollback"):TEXT.index("## Per-bot rollback")]
+    assert "qv flags set SWIFT_ENABLED false" in rollback
+    assert "systemctl restart" not in rollback and "runtime_flag_changes" in rollback
     assert "UPDATE trading_bots SET swift_enabled = false" in TEXT
     assert "quantumvault bot swift BOT --off" in TEXT
     assert "journalctl -u quantumvault" in TEXT

@@ -40,7 +40,7 @@ def test_no_liquidity_lets_the_auction_expire_then_falls_back_on_chain(stack: St
     assert stack.wait(signal_id) == {signal_id: "done"}
     (trade,) = stack.trades(signal_id)
     assert trade["execution_method"] == "legacy" and trade["status"] == "completed"
-    assert trade["swift_status"] == "expired"
+    assert trade["swift_status"] == "fallback"  # the plan's value; the expiry is in the log
     assert trade["fallback_reason"] == "swift_expired:not_filled"
     events = [r["event_type"] for r in stack.db.fetchall(
         "SELECT event_type FROM swift_order_logs WHERE trade_id = %s ORDER BY created_at",
@@ -66,15 +66,20 @@ def test_partial_fill_records_the_part_and_queues_the_remainder(stack: Stack) ->
 def test_swift_errors_fall_back_and_three_failures_mark_it_unhealthy(stack: Stack) -> None:
     stack.faults(swift_status=503)
     bots = [stack.new_bot(max_usd="200") for _ in range(4)]
-    reasons = []
+    reasons, signal_ids = [], []
     for bot in bots:
         signal_id = stack.alert(bot, OPEN_SHORT).json()["signal_id"]
+        signal_ids.append(signal_id)
         assert stack.wait(signal_id) == {signal_id: "done"}
         (trade,) = stack.trades(signal_id)
         assert trade["execution_method"] == "legacy" and trade["status"] == "completed"
         reasons.append(trade["fallback_reason"])
-    assert reasons[:3] == ["swift_rejected:unavailable"] * 3
-    assert reasons[3] == "swift_unhealthy"  # the fourth never tried Swift
+    # the first order's Swift retries (SWIFT_MAX_RETRIES_BEFORE_FALLBACK=2) are the three
+    # consecutive failures: the orders after it never try Swift
+    assert reasons == ["swift_rejected:unavailable"] + ["swift_unhealthy"] * 3
+    (first,) = stack.trades(signal_ids[0])
+    assert stack.db.fetchone("SELECT count(*) AS n FROM swift_order_logs WHERE trade_id = %s"
+                             " AND event_type = 'submitted'", (first["id"],))["n"] == 3
     assert stack.orders_reaching_sandbox(bots[3]["agent"]) == 1  # its one on-chain order
 
 

@@ -25,9 +25,10 @@ def follower(cli: Cli) -> str:
     return cli.ok("wallet", "create", "--no-fund")["wallet"]
 
 
-def _create(cli: Cli, wallet: str, leverage: str = "5", max_usd: str = "1000") -> dict:
+def _create(cli: Cli, wallet: str, leverage: str = "5", max_usd: str = "1000",
+            *extra: str) -> dict:
     return cli.ok("bot", "create", "--wallet", wallet, "--market", "SOL-PERP", "--leverage",
-                  leverage, "--max-position-usd", max_usd)
+                  leverage, "--max-position-usd", max_usd, *extra)
 
 
 def test_create_stores_the_hash_and_policy_and_shows_the_secret_once(
@@ -122,7 +123,7 @@ def test_subscribe_refusals_write_nothing(
     cli: Cli, db: Database, owner: str, follower: str
 ) -> None:
     source = _create(cli, owner, "3")["bot_id"]
-    unpublished = _create(cli, owner)["bot_id"]
+    unpublished = _create(cli, owner, "5", "1000", "--no-venue")["bot_id"]  # no RPC here
     cli.ok("bot", "publish", source, "--profit-share-percent", "5")
     copy = cli.ok("bot", "subscribe", "--wallet", follower, "--to", source, "--capital-usd",
                   "10")["subscriber_bot_id"]

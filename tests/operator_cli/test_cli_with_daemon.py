@@ -23,7 +23,7 @@ def test_cli_provisions_while_the_daemon_runs_on_the_same_embedded_database(
     daemon: Daemon,
 ) -> None:
     cli = Cli(dict(daemon.env), daemon.dir)
-    wallet = cli.ok("wallet", "create")["wallet"]
+    wallet = cli.ok("wallet", "create", "--no-fund")["wallet"]  # no devnet RPC from tests
     bot = cli.ok("bot", "create", "--wallet", wallet, "--market", "SOL-PERP", "--leverage", "2",
                  "--max-position-usd", "100")["bot_id"]
     assert cli.ok("estop", "set", "--global")["active"] is True

@@ -27,7 +27,7 @@ def _provision(cli: Cli, db: Database) -> dict[str, str]:
     source = cli.ok("bot", "create", "--wallet", owner, "--market", "SOL-PERP", "--leverage",
                     "3", "--max-position-usd", "900")["bot_id"]
     other = cli.ok("bot", "create", "--wallet", owner, "--market", "BTC-PERP", "--leverage",
-                   "2", "--max-position-usd", "50")["bot_id"]
+                   "2", "--max-position-usd", "50", "--no-venue")["bot_id"]  # no RPC here
     cli.ok("bot", "publish", source, "--profit-share-percent", "10")
     sub = cli.ok("bot", "subscribe", "--wallet", follower, "--to", source, "--capital-usd",
                  "100")["subscriber_bot_id"]

@@ -201,7 +201,7 @@ def test_signal_show_tells_the_whole_story_with_swift_events(ops: OpsCli, db: Da
     copy_trade = open_trade(db, NewTrade(follower.id, copy_id, follower.wallet_address,
                                          "SOL-PERP", "long", 10**9, False, "swift"))
     update_trade(db, copy_trade, status="completed", swift_order_id="beef5678",
-                 swift_status="rejected", execution_method="legacy",
+                 swift_status="fallback", execution_method="legacy",
                  fallback_reason="swift_rejected:unavailable")
     log_swift_event(db, copy_trade, "beef5678", "failed", error_code="unavailable")
     finish_signal(db, signal_id, "done", {})

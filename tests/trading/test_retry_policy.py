@@ -10,6 +10,8 @@ from trading.retry_policy import (
     after_failure,
     backoff_s,
     priority_for,
+    swift_attempts_allowed,
+    swift_retry_delay_s,
     use_swift_on_retry,
 )
 
@@ -42,7 +44,17 @@ def test_retry_until_attempts_are_used_then_cooldown_for_timeouts_only() -> None
     assert after_failure(CRITICAL, 9, 0, timed_out=False, rng=rng).action == "retry"
 
 
-def test_two_swift_failures_switch_the_job_to_legacy() -> None:
-    assert use_swift_on_retry(0, True) and use_swift_on_retry(1, True)
-    assert not use_swift_on_retry(2, True)
-    assert not use_swift_on_retry(0, False)
+def test_a_trade_gets_the_first_swift_attempt_and_the_configured_retries() -> None:
+    assert swift_attempts_allowed(2) == 3 and swift_attempts_allowed(0) == 1
+    assert use_swift_on_retry(0, True, 2) and use_swift_on_retry(2, True, 2)
+    assert not use_swift_on_retry(3, True, 2)  # first attempt + 2 retries used up
+    assert not use_swift_on_retry(0, False, 2)  # Swift unavailable
+    assert not use_swift_on_retry(0, True, 2, retry_with_swift=False)  # retries go legacy
+    assert not use_swift_on_retry(1, True, 0)
+
+
+def test_swift_retries_of_one_order_back_off_briefly_with_jitter() -> None:
+    rng = random.Random(4)
+    for retry, ceiling in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)):
+        delays = [swift_retry_delay_s(retry, rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)

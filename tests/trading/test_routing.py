@@ -2,7 +2,7 @@
 
 import pytest
 
-from trading.routing import SwiftFlags, choose_route, rollout_bucket
+from trading.routing import LIVE_FLAGS, SwiftFlags, choose_route, rollout_bucket
 
 DEFAULT = SwiftFlags()
 BASE = {"bot_id": "bot-1", "bot_swift_enabled": True, "market": "SOL-PERP",
@@ -26,6 +26,7 @@ def test_swift_when_everything_allows_it() -> None:
     (SwiftFlags(critical_orders_legacy=True), {"critical": True}, "critical_orders_legacy"),
     (SwiftFlags(), {"swift_healthy": False}, "swift_unhealthy"),
     (SwiftFlags(rollout_percent=0), {}, "rollout"),
+    (SwiftFlags(), {"signed_msg_orders": False}, "no_signed_msg_user_orders"),
 ])
 def test_each_switch_sends_the_order_on_chain(flags: SwiftFlags, overrides: dict,
                                               reason: str) -> None:
@@ -52,3 +53,20 @@ def test_rollout_picks_a_stable_share_of_bots() -> None:
     assert all(rollout_bucket(b) < 25 for b in in_rollout)
     again = [b for b in bots if route(SwiftFlags(rollout_percent=25), bot_id=b)[0] == "swift"]
     assert again == in_rollout  # the same bots every time
+
+
+def test_flags_from_setting_values_name_every_live_flag() -> None:
+    values = {"SWIFT_ENABLED": False, "SWIFT_FALLBACK_ENABLED": False,
+              "SWIFT_RETRY_WITH_SWIFT": False, "SWIFT_ROLLOUT_PERCENT": 10,
+              "SWIFT_CRITICAL_ORDERS_LEGACY": True, "SWIFT_SUPPORTED_MARKETS": ["SOL-PERP"],
+              "SWIFT_RATE_PER_S": 5}  # not a live flag: ignored
+    assert set(values) - {"SWIFT_RATE_PER_S"} == set(LIVE_FLAGS)
+    assert SwiftFlags.from_values(values) == SwiftFlags(
+        enabled=False, rollout_percent=10, critical_orders_legacy=True,
+        allowed_markets=("SOL-PERP",), fallback_enabled=False, retry_with_swift=False)
+    assert SwiftFlags.from_values({}) == SwiftFlags()
+
+
+def test_an_authority_without_signed_msg_user_orders_goes_on_chain_even_when_forced() -> None:
+    assert route(use_swift_override=True, signed_msg_orders=False) == (
+        "legacy", "no_signed_msg_user_orders")

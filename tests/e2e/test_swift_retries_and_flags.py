@@ -1,0 +1,186 @@
+"""Issue 12 points 2-4 through the whole stack: Swift retries per Appendix B, live flags, and
+the SignedMsgUserOrders check (real database, real sandbox over HTTP with faults)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+from solders.pubkey import Pubkey
+
+from actors.messages import CurrentFlags
+from storage.retry_queue import JobWaiter
+from supervision import Status, whereis
+from tests.e2e.stack import WAIT_S, Stack
+from trading.routing import SwiftFlags
+
+
+def alert(n: int, action: str = "buy", position: int = 1) -> str:
+    return (f'{{"action": "{action}", "contracts": 1, "position_size": {position},'
+            f' "timenow": "2026-11-21T10:00:{n:02d}Z"}}')
+
+
+def run(stack: Stack, bot: dict[str, Any], body: str) -> tuple[str, dict[str, Any]]:
+    """Fire one alert, wait for its signal; (status, its only trade)."""
+    signal_id = stack.alert(bot, body, "application/json").json()["signal_id"]
+    status = stack.wait(signal_id)[signal_id]
+    (trade,) = stack.trades(signal_id)
+    return status, trade
+
+
+def swift_events(stack: Stack, trade_id: str) -> list[tuple[str, str, str | None]]:
+    """(swift_order_id, event_type, error_code) of a trade, in order."""
+    return [(r["swift_order_id"], r["event_type"], r["error_code"]) for r in stack.db.fetchall(
+        "SELECT swift_order_id, event_type, error_code FROM swift_order_logs WHERE trade_id = %s"
+        " ORDER BY created_at, id", (trade_id,))]
+
+
+def submitted(stack: Stack, trade_id: str) -> list[str]:
+    return [uuid for uuid, event, _ in swift_events(stack, trade_id) if event == "submitted"]
+
+
+def current_flags(stack: Stack) -> SwiftFlags:
+    return whereis(stack.root, "flags", 5).ask(CurrentFlags(), timeout=5)
+
+
+def flags_applied(stack: Stack, **expected: Any) -> float:
+    """Seconds until the flags actor holds `expected` (asserted to be within one second)."""
+    started = time.monotonic()
+    while any(getattr(current_flags(stack), k) != v for k, v in expected.items()):
+        assert time.monotonic() - started < 1.0, f"flags not applied: {current_flags(stack)}"
+        gevent.sleep(0.005)
+    return time.monotonic() - started
+
+
+# --- Swift retries (Appendix B) ----------------------------------------------------------------
+
+
+def test_a_429_is_signed_again_and_retried_on_swift_within_the_order(stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    stack.faults(swift_status=429, swift_status_count=1)
+    status, trade = run(stack, bot, alert(1))
+    assert status == "done"
+    assert (trade["execution_method"], trade["status"], trade["fallback_reason"]) == (
+        "swift", "completed", None)
+    events = swift_events(stack, trade["id"])
+    first, second = submitted(stack, trade["id"])
+    assert first != second  # a retry of a refused order is a new order (its own uuid)
+    assert (first, "failed", "rate_limited") in events
+    assert (second, "filled", None) in events and trade["swift_order_id"] == second
+    assert stack.sandbox_stats(bot["agent"]).get("transactions_received", 0) == 0  # no legacy
+    assert stack.position(bot["agent"]) > 0
+
+
+def test_three_503s_go_legacy_after_the_configured_retries(stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    stack.faults(swift_status=503, swift_status_count=3)  # then Swift would answer again
+    status, trade = run(stack, bot, alert(1))
+    assert status == "done"
+    assert (trade["execution_method"], trade["status"], trade["fallback_reason"]) == (
+        "legacy", "completed", "swift_rejected:unavailable")
+    assert len(set(submitted(stack, trade["id"]))) == 3  # SWIFT_MAX_RETRIES_BEFORE_FALLBACK=2
+    assert stack.sandbox_stats(bot["agent"]).get("transactions_received", 0) == 1
+
+
+def test_a_bot_without_fallback_retries_on_swift_then_records_the_failure(
+        stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    status, opened = run(stack, bot, alert(1))
+    assert status == "done" and opened["execution_method"] == "swift"
+    stack.cli("bot", "swift", bot["bot_id"], "--on", "--fallback", "off")
+    stack.faults(swift_status=429)  # the edge refuses everything for now
+    status, trade = run(stack, bot, alert(2, "sell", 0))  # the close
+    assert status == "failed"
+    assert (trade["execution_method"], trade["status"], trade["error_message"]) == (
+        "swift", "failed", "rate_limited")
+    assert len(set(submitted(stack, trade["id"]))) == 3
+    assert stack.sandbox_stats(bot["agent"]).get("transactions_received", 0) == 0  # no legacy
+    # a close is retried as a job, which counts every Swift attempt of the trade
+    (job,) = stack.db.fetchall("SELECT * FROM trade_retry_queue WHERE original_trade_id = %s",
+                               (trade["id"],))
+    assert job["swift_attempts"] == 3 and job["priority"] == "critical"
+    stack.faults()
+    waiter = JobWaiter(stack.env["DATABASE_URL"])
+    try:
+        done = waiter.wait(job["id"], ("done", "failed"), WAIT_S)
+    finally:
+        waiter.close()
+    assert done["status"] == "done" and done["swift_attempts"] == 3  # its Swift was used up
+    retried = stack.db.fetchone("SELECT * FROM bot_trades WHERE signal_id = %s AND id <> %s",
+                                (trade["signal_id"], trade["id"]))
+    assert retried is not None
+    assert (retried["execution_method"], retried["fallback_reason"]) == (
+        "legacy", "swift_not_requested")
+    assert stack.position(bot["agent"]) == 0
+
+
+# --- live flags --------------------------------------------------------------------------------
+
+
+def test_flags_set_swift_enabled_false_applies_to_the_next_alert_without_a_restart(
+        stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    assert run(stack, bot, alert(1))[1]["execution_method"] == "swift"
+    changed = stack.cli("flags", "set", "SWIFT_ENABLED", "false", "--reason", "drill",
+                        "--by", "on-call")
+    assert changed["previous"] is True and changed["previous_source"] == "environment"
+    assert flags_applied(stack, enabled=False) < 1.0
+    status, trade = run(stack, bot, alert(2, "sell", 0))
+    assert status == "done"
+    assert (trade["execution_method"], trade["fallback_reason"]) == ("legacy", "swift_disabled")
+    shown = stack.cli("flags", "show")
+    assert shown["flags"]["SWIFT_ENABLED"] | {"updated_at": None} == {
+        "value": False, "source": "database", "environment_value": True,
+        "updated_by": "on-call", "updated_at": None}
+    (change,) = shown["changes"]
+    assert (change["flag"], change["old_value"], change["new_value"], change["changed_by"],
+            change["reason"]) == ("SWIFT_ENABLED", None, False, "on-call", "drill")
+    stack.cli("flags", "reset", "SWIFT_ENABLED")  # back to the environment's value
+    flags_applied(stack, enabled=True)
+    assert run(stack, bot, alert(3))[1]["execution_method"] == "swift"
+    tree = stack.root.ask(Status(), timeout=10)["children"]
+    assert tree["flags"]["restarts"] == 0
+    assert tree["bots"]["children"][f"bot-{bot['bot_id']}"]["restarts"] == 0
+
+
+def test_retry_with_swift_off_sends_a_refused_order_legacy_at_once(stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    stack.cli("flags", "set", "SWIFT_RETRY_WITH_SWIFT", "false")
+    flags_applied(stack, retry_with_swift=False)
+    stack.faults(swift_status=429, swift_status_count=1)
+    status, trade = run(stack, bot, alert(1))
+    assert status == "done"
+    assert (trade["execution_method"], trade["fallback_reason"]) == (
+        "legacy", "swift_rejected:rate_limited")
+    assert len(submitted(stack, trade["id"])) == 1
+
+
+def test_fallback_off_globally_records_the_swift_failure(stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    stack.cli("flags", "set", "SWIFT_FALLBACK_ENABLED", "off")
+    stack.cli("flags", "set", "SWIFT_RETRY_WITH_SWIFT", "false")
+    flags_applied(stack, fallback_enabled=False, retry_with_swift=False)
+    stack.faults(swift_status=503, swift_status_count=1)
+    status, trade = run(stack, bot, alert(1))
+    assert status == "failed"
+    assert (trade["execution_method"], trade["status"], trade["error_message"]) == (
+        "swift", "failed", "unavailable")
+    assert stack.orders_reaching_sandbox(bot["agent"]) == 0
+
+
+# --- SignedMsgUserOrders ------------------------------------------------------------------------
+
+
+def test_an_authority_without_signed_msg_user_orders_trades_on_chain(stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    exchange = stack.sandbox.exchange
+    with exchange.lock:  # as if the account had never been created
+        exchange.signed_msg.pop(Pubkey.from_string(bot["agent"]))
+    status, trade = run(stack, bot, alert(1))
+    assert status == "done"
+    assert (trade["execution_method"], trade["status"], trade["fallback_reason"]) == (
+        "legacy", "completed", "no_signed_msg_user_orders")
+    assert stack.sandbox_stats(bot["agent"]).get("swift_orders_received", 0) == 0
+    assert stack.cli("wallet", "init-orders", bot["wallet"])["state"] == "created"
+    assert Pubkey.from_string(bot["agent"]) in exchange.signed_msg
