@@ -91,12 +91,14 @@ def test_an_unknown_outcome_that_did_not_trade_is_sent_once(stack: Stack,
     assert stack.orders_reaching_sandbox(bot["agent"]) == 1
 
 
-def test_a_job_with_two_swift_failures_goes_on_chain(stack: Stack, jobs: JobWaiter) -> None:
+def test_a_job_whose_trade_used_its_swift_attempts_goes_on_chain(stack: Stack,
+                                                                 jobs: JobWaiter) -> None:
     bot = stack.new_bot(max_usd="300")
+    # the first attempt and SWIFT_MAX_RETRIES_BEFORE_FALLBACK=2 retries: Swift is used up
     job_id = enqueue(stack.db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
                                       market="SOL-PERP", side="long", size=Decimal(1),
-                                      reduce_only=False, priority="normal", max_attempts=5))
-    stack.db.execute("UPDATE trade_retry_queue SET swift_attempts = 2 WHERE id = %s", (job_id,))
+                                      reduce_only=False, priority="normal", max_attempts=5,
+                                      swift_attempts=3))
     assert jobs.wait(job_id, ("done", "failed"), WAIT_S)["status"] == "done"
     (trade,) = stack.db.fetchall("SELECT * FROM bot_trades WHERE trading_bot_id = %s",
                                  (bot["bot_id"],))

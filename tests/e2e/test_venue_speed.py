@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from sandbox.server import SandboxServer
+from supervision import CrashDrill, whereis
 from tests.e2e.stack import Stack
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
@@ -201,3 +202,20 @@ def test_an_order_whose_budget_never_comes_in_its_window_goes_on_chain(stack: St
     methods = sorted((t["execution_method"], t["fallback_reason"]) for t in trades)
     # one token; the next comes after 2 s, past a 1 s auction window: nothing waits longer
     assert methods == [("legacy", "swift_not_sent:rate_budget")] * 2 + [("swift", None)]
+
+
+def test_an_order_open_while_the_fill_tracker_crashes_is_followed_to_its_end(
+        slow_stack: Stack) -> None:
+    stack = slow_stack
+    bot = stack.new_bot(max_usd="300")
+    stack.faults(swift_makers_paused=True)  # the order stays open through its 4 s auction
+    signal_id = stack.alert(bot, OPEN_LONG).json()["signal_id"]
+    stats = stack.sandbox.exchange.stats
+    assert stats.wait_for(lambda: stats.by_authority[bot["agent"]].get(
+        "swift_orders_received", 0) >= 1, timeout=30)  # it is out there, in its auction
+    whereis(stack.root, "fill_tracker", 5).tell(CrashDrill())
+    assert stack.wait(signal_id) == {signal_id: "done"}
+    (trade,) = stack.trades(signal_id)
+    assert (trade["execution_method"], trade["fallback_reason"]) == (
+        "legacy", "swift_expired:not_filled")
+    assert len(fills(stack, bot["agent"])) == 1
