@@ -44,6 +44,7 @@ from security.log_redaction import install_log_redaction
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import migrate
+from storage.subaccounts import shared_count
 from supervision import ChildExited, Link, Ready, Supervisor, start_linked
 from venue import cli as venue_cli
 from venue.process_venue import ProcessVenue
@@ -110,6 +111,9 @@ def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
         storage = Storage(settings)
         try:
             migrate(storage.db)
+            if shared := shared_count(storage.db):  # migration 0011: later bots of a wallet
+                log.warning("%d bot(s) still share a Drift sub-account with an older bot of "
+                            "their wallet; run `quantumvault bot migrate-subaccounts`", shared)
             yield Services(settings, storage.db, admin_token(settings), venue.profile, ring)
         finally:
             storage.close()

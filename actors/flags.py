@@ -19,6 +19,7 @@ import gevent
 
 from actors.messages import CurrentFlags
 from actors.services import Services
+from config.settings import SETTINGS
 from storage.flags import FLAGS_CHANNEL, stored_flags
 from storage.notify import Listener
 from supervision import SupervisedActor
@@ -51,6 +52,26 @@ class _ListenerDied:
     error: BaseException
 
 
+def _checked(name: str, value: Any) -> Any:
+    """A stored value as its setting parses it; None (logged) when it is not one, e.g. a row
+    written by hand: a flag never takes a value the environment variable would refuse."""
+    setting = next(s for s in SETTINGS if s.name == name)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, tuple):
+        text = ",".join(str(v) for v in value)
+    else:
+        text = str(value)
+    try:
+        parsed = setting.parse(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or type(parsed) is not type(value) or parsed != value:
+        log.error("stored flag %s=%r is not a valid value: ignored", name, value)
+        return None
+    return parsed
+
+
 class FlagsActor(SupervisedActor):
     """Holds the current SwiftFlags; see the module docstring."""
 
@@ -64,10 +85,11 @@ class FlagsActor(SupervisedActor):
         self._applied = 0
 
     def on_start(self) -> None:
-        # the first read happens before any ask is answered: a stored rollback holds at start
-        self._apply(self._read())
+        # listening first, so a change committed while the first read runs is not missed; the
+        # first read happens before any ask is answered: a stored rollback holds at start
         listener = Listener(self._services.db.dsn, FLAGS_CHANNEL)
         self._track(gevent.spawn(self._listen, listener))
+        self._apply(self._read())
         self.send_later(RESYNC_S, _Resync())
 
     def _listen(self, listener: Listener) -> None:
@@ -82,10 +104,12 @@ class FlagsActor(SupervisedActor):
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            return {name: flag.value for name, flag in stored_flags(self._services.db).items()}
+            stored = stored_flags(self._services.db)
         except Exception as exc:
             log.error("could not read the live flags: %s", type(exc).__name__)
             return None
+        return {name: value for name, flag in stored.items()
+                if (value := _checked(name, flag.value)) is not None}
 
     def _apply(self, stored: dict[str, Any] | None) -> None:
         if stored is None:

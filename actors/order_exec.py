@@ -213,9 +213,7 @@ def _send_swift(ctx: BotContext, req: OrderRequest, trade_id: str, direction: in
         delay_s = swift_retry_delay_s(attempt, ctx.rng)
         if time.monotonic() + delay_s >= deadline:
             return result, attempt
-        if not ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S):  # the refusals made it unhealthy
-            return result, attempt
-        refused = result
+        refused = result  # the gateway sends the retry only if Swift is still healthy
         log.warning("swift order refused (%s); Swift retry %d of %d in %.2f s", result.reason,
                     attempt, allowed - 1, delay_s,
                     extra={**context, "swift_order_id": result.swift_order_id})

@@ -163,14 +163,17 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     job_id = job["id"]
     context = {"signal_id": job["signal_id"], "bot_id": ctx.bot_id}
     bot = get_bot(db, ctx.bot_id)
-    if bot is None or (not bot.is_active and not job["reduce_only"]):
-        settle_failed(db, job_id, worker, "bot paused")  # closes still run when paused
+    flatten = (job.get("webhook_payload") or {}).get("flatten")
+    # a paused bot's closes still run when the system paused it (or a flatten sent them);
+    # an operator's pause stops everything
+    if bot is None or (not bot.is_active and not (
+            job["reduce_only"] and (bot.closes_only or flatten))):
+        settle_failed(db, job_id, worker, "bot paused")
         return "failed"
     if job["signal_id"] and superseded(db, ctx.bot_id, job["signal_id"]):
         settle_failed(db, job_id, worker, "superseded by a newer signal")
         log.info("retry superseded by a newer signal", extra=context)
         return "failed"
-    flatten = (job.get("webhook_payload") or {}).get("flatten")
     ticket = FlattenTicket(flatten["stop_id"], flatten["scope"]) if flatten else None
     SWIFT_RETRIES.inc()
     keypair = ctx.keypair(bot)

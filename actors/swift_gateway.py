@@ -63,6 +63,7 @@ from actors.services import NamedActor
 from actors.venue_state import VenueStateClient
 from observability.trading_metrics import (
     INTERNAL_ERROR,
+    PRICE_IMPROVEMENT_MEANS,
     SWIFT_API_LATENCY,
     SWIFT_AUCTION_DURATION,
     SWIFT_AUDIT_LOG_FAILURES,
@@ -274,7 +275,11 @@ class SwiftGateway(SupervisedActor):
 
     # --- submission ----------------------------------------------------------------------------
 
-    def _submit(self, submit: Submit) -> Pending:
+    def _submit(self, submit: Submit) -> Any:
+        if submit.order.attempt > 0 and not self._healthy:
+            # a Swift retry is sent only while Swift is healthy: else it is no Swift order
+            # at all, and the caller falls back on the refusal it already has
+            return SwiftResult("not_sent", "swift_unhealthy")
         future: pykka.Future[Any] = pykka.ThreadingFuture()
         market = submit.order.market
         self._submitted[market] += 1  # a Swift order, whether or not it reaches the wire
@@ -437,6 +442,7 @@ class SwiftGateway(SupervisedActor):
         SWIFT_AUCTION_DURATION.observe(fill_ms)
         if improvement is not None:
             SWIFT_PRICE_IMPROVEMENT.labels(market=order.market).observe(improvement)
+            PRICE_IMPROVEMENT_MEANS.observe(order.market, improvement)
         self._log(order, posted.uuid, "filled", response={
             "order_id": result.order_id, "base_filled": result.base_filled,
             "avg_price": result.avg_price, "partial": result.state == "partial",

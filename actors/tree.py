@@ -133,7 +133,8 @@ def root_children(services: Services) -> list[ChildSpec]:
     # every market of the venue has its per-market counters at 0 before its first order
     prime_market_series(market.symbol for market in services.profile.markets.values())
     swift = SwiftClient(services.profile.swift_base_url,
-                        order_timeout_ms=s["SWIFT_ORDER_TIMEOUT_MS"])
+                        order_timeout_ms=s["SWIFT_ORDER_TIMEOUT_MS"],
+                        pool_size=s["SWIFT_MAX_IN_FLIGHT"])  # a kept connection per POST
     health_s = s["HEALTH_INTERVAL_MS"] / 1000
     executor = ExecutorClient(services)
     venue = VenueStateClient(services)

@@ -27,6 +27,7 @@ from httpapi.router import Request, Response, Router
 from observability.trading_metrics import (
     SWIFT_API_LATENCY,
     SWIFT_AVG_FILL_TIME_BY_MARKET,
+    SWIFT_AVG_PRICE_IMPROVEMENT_BY_MARKET,
     SWIFT_ERRORS_BY_TYPE,
     SWIFT_FALLBACK_REASONS,
     SWIFT_ORDERS,
@@ -73,10 +74,9 @@ def _mean(histogram: MetricWrapperBase) -> float:
     return _ratio(_total(histogram, "_sum"), _total(histogram, "_count"))
 
 
-def _means_by(histogram: MetricWrapperBase, label: str) -> dict[str, float]:
-    """A labelled histogram's mean per value of one label (_sum / _count)."""
-    sums, counts = _by(histogram, label, "_sum"), _by(histogram, label, "_count")
-    return {value: _ratio(sums.get(value, 0.0), count) for value, count in counts.items()}
+def _weighted_mean(means: dict[str, float], counts: dict[str, float]) -> float:
+    """The mean over every label value from each one's mean and count."""
+    return _ratio(sum(means.get(k, 0.0) * n for k, n in counts.items()), sum(counts.values()))
 
 
 def _seen(counts: dict[str, float]) -> dict[str, int]:
@@ -96,7 +96,9 @@ def swift_metrics_summary(swift_healthy: bool | None) -> dict[str, Any]:
     failed = _by(SWIFT_ORDERS_FAILED, "reason")
     fallback = _by(SWIFT_ORDERS_FALLBACK, "market")
     fill_ms = _by(SWIFT_AVG_FILL_TIME_BY_MARKET, "market", "")
-    improvement = _means_by(SWIFT_PRICE_IMPROVEMENT, "market")
+    # swift_price_improvement_bps has negative buckets, hence no _sum: means come from the gauge
+    improvement = _by(SWIFT_AVG_PRICE_IMPROVEMENT_BY_MARKET, "market", "")
+    improved = _by(SWIFT_PRICE_IMPROVEMENT, "market", "_count")
     total = sum(submitted.values())
     markets = sorted(m for m, n in submitted.items() if n)
     return {
@@ -106,7 +108,7 @@ def swift_metrics_summary(swift_healthy: bool | None) -> dict[str, Any]:
             "fallbackRate": _ratio(sum(fallback.values()), total),
             "failureRate": _ratio(sum(failed.values()), total),
             "avgLatencyMs": _mean(SWIFT_API_LATENCY),
-            "avgPriceImprovementBps": _mean(SWIFT_PRICE_IMPROVEMENT),
+            "avgPriceImprovementBps": _weighted_mean(improvement, improved),
             "ordersSuccess": _count(sum(success.values())),
             "ordersFailed": _count(sum(failed.values())),
             "ordersFallback": _count(sum(fallback.values())),

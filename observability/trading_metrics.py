@@ -55,6 +55,11 @@ SWIFT_SUCCESS_RATE_BY_MARKET = Gauge("swift_success_rate_by_market",
 SWIFT_AVG_FILL_TIME_BY_MARKET = Gauge("swift_avg_fill_time_by_market",
                                       "Mean Swift submission-to-fill time per market (ms)",
                                       ["market"])
+# A histogram with negative buckets has no _sum (OpenMetrics), so the mean is kept here.
+SWIFT_AVG_PRICE_IMPROVEMENT_BY_MARKET = Gauge(
+    "swift_avg_price_improvement_by_market",
+    "Mean price improvement of Swift fills against the oracle per market since start (bps)",
+    ["market"])
 # --- errors --------------------------------------------------------------------------------
 SWIFT_ERRORS_BY_TYPE = Counter("swift_errors_by_type",
                                "Swift orders that did not trade, by taxonomy class and reason",
@@ -112,7 +117,8 @@ FAILURE_REASONS = tuple(sorted((set(REASON_TYPES) - ACCOUNT_REASONS) | {INTERNAL
 FALLBACK_REASONS = tuple(sorted(
     {r for r, kind in REASON_TYPES.items() if kind != "permanent"}
     | set(EXPIRED_REASONS) | set(NOT_SENT_REASONS)))
-ERROR_TYPES = (tuple(REASON_TYPES.items()) + tuple(("expired", r) for r in EXPIRED_REASONS)
+ERROR_TYPES = (tuple((kind, r) for r, kind in REASON_TYPES.items())  # (type, reason) pairs
+               + tuple(("expired", r) for r in EXPIRED_REASONS)
                + tuple(("unknown", r) for r in UNKNOWN_REASONS))
 AUDIT_EVENTS = ("submitted", "accepted", "placed", "filled", "failed", "expired", "unknown")
 LEGACY_OUTCOMES = ("filled", "partial", "not_filled", "failed", "unknown")
@@ -126,6 +132,24 @@ SIGNAL_OUTCOMES = {
 RPC_ENDPOINTS = ("primary", "backup")
 _NOT_FAILURES = (ACCOUNT_REASONS | ACCEPTED_REASONS | set(EXPIRED_REASONS)
                  | set(NOT_SENT_REASONS) | {"fill_unconfirmed"})
+
+
+class MarketMeans:
+    """A per-market mean kept by the process (so it outlives actor restarts), shown in a gauge."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def observe(self, market: str, value: float) -> None:
+        """Add one value of a market and set the market's gauge to its mean."""
+        self._sums[market] = self._sums.get(market, 0.0) + value
+        self._counts[market] = self._counts.get(market, 0) + 1
+        self._gauge.labels(market=market).set(self._sums[market] / self._counts[market])
+
+
+PRICE_IMPROVEMENT_MEANS = MarketMeans(SWIFT_AVG_PRICE_IMPROVEMENT_BY_MARKET)
 
 
 def is_swift_failure(reason: str) -> bool:

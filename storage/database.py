@@ -63,11 +63,13 @@ class Database:
         )
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+    def connection(self, autocommit: bool = False) -> Iterator[psycopg2.extensions.connection]:
         """Check out this greenlet's connection; a nested use gets the same one.
 
         The block is one transaction: it commits on success and rolls back on error. A
         connection that broke (closed, or an OperationalError/InterfaceError) is discarded.
+        With `autocommit` (one statement outside any transaction of the caller) there is no
+        BEGIN and no COMMIT: one round trip instead of three.
         """
         me = id(gevent.getcurrent())
         held = self._held.get(me)
@@ -82,6 +84,8 @@ class Database:
         broken = False
         try:
             conn = self._idle.pop() if self._idle else self._connect()
+            if conn.autocommit != autocommit:
+                conn.autocommit = autocommit
             self._held[me] = conn
             try:
                 yield conn
@@ -109,7 +113,7 @@ class Database:
 
     def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """Run a query and return its rows as dicts."""
-        with self.connection() as conn, conn.cursor(
+        with self.connection(autocommit=True) as conn, conn.cursor(
             cursor_factory=psycopg2.extras.RealDictCursor
         ) as cur:
             cur.execute(sql, params)
@@ -122,7 +126,7 @@ class Database:
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement and return the number of rows it touched."""
-        with self.connection() as conn, conn.cursor() as cur:
+        with self.connection(autocommit=True) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.rowcount
 

@@ -28,11 +28,11 @@ from enum import StrEnum
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 
 from observability.trading_metrics import RPC_RATE_LIMITED
+from venue.http_session import pooled_session
 from venue.redact import install_urllib3_redaction, redact_url
 from venue.swift_errors import classify_exception
 
@@ -140,7 +140,7 @@ class SolanaRpc:
         *,
         label: str = "rpc",
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        pool_size: int = 8,
+        pool_size: int = 16,
         session: requests.Session | None = None,
         rate_limit_budget_s: float = RATE_LIMIT_BUDGET_S,
     ) -> None:
@@ -149,12 +149,7 @@ class SolanaRpc:
         self._timeout = timeout_s
         self._rate_limit_budget = rate_limit_budget_s
         self._ids = itertools.count(1)
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self._session = session
+        self._session = session or pooled_session(url, pool_size)
 
     def __repr__(self) -> str:
         return f"SolanaRpc(label={self.label!r}, url={redact_url(self._url)!r})"

@@ -18,8 +18,8 @@ from enum import StrEnum
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from venue.http_session import pooled_session
 from venue.redact import install_urllib3_redaction, redact_url
 from venue.swift_errors import SwiftOutcome, classify_exception, classify_response
 
@@ -89,12 +89,7 @@ class SwiftClient:
         self._order_timeout = order_timeout_ms / 1000.0
         self._query_timeout = query_timeout_ms / 1000.0
         self._clock = clock
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self._session = session
+        self._session = session or pooled_session(self._base, pool_size, pool_connections=2)
 
     def __repr__(self) -> str:
         return f"SwiftClient(base_url={redact_url(self._base)!r})"

@@ -4,6 +4,7 @@ the SignedMsgUserOrders check (real database, real sandbox over HTTP with faults
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -184,3 +185,21 @@ def test_an_authority_without_signed_msg_user_orders_trades_on_chain(stack: Stac
     assert stack.sandbox_stats(bot["agent"]).get("swift_orders_received", 0) == 0
     assert stack.cli("wallet", "init-orders", bot["wallet"])["state"] == "created"
     assert Pubkey.from_string(bot["agent"]) in exchange.signed_msg
+
+
+def test_a_stored_rollback_holds_from_the_first_order_after_a_restart(
+        database_url: str, tmp_path: Path) -> None:
+    first = Stack(database_url, tmp_path)
+    first.cli("flags", "set", "SWIFT_ENABLED", "false")
+    first.db.execute("INSERT INTO runtime_flags (key, value) VALUES"
+                     " ('SWIFT_ROLLOUT_PERCENT', '\"10\"')")  # by hand, and wrong: ignored
+    first.close(keep_sandbox=True)
+    second = Stack(database_url, tmp_path, sandbox=first.sandbox)  # environment: enabled
+    try:
+        flags = current_flags(second)  # read at start, before any ask is answered
+        assert not flags.enabled and flags.rollout_percent == 100
+        bot = second.new_bot(max_usd="300")
+        status, trade = run(second, bot, alert(1))
+        assert (status, trade["fallback_reason"]) == ("done", "swift_disabled")
+    finally:
+        second.close()

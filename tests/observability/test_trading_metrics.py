@@ -107,6 +107,8 @@ def test_series_of_known_label_values_exist_at_zero() -> None:
         assert sample("swift_orders_failed_total", reason=reason) is not None, reason
     for reason in FALLBACK_REASONS:
         assert sample("swift_fallback_reasons_total", reason=reason) is not None, reason
+    assert ("permanent", "insufficient_collateral") in ERROR_TYPES
+    assert ("expired", "not_filled") in ERROR_TYPES
     for kind, reason in ERROR_TYPES:
         assert sample("swift_errors_by_type_total", type=kind, reason=reason) is not None
     for event in AUDIT_EVENTS:

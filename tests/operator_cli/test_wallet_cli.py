@@ -1,11 +1,15 @@
-"""`wallet create` / `wallet fund` through the real CLI: keys sealed, owner, faucet, refusals."""
+"""`wallet create` / `wallet fund` / `wallet init-orders` through the real CLI: keys sealed,
+owner, faucet, refusals, and on a real venue the SignedMsgUserOrders account and its rent."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from solders.keypair import Keypair
 
 from security.agent_keys import open_agent_privkey, open_agent_privkey_legacy
@@ -162,8 +166,74 @@ def test_wallet_fund_retries_the_faucet(cli: Cli, faucet: Faucet) -> None:
 
 
 def test_no_faucet_call_off_the_sandbox(cli: Cli, faucet: Faucet) -> None:
-    out = cli.ok("wallet", "create", env={"VENUE": "drift-devnet"})
+    out = cli.ok("wallet", "create", "--no-fund", env={"VENUE": "drift-devnet"})
     assert out["funded"] is None and faucet.bodies == []
+    assert out["rent"]["total_lamports"] > out["rent"]["signed_msg_user_orders"] > 0
+
+
+def test_an_unreachable_real_venue_keeps_the_wallet_and_exits_4(cli: Cli, db: Database,
+                                                               faucet: Faucet) -> None:
+    result = cli("wallet", "create", "--json",
+                 env={"VENUE": "drift-devnet", "RPC_PRIMARY_URL": "http://127.0.0.1:9"})
+    assert result.code == 4 and faucet.bodies == []
+    out = result.json
+    assert out["signed_msg_user_orders"] == "unknown" and out["funded"] is None
+    assert any("wallet init-orders" in line for line in result.error_lines())
+    assert _stored(db, out["wallet"])["agent_public_key"] == out["agent_public_key"]
+
+
+@pytest.fixture
+def venue() -> Iterator[Any]:
+    """A real sandbox standing in for a real venue: VENUE=drift-devnet (the same program id)
+    with its RPC at the sandbox, so `wallet create` takes the real-venue path."""
+    server_module = pytest.importorskip("sandbox.server")
+    sandbox = server_module.SandboxServer(port=0, slot_ms=20).start()
+    yield sandbox
+    sandbox.stop()
+
+
+def _sol_only(venue: Any, authority: str, sol: float) -> None:
+    """SOL for the authority, no User and no SignedMsgUserOrders (as on a real venue)."""
+    answer = requests.post(f"{venue.url}/sandbox/faucet", timeout=5, json={
+        "authority": authority, "sol": sol, "user": False,
+        "signed_msg_user_orders": False}).json()
+    assert answer["signed_msg_user_orders"] is None
+
+
+def test_on_a_real_venue_a_funded_agent_gets_its_signed_msg_user_orders(
+        cli: Cli, tmp_path: Path, venue: Any) -> None:
+    keypair = Keypair()
+    _sol_only(venue, str(keypair.pubkey()), 0.05)
+    real = {"VENUE": "drift-devnet", "RPC_PRIMARY_URL": venue.url}
+    out = cli.ok("wallet", "create", "--import-key", str(_keypair_file(tmp_path, keypair)),
+                 env=real)
+    assert out["signed_msg_user_orders"] == "created"
+    assert keypair.pubkey() in venue.exchange.signed_msg
+    report = out["signed_msg_user_orders_report"]
+    assert report["balance_lamports"] == 50_000_000 and report["signature"]
+    rent = out["rent"]
+    assert rent["signed_msg_user_orders"] == (128 + 48 + 8 * 24) * 6960  # Solana's formula
+    assert rent["total_lamports"] == (rent["signed_msg_user_orders"] + rent["per_sub_account"]
+                                      + rent["user_stats"] + rent["fee_reserve"])
+    again = cli.ok("wallet", "init-orders", out["wallet"], env=real)
+    assert again["state"] == "exists"
+
+
+def test_on_a_real_venue_a_new_agent_is_told_how_much_sol_it_needs(
+        cli: Cli, venue: Any) -> None:
+    real = {"VENUE": "drift-devnet", "RPC_PRIMARY_URL": venue.url}
+    result = cli("wallet", "create", "--json", env=real)
+    assert result.code == 0  # the wallet is created; its SOL is the operator's next step
+    out = result.json
+    assert out["signed_msg_user_orders"] == "needs_sol"
+    total = out["rent"]["total_sol"]
+    (line,) = result.error_lines()
+    assert f"need {total} SOL" in line and f"wallet init-orders {out['wallet']}" in line
+    refused = cli("wallet", "init-orders", out["wallet"], env=real)
+    assert refused.code == 1 and "SOL more" in refused.err
+    _sol_only(venue, out["agent_public_key"], 0.01)
+    created = cli.ok("wallet", "init-orders", out["wallet"], env=real)
+    assert created["state"] == "created"
 
 
 def test_the_real_sandbox_faucet_funds_the_new_agent(cli: Cli) -> None:

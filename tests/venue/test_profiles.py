@@ -88,3 +88,15 @@ def test_market_sizes_are_configuration() -> None:
         with_market_sizes(p, {0: (0, 1)})
     with pytest.raises(ValueError):
         p.market(500)
+
+
+def test_the_drift_profiles_say_their_program_is_paused() -> None:
+    for name in ("drift-mainnet", "drift-devnet"):
+        pause = PROFILES[name].paused_program
+        assert pause is not None and pause.since == "2026-04-01"
+        assert pause.warning(name).startswith(f"venue {name}: its program is paused since")
+        assert PROFILES[name].describe()["paused_program"]["since"] == "2026-04-01"
+        assert load_profile({"VENUE": name}).paused_program == pause  # overrides keep it
+    for name in ("velocity", "sandbox"):
+        assert PROFILES[name].paused_program is None
+        assert PROFILES[name].describe()["paused_program"] is None
