@@ -83,6 +83,7 @@ from storage.trades import log_swift_event, mark_swift_submitted
 from supervision import Outcome, Pending, SupervisedActor
 from venue.auction import LONG, AuctionConfig
 from venue.profiles import VenueProfile
+from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
 from venue.signed_msg_user_orders import signed_msg_user_orders_address
 from venue.swift_client import SubmitResult, SwiftClient
 from venue.swift_errors import SwiftOutcome
@@ -99,7 +100,8 @@ class _Queued:
     order: SwiftOrder
     wait_s: float
     future: pykka.Future[Any]
-    give_up_at: float
+    window_s: float  # how long it may wait for budget: its auction window
+    give_up_at: float | None = None  # set when it first finds no budget (not for the wire)
 
 
 @dataclass(frozen=True)
@@ -286,8 +288,7 @@ class SwiftGateway(SupervisedActor):
         SWIFT_ORDERS.labels(market=market).inc()
         SWIFT_ORDERS_BY_MARKET.labels(market=market).inc()
         window_s = self._auction.duration_slots * submit.order.snapshot.slot_ms / 1000
-        self._queue.append(_Queued(submit.order, submit.wait_s, future,
-                                   time.monotonic() + window_s))
+        self._queue.append(_Queued(submit.order, submit.wait_s, future, window_s))
         self._pump()
         return Pending(future)
 
@@ -299,11 +300,15 @@ class SwiftGateway(SupervisedActor):
                 self._queue.popleft()
                 item.future.set(SwiftResult("not_sent", "swift_unhealthy"))
                 continue
-            if time.monotonic() > item.give_up_at:
+            if item.give_up_at is not None and time.monotonic() > item.give_up_at:
                 self._queue.popleft()
                 item.future.set(SwiftResult("not_sent", "rate_budget"))
                 continue
             if not self._take_token():
+                # waiting for the wire is ours to bound; waiting for budget only as long as
+                # the order's auction would last
+                if item.give_up_at is None:
+                    item.give_up_at = time.monotonic() + item.window_s
                 if not self._refill_due:
                     self._refill_due = True
                     self.send_later((1 - self._tokens) / self._rate, _Refill())
@@ -316,10 +321,16 @@ class SwiftGateway(SupervisedActor):
     def _signed(self, order: SwiftOrder) -> tuple[SignedOrder, str, int, int]:
         """The signed message, its uuid, max_slot and max_ts (the auction's end)."""
         snap = order.snapshot
+        if self._venue.now().slot + RESIGN_MARGIN_SLOTS > snap.slot + self._auction.duration_slots:
+            # it waited so long that it would die before it is placed: price and sign it
+            # against the market as it is now (one read per market per slot, shared), or at
+            # least at the current slot when the venue cannot be read
+            try:
+                snap = self._venue.snapshot(order.market_index)
+            except (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout, ValueError):
+                now = self._venue.now()
+                snap = dataclasses.replace(snap, slot=now.slot, unix_ts=now.unix_ts)
         slot, unix_ts = snap.slot, snap.unix_ts
-        now = self._venue.now()
-        if now.slot + RESIGN_MARGIN_SLOTS > slot + self._auction.duration_slots:
-            slot, unix_ts = now.slot, now.unix_ts  # it would die before it is placed: sign fresh
         auction_s = self._auction.duration_slots * snap.slot_ms / 1000
         max_ts = unix_ts + max(1, round(auction_s))
         spec = dataclasses.replace(market_order(
@@ -354,19 +365,23 @@ class SwiftGateway(SupervisedActor):
     def _post_done(self, done: _PostDone) -> None:
         self._in_flight -= 1
         item = done.item
-        if done.outcome.error is not None:  # nothing recorded as sent can have left... or can it
+        if done.outcome.error is not None:
+            # `_post` fails only before the POST (the client never raises): nothing left us,
+            # so a fallback is safe
             error = done.outcome.error
-            log.error("swift submission failed before an answer: %s", type(error).__name__,
+            log.error("swift submission failed before the POST: %s", type(error).__name__,
                       extra=_context(item.order, None))
+            not_sent = Outcome(value=SwiftResult("not_sent",
+                                                 f"gateway_error: {type(error).__name__}"))
             uuid = uuid_for(item.order.trade_id, item.order.attempt)
             if uuid is not None:  # the audit trail says so too (if the database lets it)
                 self.run_in_background(
                     lambda: self._log(item.order, uuid.decode("ascii"), "failed",
                                       error_code=INTERNAL_ERROR,
                                       error_message=type(error).__name__),
-                    then=lambda _o: _Finished(item, done.outcome, INTERNAL_ERROR))
+                    then=lambda _o: _Finished(item, not_sent, INTERNAL_ERROR))
             else:
-                self._finished(_Finished(item, done.outcome, INTERNAL_ERROR))
+                self._finished(_Finished(item, not_sent, INTERNAL_ERROR))
             self._pump()
             return
         posted: _Posted = done.outcome.value

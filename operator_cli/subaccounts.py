@@ -22,9 +22,9 @@ token account. `--no-venue` allocates the id only (offline; `bot provision` fini
 
 Deleting: bots are never deleted (trades, signals and profit shares refer to them); a bot taken
 out of service (`bot pause`) keeps its sub-account and its id, which is never given to another
-bot: the program's counter only grows, so a deleted User's id could never be created again, and
-its collateral stays in it until moved. The migration report and `bot show` say which id a bot
-has and whether it still shares one.
+bot: the program's counter only grows, so a deleted User's id could never be created again. Its
+collateral stays in it (no command moves it back to sub-account 0 yet). The migration report
+and `bot show` say which id a bot has and whether it still shares one.
 """
 
 from __future__ import annotations
@@ -57,8 +57,6 @@ from venue.subaccounts import (
     provision,
     read_sub_account,
 )
-
-UNFINISHED = ("accepted", "processing")
 
 
 def fund_arg(text: str | None) -> Decimal | None:
@@ -254,10 +252,16 @@ def _migration_fund(bot: subaccounts.SharedBot) -> Decimal:
 def _blocker(ctx: Context, venue: Venue, bot: subaccounts.SharedBot,
              agent: Pubkey) -> str | None:
     """Why this bot cannot move now, or None."""
-    busy = ctx.db.fetchone("SELECT count(*) AS n FROM webhook_signals WHERE trading_bot_id = %s"
-                           " AND status = ANY(%s)", (bot.bot_id, list(UNFINISHED)))
-    if busy and busy["n"]:
-        return f"{busy['n']} signal(s) of the bot are still being executed"
+    busy = ctx.db.fetchone(
+        "SELECT (SELECT count(*) FROM webhook_signals WHERE trading_bot_id = %s"
+        "         AND status IN ('accepted', 'processing')) AS signals,"
+        " (SELECT count(*) FROM trade_retry_queue WHERE bot_id = %s"
+        "   AND status IN ('pending', 'running')) AS retries,"
+        " (SELECT count(*) FROM pending_profit_shares WHERE subscriber_bot_id = %s"
+        "   AND status IN ('pending', 'sending')) AS ious", (bot.bot_id,) * 3)
+    if busy and any(busy.values()):  # each would act on the old sub-account's position or PnL
+        return (f"the bot still has {busy['signals']} signal(s) running, {busy['retries']} "
+                f"retry job(s) and {busy['ious']} unpaid profit share(s)")
     current = venue.read(agent, bot.drift_subaccount_id)
     if current is None:
         return None

@@ -148,14 +148,15 @@ def plan_sub_account(rpc: SolanaRpc, profile: VenueProfile, authority: Pubkey,
 def _fund_ix(profile: VenueProfile, plan: SubAccountPlan, amount: int,
              source_exists: bool) -> tuple[Instruction, str]:
     authority = plan.authority
+    source = plan.source.raw if plan.source is not None else None
     if plan.sub_account_id == FUNDING_SOURCE:
         ata = get_associated_token_address(authority, profile.quote_mint)
-        return deposit_ix(profile, authority, amount, ata, None,
+        return deposit_ix(profile, authority, amount, ata, source,
                           sub_account_id=FUNDING_SOURCE), "deposit"
     if not source_exists:
         raise SubAccountError(f"sub-account {FUNDING_SOURCE} of {authority} does not exist on the "
                               "venue: nothing to fund the new sub-account from")
-    users = [plan.source.raw] if plan.source is not None and plan.source.raw is not None else []
+    users = [source] if source is not None else []
     return transfer_deposit_ix(profile, authority, amount, FUNDING_SOURCE, plan.sub_account_id,
                                users), "transfer_deposit"
 

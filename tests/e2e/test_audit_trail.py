@@ -91,7 +91,7 @@ def test_a_swift_fill_is_audited_with_latency_and_price_improvement(stack: Stack
     assert logged[1]["response_payload"]["http_status"] == 200
     filled = logged[-1]["response_payload"]
     assert filled["price_improvement_bps"] == pytest.approx(
-        float(trade["price_improvement"]) * 100, abs=1e-3)
+        float(trade["price_improvement"]) * 100, abs=0.006)  # the column keeps 4 decimals of %
     assert counts.delta() == {"orders": 1, "success": 1, "fallback": 0, "failed": 0,
                               "audit_failures": 0}
     body = summary(stack)
@@ -186,14 +186,17 @@ def test_orders_the_gateway_never_sent_count_as_orders(stack: Stack) -> None:
     assert len(copies) == 2
     assert set(stack.wait(*copies).values()) == {"done"}
     trades = [t for s in (signal_id, *copies) for t in stack.trades(s)]
-    statuses = sorted(t["swift_status"] for t in trades)
-    assert statuses == ["fallback", "fallback", "filled"]
+    # the first order takes the one token; an order that waits past its auction window is not
+    # sent (one arriving after the 10 s refill may take the new token)
     not_sent = [t for t in trades if t["swift_status"] == "fallback"]
+    assert 1 <= len(not_sent) <= 2 and len(trades) == 3
     assert all(t["swift_order_id"] is None for t in not_sent)  # nothing left the process
     assert {t["fallback_reason"] for t in not_sent} == {"swift_not_sent:rate_budget"}
-    assert counts.delta() == {"orders": 3, "success": 1, "fallback": 2, "failed": 0,
-                              "audit_failures": 0}
-    assert sample("swift_fallback_reasons_total", reason="rate_budget") == not_sent_before + 2
+    assert {t["swift_status"] for t in trades if t not in not_sent} == {"filled"}
+    assert counts.delta() == {"orders": 3, "success": 3 - len(not_sent),
+                              "fallback": len(not_sent), "failed": 0, "audit_failures": 0}
+    assert sample("swift_fallback_reasons_total", reason="rate_budget") == (
+        not_sent_before + len(not_sent))
     assert_ratios_in_unit_interval(summary(stack))
 
 

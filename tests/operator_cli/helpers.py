@@ -115,6 +115,7 @@ def make_bot(db: Database, ring: ServerKeyRing, wallet: str, leverage: str = "5"
 
     from security.policy import BotPolicy, compute_policy_hmac
     from storage.bots import insert_bot
+    from storage.subaccounts import next_subaccount_id
 
     bot_id = str(uuid.uuid4())
     kid = ring.current_key_id
@@ -123,4 +124,5 @@ def make_bot(db: Database, ring: ServerKeyRing, wallet: str, leverage: str = "5"
                       market_index=0, leverage=Decimal(leverage),
                       max_position_size=Decimal(max_position), webhook_secret_hash=None,
                       policy_hmac=compute_policy_hmac(ring.policy_keys()[kid], kid, policy),
-                      source_published_bot_id=source_published_bot_id)
+                      source_published_bot_id=source_published_bot_id,
+                      drift_subaccount_id=next_subaccount_id(db, wallet))

@@ -21,8 +21,9 @@ def make_bot(db: Database, name: str = "b") -> str:
     db.execute("INSERT INTO wallets (address, agent_public_key) VALUES (%s, %s)"
                " ON CONFLICT DO NOTHING", ("W", "A"))
     row = db.fetchone(
-        "INSERT INTO trading_bots (wallet_address, name, market, market_index, max_position_size)"
-        " VALUES ('W', %s, 'SOL-PERP', 0, 100) RETURNING id", (name,))
+        "INSERT INTO trading_bots (wallet_address, name, market, market_index, max_position_size,"
+        " drift_subaccount_id) VALUES ('W', %s, 'SOL-PERP', 0, 100, (SELECT count(*) FROM"
+        " trading_bots WHERE wallet_address = 'W')) RETURNING id", (name,))  # own sub-account
     assert row is not None
     return row["id"]
 
