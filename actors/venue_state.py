@@ -46,7 +46,7 @@ from venue.clock_sysvar import CLOCK_SYSVAR, read_clock
 from venue.perp_market import read_perp_market
 from venue.positions import UserSnapshot, read_user
 from venue.profiles import VenueProfile
-from venue.rpc_client import AccountData
+from venue.rpc_client import AccountData, RpcRateLimited
 from venue.snapshot import ChainTime, MarketSnapshot
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ READS_IN_FLIGHT = 4
 CLOCK_REFRESH_S = 5.0  # an extrapolation older than this is refreshed in the background
 MIN_SPAN_SLOTS = 5  # observed slot time is trusted once the clock has seen this many slots
 MIN_SPAN_S = 1.0  # ...over at least this long
+RATE_LIMITED_PAUSE_S = 0.5  # after a read still refused with 429, the next one waits this
 CALIBRATE_AFTER_S = (0.0, 1.5)  # clock reads at start, so the slot time is measured early
 UserKey = tuple[Pubkey, int]
 
@@ -93,6 +94,11 @@ class _Calibrate:
     pass
 
 
+@dataclass(frozen=True)
+class _Resume:
+    pass
+
+
 @dataclass
 class _Clock:
     slot: int = 0
@@ -120,12 +126,15 @@ class VenueState(SupervisedActor):
         self._to_read: dict[Pubkey, float] = {}  # key -> the freshest fresh_after wanted
         self._flights: list[_Flight] = []
         self._floor: dict[Pubkey, float] = {}  # key -> reads sent before this are stale
+        self._held_until = 0.0  # no reads before this (the provider answered 429)
 
     def on_start(self) -> None:
         for delay_s in CALIBRATE_AFTER_S:
             self.send_later(delay_s, _Calibrate())
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Resume):
+            return self._pump()
         if isinstance(message, _Calibrate):
             self._want({}, time.monotonic(), None)
             return None
@@ -259,6 +268,8 @@ class VenueState(SupervisedActor):
         return True
 
     def _pump(self) -> None:
+        if time.monotonic() < self._held_until:
+            return  # the provider is rate-limiting us: a _Resume comes when the pause ends
         while self._to_read and len(self._flights) < READS_IN_FLIGHT:
             keys = [k for k in list(self._to_read) if k != CLOCK_SYSVAR][:KEYS_PER_READ]
             for key in keys:
@@ -272,6 +283,17 @@ class VenueState(SupervisedActor):
 
     def _read_done(self, read: _Read) -> None:
         self._flights.remove(read.flight)
+        if isinstance(read.outcome.error, RpcRateLimited):
+            # still refused after the client's own backoff: the reads wait (within their
+            # askers' timeouts) and go again after a pause, rather than fail
+            for key in read.flight.keys:
+                self._to_read.setdefault(key, 0.0)
+            self._to_read.setdefault(CLOCK_SYSVAR, 0.0)
+            if self._held_until <= time.monotonic():
+                self._held_until = time.monotonic() + RATE_LIMITED_PAUSE_S
+                self.send_later(RATE_LIMITED_PAUSE_S, _Resume())
+            log.warning("venue reads rate-limited; trying again in %.1f s", RATE_LIMITED_PAUSE_S)
+            return
         if read.outcome.error is not None:
             self._clock.refreshing = False
             error = read.outcome.error

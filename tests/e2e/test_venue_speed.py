@@ -137,7 +137,7 @@ def test_an_unfilled_swift_order_falls_back_only_once_it_can_no_longer_trade(
 
 def test_rpc_rate_limits_cost_time_but_never_an_order(stack: Stack) -> None:
     source, followers = stack.published_with_subscribers(10)
-    stack.faults(rpc_rps_limit=1)  # a provider at 1 request/s answers the rest with 429
+    stack.faults(rpc_rps_limit=2)  # a provider at 2 requests/s answers the rest with 429
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     stack.wait(signal_id)
     made = copies(stack, signal_id)
