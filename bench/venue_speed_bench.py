@@ -48,10 +48,10 @@ keeps the actor's account prefetch; only the routing differs. While the baseline
 intake listener's 30 s backlog sweep is off (SeedPlanIntake): it wakes every bot with accepted
 signals and would release the copies the batches hold back.
 
-Not measured: `--source-makers-paused` (makers paused for the source's authority only, to show
-the fan-out does not wait for the source's auction). The sandbox's maker pause is global
-(`makers_paused`, `swift_makers_paused`), there is no per-authority knob, so that option does not
-exist. What is reported instead: the source's own fill time next to the subscribers' POSTs.
+That the fan-out does not wait for the source's own auction is shown by an end-to-end test
+instead (tests/e2e/test_venue_speed.py pauses the makers for the source's authority only, with
+the sandbox's `swift_makers_paused_for`, and checks every subscriber filled first); here the
+source's own fill time is printed next to the subscribers' POSTs.
 """
 
 from gevent import monkey

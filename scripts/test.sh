@@ -14,4 +14,24 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x .venv/bin/promtool ]; then
   rm -rf "$tmp"
 fi
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# The suite mostly waits (slots, auctions, timeouts), so it runs as two pytest sessions side by
+# side, each with its own embedded PostgreSQL: the tests that run whole daemons (end to end,
+# crashes, the CLI against a daemon), and everything else. Options (-q, -k, ...) go to both;
+# with a test path or node id it is one session, as asked. Each session's output is shown whole.
+for arg in "$@"; do
+  [[ "$arg" == -* ]] || exec .venv/bin/python -m pytest "$@"
+done
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+daemons=(tests/e2e tests/test_crash_recovery.py tests/test_daemon.py
+         tests/test_daemon_connection_limit.py tests/operator_cli)
+.venv/bin/python -m pytest "$@" "${daemons[@]}" > "$logs/daemons.log" 2>&1 &
+first=$!
+.venv/bin/python -m pytest "$@" "${daemons[@]/#/--ignore=}" > "$logs/rest.log" 2>&1 &
+second=$!
+status=0
+wait "$first" || status=$?
+cat "$logs/daemons.log"
+wait "$second" || status=$?
+cat "$logs/rest.log"
+exit "$status"
