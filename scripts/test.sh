@@ -24,7 +24,7 @@ done
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 daemons=(tests/e2e tests/test_crash_recovery.py tests/test_daemon.py
-         tests/test_daemon_connection_limit.py tests/operator_cli)
+         tests/test_daemon_connection_limit.py)
 .venv/bin/python -m pytest "$@" "${daemons[@]}" > "$logs/daemons.log" 2>&1 &
 first=$!
 .venv/bin/python -m pytest "$@" "${daemons[@]/#/--ignore=}" > "$logs/rest.log" 2>&1 &
