@@ -16,7 +16,7 @@ fi
 .venv/bin/ruff check .
 # The suite mostly waits (slots, auctions, timeouts), so it runs as two pytest sessions side by
 # side, each with its own embedded PostgreSQL: the tests that run whole daemons (end to end,
-# crashes, the CLI against a daemon), and everything else. Options (-q, -k, ...) go to both;
+# crashes), and everything else (mostly the operator CLI). Options (-q, -k, ...) go to both;
 # with a test path or node id it is one session, as asked. Each session's output is shown whole.
 for arg in "$@"; do
   [[ "$arg" == -* ]] || exec .venv/bin/python -m pytest "$@"
