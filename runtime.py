@@ -12,12 +12,14 @@ monkey.patch_all()
 # ruff: noqa: E402 - everything below must be imported after the patch
 import argparse
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from gevent.event import AsyncResult
 import operator_cli
 from actors.dispatch import wake_backlogs
 from actors.services import Services
+from actors.shutdown import quiesce
 from actors.tree import root_kwargs
 from config import ConfigError, Settings, load_settings
 from config.settings import SETTINGS, describe
@@ -41,9 +44,12 @@ from observability.logs import setup_logging
 from security.errors import ServerKeyError
 from security.keyring_config import server_key_ring
 from security.log_redaction import install_log_redaction
+from storage.bot_leases import holder_id
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
+from storage.journal import Journal, OutageIntake
 from storage.migrations import migrate
+from storage.secret_cache import SecretCache
 from storage.subaccounts import shared_count
 from supervision import ChildExited, Link, Ready, Supervisor, start_linked
 from venue import cli as venue_cli
@@ -69,6 +75,7 @@ class Storage:
             dsn = self._embedded.start()
         self.db = Database(dsn, size=settings["DB_POOL_SIZE"],
                            statement_timeout_ms=settings["DB_STATEMENT_TIMEOUT_MS"])
+        self.revive_server = self._embedded.revive if self._embedded is not None else None
 
     def close(self) -> None:
         """Close the pool, then let go of the embedded server."""
@@ -114,7 +121,10 @@ def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
             if shared := shared_count(storage.db):  # migration 0011: later bots of a wallet
                 log.warning("%d bot(s) still share a Drift sub-account with an older bot of "
                             "their wallet; run `quantumvault bot migrate-subaccounts`", shared)
-            yield Services(settings, storage.db, admin_token(settings), venue.profile, ring)
+            journal = Journal(settings["STATE_DIR"] / "journal", settings["JOURNAL_MAX_BYTES"],
+                              settings["JOURNAL_MAX_AGE_S"])
+            yield Services(settings, storage.db, admin_token(settings), venue.profile, ring,
+                           outage=OutageIntake(journal, SecretCache(), storage.revive_server))
         finally:
             storage.close()
     finally:
@@ -148,10 +158,26 @@ def stop_tree(root: pykka.ActorRef[Any]) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def state_dir_lock(state_dir: Path) -> Iterator[None]:
+    """Hold STATE_DIR/daemon.lock for the daemon's life: a second daemon on the same state
+    directory (which would share its bot leases, its journal and its embedded database) is
+    refused. The kernel drops the lock when the process dies, kill -9 included."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "daemon.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StartupError(f"another daemon runs with STATE_DIR={state_dir}; one daemon per"
+                               " state directory") from None
+        yield
+
+
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT (exit 0) or until the tree gives up (exit 3)."""
     try:
-        with assembled(settings, os.environ) as services:
+        with state_dir_lock(settings["STATE_DIR"]), assembled(settings, os.environ) as services:
+            services.holder = holder_id(settings["STATE_DIR"])
             exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
             try:
                 return _serve(services)
@@ -180,6 +206,12 @@ def _serve(services: Services) -> int:
              services.settings["WEBHOOK_PORT"], services.settings["METRICS_PORT"])
     code = done.get()
     systemd.notify("STOPPING=1")
+    if code == 0:
+        drain_s = services.settings["DRAIN_TIMEOUT_S"]
+        log.info("draining: no new work; orders in flight have up to %.0f s", drain_s)
+        started = time.monotonic()
+        quiesce(services, drain_s)
+        log.info("drained in %.1f s", time.monotonic() - started)
     log.info("stopping the supervision tree")
     if not stop_tree(root):
         code = code or EXIT_TREE_GAVE_UP

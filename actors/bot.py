@@ -13,24 +13,26 @@ trigger points, sizing, orders), `actors.order_exec` (one order, Swift first) an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
 from typing import Any
 
 from actors import retry_flow, signal_flow
 from actors.bot_context import BotContext
-from actors.messages import ProcessSignal, RunRetry
+from actors.messages import ProcessSignal, Quiesce, RunRetry
 from actors.services import Services
+from storage.bot_leases import LeaseLost, acquire, wake_holder
 from storage.bots import get_bot
+from storage.journal import DATABASE_UNREACHABLE
+from storage.retry_queue import release_claim
 from storage.signals import claim_next
 from supervision import SupervisedActor
 
+log = logging.getLogger(__name__)
+
 VENUE_PAUSE_FIRST_S = 1.0
 VENUE_PAUSE_MAX_S = 30.0
-
-
-@dataclass(frozen=True)
-class _Resume:
-    pass
+DB_RETRY_S = 1.0  # a bot that lost the database tries again this often
 
 
 def bot_child_name(bot_id: str) -> str:
@@ -47,37 +49,102 @@ class BotActor(SupervisedActor):
         super().__init__()
         self._ctx = BotContext.create(bot_id, services)
         self._stale_s = services.settings["SIGNAL_STALE_S"]
+        self._lease_ttl_s = services.settings["BOT_LEASE_TTL_S"]
+        self._lease_checked_until = float("-inf")
+        self._resumed = False
         self._venue_pause = VENUE_PAUSE_FIRST_S / 2
+        self._db_retry_due = False
+        self._db_lost = False
 
     def on_start(self) -> None:
-        if get_bot(self._ctx.services.db, self._ctx.bot_id) is None:
+        try:
+            missing = get_bot(self._ctx.services.db, self._ctx.bot_id) is None
+        except DATABASE_UNREACHABLE:
+            missing = False  # the drain fails the same way, and waits for the database
+        if missing:
             raise LookupError(f"bot {self._ctx.bot_id} does not exist")
         # the work itself runs from the mailbox: a start must stay quick for the supervisor
-        self.actor_ref.tell(_Resume())
+        self.actor_ref.tell(ProcessSignal("start"))
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Resume):
-            retry_flow.resume_interrupted(self._ctx, self._stale_s)
-            return self._drain()
-        if isinstance(message, ProcessSignal):
-            return self._drain()
-        if isinstance(message, RunRetry):
-            return retry_flow.run_retry(self._ctx, message.job, message.worker)
+        if isinstance(message, Quiesce):  # answered once the signal in hand is done
+            return True
+        if self._ctx.services.stopping.is_set():  # what is waiting runs after the restart
+            if isinstance(message, RunRetry):
+                return release_claim(self._ctx.services.db, message.job["id"], message.worker)
+            if isinstance(message, ProcessSignal):
+                return 0
+        try:
+            if isinstance(message, ProcessSignal):
+                done = self._drain()
+                self._db_lost = False
+                return done
+            if isinstance(message, RunRetry):
+                return retry_flow.run_retry(self._ctx, message.job, message.worker)
+        except DATABASE_UNREACHABLE as exc:
+            return self._database_lost(exc)
+        except LeaseLost:  # another daemon took the bot over: it settles what was in hand
+            log.warning("bot lease lost to another daemon: nothing more is sent from here",
+                        extra={"bot_id": self._ctx.bot_id})
+            self._lease_checked_until = float("-inf")
+            self._resumed = False
+            return 0
         return super().on_receive(message)
 
-    def _drain(self) -> int:
-        """Claim and run every accepted signal of this bot, oldest first; returns how many.
+    def _database_lost(self, exc: BaseException) -> None:
+        """Start over as a restart would (fresh context, settle what was left half done), but
+        once the database answers: a crash per attempt would exhaust the bots supervisor's
+        restart intensity within a failover and stop every bot with it."""
+        if not self._db_lost:
+            log.warning("database unreachable (%s): this bot starts over once it answers",
+                        type(exc).__name__, extra={"bot_id": self._ctx.bot_id})
+            self._db_lost = True
+        self._ctx = BotContext.create(self._ctx.bot_id, self._ctx.services)
+        self._resumed = False
+        self._lease_checked_until = float("-inf")
+        if not self._db_retry_due:
+            self._db_retry_due = True
+            self.send_later(DB_RETRY_S, ProcessSignal("database-retry"))
 
-        A signal the venue could not be read for goes back to `accepted` and the drain stops
-        there, so later signals keep waiting behind it (strict order); it is tried again with
-        backoff while it is young enough, then fails.
+    def _held_here(self) -> bool:
+        """Does this daemon hold the bot's lease? Asked of the database at most once a third
+        of the lease's life (claims are fenced by it anyway); when another daemon holds it,
+        the wake-up is passed on to that daemon."""
+        if time.monotonic() < self._lease_checked_until:
+            return True
+        db, holder = self._ctx.services.db, self._ctx.services.holder
+        if acquire(db, self._ctx.bot_id, holder, self._lease_ttl_s) is None:
+            log.debug("bot held by %s: wake-up passed on", wake_holder(db, self._ctx.bot_id),
+                      extra={"bot_id": self._ctx.bot_id})
+            return False
+        self._lease_checked_until = time.monotonic() + self._lease_ttl_s / 3
+        return True
+
+    def _drain(self) -> int:
+        """Claim and run the oldest accepted signal of this bot, then wake itself for the next
+        (1), or find none (0).
+
+        Only under this daemon's lease of the bot; the first time it holds it, what a crash
+        left half done is settled first (retry_flow.resume_interrupted). A signal the venue
+        could not be read for goes back to `accepted` and the drain stops there, so later
+        signals keep waiting behind it (strict order); it is tried again with backoff while it
+        is young enough, then fails.
         """
-        done = 0
-        while (row := claim_next(self._ctx.services.db, self._ctx.bot_id)) is not None:
-            if signal_flow.process(self._ctx, row):
-                self._venue_pause = min(VENUE_PAUSE_MAX_S, self._venue_pause * 2)
-                self.send_later(self._venue_pause, ProcessSignal("venue-retry"))
-                break
-            self._venue_pause = VENUE_PAUSE_FIRST_S / 2
-            done += 1
-        return done
+        self._db_retry_due = False
+        if not self._held_here():
+            return 0
+        if not self._resumed:
+            retry_flow.resume_interrupted(self._ctx, self._stale_s)
+            self._resumed = True
+        db, holder = self._ctx.services.db, self._ctx.services.holder
+        row = claim_next(db, self._ctx.bot_id, holder)
+        if row is None:
+            return 0
+        if signal_flow.process(self._ctx, row):
+            self._venue_pause = min(VENUE_PAUSE_MAX_S, self._venue_pause * 2)
+            self.send_later(self._venue_pause, ProcessSignal("venue-retry"))
+            return 0
+        self._venue_pause = VENUE_PAUSE_FIRST_S / 2
+        # the next one as a message of its own: a Quiesce waits for one signal at most
+        self.actor_ref.tell(ProcessSignal("next"))
+        return 1

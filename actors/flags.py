@@ -4,9 +4,9 @@ The environment gives the start values; values stored by `quantumvault flags set
 override them. The actor reads the stored values at start and again on every NOTIFY
 runtime_flags_changed, which it LISTENs for on a dedicated connection in a background greenlet,
 so a change reaches the next order within milliseconds, without a restart and without refusing
-any alert. A broken connection crashes the actor and its supervisor restarts it (reading the
-flags afresh). Every RESYNC_S it reads them again, so even a lost notification only delays a
-change. A failed read keeps the flags it has.
+any alert. A lost connection is opened again (a database outage restarts no actor) and the
+flags are read afresh. Every RESYNC_S it reads them again, so even a lost notification only
+delays a change. A failed read keeps the flags it has.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from actors.messages import CurrentFlags
 from actors.services import Services
 from config.settings import SETTINGS
 from storage.flags import FLAGS_CHANNEL, stored_flags
-from storage.notify import Listener
+from storage.notify import listen_forever
 from supervision import SupervisedActor
 from trading.routing import LIVE_FLAGS, SwiftFlags
 
@@ -45,11 +45,6 @@ class _Resync:
 class _Read:
     seq: int  # reads are applied in the order they were started, never an older one last
     values: dict[str, Any] | None  # None: the read failed
-
-
-@dataclass(frozen=True)
-class _ListenerDied:
-    error: BaseException
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -85,22 +80,16 @@ class FlagsActor(SupervisedActor):
         self._applied = 0
 
     def on_start(self) -> None:
-        # listening first, so a change committed while the first read runs is not missed; the
-        # first read happens before any ask is answered: a stored rollback holds at start
-        listener = Listener(self._services.db.dsn, FLAGS_CHANNEL)
-        self._track(gevent.spawn(self._listen, listener))
+        # the first read happens before any ask is answered: a stored rollback holds at start;
+        # the listener reads again once it listens (and after every reconnect), so a change
+        # committed before it listened is not missed
+        self._track(gevent.spawn(listen_forever, self._services.db.dsn, (FLAGS_CHANNEL,),
+                                 self._changed, self._changed, WAIT_S))
         self._apply(self._read())
         self.send_later(RESYNC_S, _Resync())
 
-    def _listen(self, listener: Listener) -> None:
-        try:
-            while True:
-                if listener.next_payloads(WAIT_S):
-                    self._tell_self(_Changed())
-        except Exception as exc:
-            self._tell_self(_ListenerDied(exc))
-        finally:
-            listener.close()
+    def _changed(self, *_payloads: list[str]) -> None:
+        self._tell_self(_Changed())
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -135,6 +124,4 @@ class FlagsActor(SupervisedActor):
                 self._applied = message.seq
                 self._apply(message.values)
             return None
-        if isinstance(message, _ListenerDied):
-            raise RuntimeError("flags listener connection failed") from message.error
         return super().on_receive(message)

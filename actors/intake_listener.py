@@ -2,10 +2,11 @@
 
 Alerts that arrive through this daemon's webhook wake their bot directly. Signals written by
 others (the operator CLI's stop-and-flatten, another daemon on the same database) announce
-themselves with NOTIFY signal_accepted; this actor listens on a dedicated connection in a
-background greenlet and wakes each named bot. A broken connection crashes the actor, and its
-supervisor restarts it with a fresh one. Every SWEEP_S (and at each start) it also wakes every
-bot with waiting signals, so a wake-up lost to a failure only delays a signal.
+themselves with NOTIFY signal_accepted, and a daemon that does not hold a bot passes its
+wake-ups to the holder (storage.bot_leases.wake_holder); this actor listens on a dedicated
+connection in a background greenlet and wakes each named bot. A lost connection is opened
+again (a database outage restarts no actor). Every SWEEP_S (and at each (re)connect) it
+also wakes every bot with waiting signals, so a wake-up lost to a failure only delays a signal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import gevent
 
 from actors.dispatch import wake_backlogs, wake_bot
 from actors.services import Services
-from storage.notify import Listener
+from storage.bot_leases import HOLDER_WAKE_CHANNEL, woken_bot
+from storage.notify import listen_forever
 from storage.signals import ACCEPTED_CHANNEL
 from supervision import SupervisedActor
 
@@ -38,11 +40,6 @@ class _Sweep:
     pass
 
 
-@dataclass(frozen=True)
-class _ListenerDied:
-    error: BaseException
-
-
 class IntakeListener(SupervisedActor):
     """Listens for signal_accepted notifications and wakes the bots they name."""
 
@@ -51,20 +48,21 @@ class IntakeListener(SupervisedActor):
         self._services = services
 
     def on_start(self) -> None:
-        listener = Listener(self._services.db.dsn, ACCEPTED_CHANNEL)
-        self._track(gevent.spawn(self._listen, listener))
-        self.actor_ref.tell(_Sweep())
+        self._track(gevent.spawn(listen_forever, self._services.db.dsn,
+                                 (ACCEPTED_CHANNEL, HOLDER_WAKE_CHANNEL), self._woken,
+                                 self._sweep, WAIT_S))
+        self.send_later(SWEEP_S, _Sweep())
 
-    def _listen(self, listener: Listener) -> None:
-        try:
-            while True:
-                payloads = listener.next_payloads(WAIT_S)
-                if payloads:
-                    self._tell_self(_Woken(tuple(dict.fromkeys(payloads))))
-        except Exception as exc:
-            self._tell_self(_ListenerDied(exc))
-        finally:
-            listener.close()
+    def _woken(self, payloads: list[str]) -> None:
+        bot_ids = [self._bot_of(p) for p in payloads]
+        if woken := tuple(dict.fromkeys(b for b in bot_ids if b)):
+            self._tell_self(_Woken(woken))
+
+    def _bot_of(self, payload: str) -> str | None:
+        """signal_accepted names a bot; a lease wake-up names its holder too (ours or not)."""
+        if "\n" in payload:
+            return woken_bot(payload, self._services.holder)
+        return payload
 
     def _wake(self, bot_id: str) -> None:
         try:
@@ -87,6 +85,4 @@ class IntakeListener(SupervisedActor):
             self._track(gevent.spawn(self._sweep))
             self.send_later(SWEEP_S, _Sweep())
             return None
-        if isinstance(message, _ListenerDied):
-            raise RuntimeError("signal listener connection failed") from message.error
         return super().on_receive(message)

@@ -33,6 +33,11 @@ class ProcessSignal:
 
 
 @dataclass(frozen=True)
+class Quiesce:
+    """The daemon is stopping: take no new work; answered once the work in hand is done."""
+
+
+@dataclass(frozen=True)
 class RunRetry:
     """Run one claimed retry job (claimed by `worker`) and settle it."""
 

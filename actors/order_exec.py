@@ -111,7 +111,8 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
     trade_id = open_trade(db, NewTrade(bot.id, req.signal_id, bot.wallet_address, bot.market,
                                        order.side, order.base_amount, order.reduce_only,
                                        route.method, before.base_asset_amount,
-                                       before.quote_entry_amount, req.reference_price))
+                                       before.quote_entry_amount, req.reference_price),
+                          holder=ctx.services.holder)
     context = {"signal_id": req.signal_id, "bot_id": bot.id}
     decision = guard_trade(db, ctx.services.ring, bot, intent)
     if not decision.allowed:

@@ -6,13 +6,17 @@ once its order can no longer trade, the venue's position says whether it filled.
 
 After a crash, a signal left `processing`:
 - with an order that may have left (a pending trade): each such order becomes a retry job of
-  unknown outcome, and the signal ends;
+  unknown outcome, and the signal ends; a flip cut with only its close out runs again (from a
+  fresh read: its open) once that close's job is done, unless it went stale meanwhile;
 - with no order sent, or only a completed close (a flip cut between its close and its open):
   nothing of it is on the wire, so it runs again from a fresh read (the position then says what
   is left to do), unless it is older than SIGNAL_STALE_S (then it fails with that reason; closes
   never go stale: a close that never happens is the worst outcome);
 - with an opening order already filled: it is finished as it stands.
 A source signal's copies are created (once) in every case.
+
+A retry whose attempt a crash cut is claimed again once its lease runs out, its outcome unknown;
+the attempt's trade row, left pending, becomes unknown as the job reconciles it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,13 @@ from storage.retry_queue import (
     settle_retry,
     settle_unknown,
 )
-from storage.signals import finish_signal, interrupted_signals, requeue_signal, superseded
+from storage.signals import (
+    finish_signal,
+    interrupted_signals,
+    reopen_interrupted_flip,
+    requeue_signal,
+    superseded,
+)
 from storage.trades import (
     filled_closes_without_share,
     last_swift_submission,
@@ -49,6 +59,7 @@ from storage.trades import (
     trade_swift_summary,
     update_trade,
 )
+from trading.alerts import never_stale
 from trading.retry_policy import PRIORITIES, after_failure, priority_for, use_swift_on_retry
 from trading.sizing import MarketRules, PlannedOrder
 from venue.positions import PerpPositionView, UserSnapshot
@@ -94,7 +105,12 @@ def resume_interrupted(ctx: BotContext, stale_s: float) -> None:
 def _resume_one(ctx: BotContext, bot: Bot, row: dict[str, Any], stale_s: float) -> None:
     db = ctx.services.db
     context = {"signal_id": row["id"], "bot_id": bot.id}
-    if row["source"] == "webhook":
+    parsed = row["parsed"] or {}
+    age = time.time() - row["received_at"].timestamp()
+    stale = age > stale_s and not never_stale(parsed)
+    if row["source"] == "webhook" and stale:
+        log.warning("no copies made of a stale interrupted signal", extra=context)
+    elif row["source"] == "webhook":
         try:
             route_copies(ctx, row, snapshots(ctx, bot, row)[1])
         except VENUE_READ_ERRORS as exc:  # copies are made when the signal runs again
@@ -116,10 +132,7 @@ def _resume_one(ctx: BotContext, bot: Bot, row: dict[str, Any], stale_s: float) 
         finish_signal(db, row["id"], "done" if not any(t["status"] == "unknown" for t in trades)
                       else "partial", {"interrupted": True}, "interrupted by a restart")
         return
-    parsed = row["parsed"] or {}
-    is_close = parsed.get("kind") == "close" or bool(parsed.get("flatten"))
-    age = (time.time() - row["received_at"].timestamp())
-    if age > stale_s and not is_close:
+    if stale:
         finish_signal(db, row["id"], "failed", {"interrupted": True, "stale": True},
                       f"stale: interrupted by a restart {age:.0f} s after it arrived"
                       f" (SIGNAL_STALE_S={stale_s:.0f})")
@@ -197,9 +210,10 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     size = int(Decimal(job["size"]) * BASE)
     sign = 1 if job["side"] == "long" else -1
     if job["outcome_unknown"] and job["position_before_base"] is not None:
+        _end_dead_attempts(db, job)
         moved = (held - int(job["position_before_base"])) * sign
         if moved >= size:  # the unknown attempt traded: record it, never send it again
-            settle_done(db, job_id, worker)
+            _done(ctx, job, worker)
             log.info("retry reconciled: the earlier attempt had filled", extra=context)
             return "done"
         live = _swift_order_live(ctx, job, ctx.venue.now().slot)
@@ -210,7 +224,7 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     if job["reduce_only"]:
         size = min(size, abs(held)) if held * sign < 0 else 0
         if size == 0:
-            settle_done(db, job_id, worker)
+            _done(ctx, job, worker)
             return "done"  # nothing left to close
     rules = MarketRules(snapshot.market.min_order_size, snapshot.market.step_size)
     size -= size % rules.step_size if rules.step_size else 0
@@ -239,6 +253,29 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     return _settle(ctx, bot, job, worker, outcome, context)
 
 
+def _done(ctx: BotContext, job: dict[str, Any], worker: str) -> None:
+    """Settle the job done. If it was the close of a flip a restart cut before its open, the
+    flip goes back to its bot's backlog first (so that nothing looks settled in between)."""
+    if job["reduce_only"] and job["signal_id"] and reopen_interrupted_flip(
+            ctx.services.db, job["signal_id"], job["id"],
+            ctx.services.settings["SIGNAL_STALE_S"]):
+        log.warning("the close of a flip cut by a restart is done: the flip runs again from a"
+                    " fresh read", extra={"signal_id": job["signal_id"], "bot_id": ctx.bot_id})
+    settle_done(ctx.services.db, job["id"], worker)
+
+
+def _end_dead_attempts(db: Any, job: dict[str, Any]) -> None:
+    """A trade of the job's signal still pending now was sent by an attempt whose process died
+    (a bot's orders run one at a time on its actor, and each ends its own trade row): it becomes
+    unknown, as the job reconciles it, instead of staying pending for good."""
+    if job["signal_id"] is None:
+        return
+    for trade in signal_trades(db, job["signal_id"]):
+        if trade["status"] == "pending":
+            update_trade(db, trade["id"], status="unknown",
+                         error_message="interrupted by a restart; its retry job reconciles it")
+
+
 def _swift_error(db: Any, outcome: OrderOutcome) -> str | None:
     """Why Swift failed for this attempt's trade (None when Swift traded it)."""
     if outcome.method == "swift" and outcome.status in ("completed", "partial"):
@@ -265,7 +302,7 @@ def _settle(ctx: BotContext, bot: Bot, job: dict[str, Any], worker: str,
             outcome: OrderOutcome, context: dict[str, Any]) -> str:
     db = ctx.services.db
     if outcome.status in ("completed", "partial"):
-        settle_done(db, job["id"], worker)
+        _done(ctx, job, worker)
         return "done"
     reason = outcome.reason or outcome.status
     if outcome.status == "unknown":

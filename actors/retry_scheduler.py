@@ -53,7 +53,7 @@ class RetryScheduler(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Tick):
-            if not self._claiming:
+            if not self._claiming and not self._services.stopping.is_set():
                 self._claiming = True
                 self.run_in_background(self._claim, _Claimed)
             self.send_later(self._tick_s, _Tick())
@@ -64,7 +64,8 @@ class RetryScheduler(SupervisedActor):
 
     def _claim(self) -> list[dict[str, Any]]:
         db = self._services.db
-        jobs = claim_due(db, self._worker, self._batch, self._lease_s)
+        jobs = claim_due(db, self._worker, self._batch, self._lease_s,
+                         holder=self._services.holder)
         for priority, depth in depth_by_priority(db).items():
             RETRY_QUEUE_DEPTH.labels(priority=priority).set(depth)
         return jobs

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
+from gevent.event import Event
 
 from config import Settings
 from security.server_key import ServerKeyRing
+from storage.bot_leases import new_holder_id
 from storage.database import Database
+from storage.journal import OutageIntake
 from supervision import request, whereis
 from venue.profiles import VenueProfile
 
@@ -24,6 +27,10 @@ class Services:
     profile: VenueProfile
     ring: ServerKeyRing
     root: pykka.ActorRef[Any] | None = None
+    outage: OutageIntake | None = None  # the journal of alerts taken while the database is down
+    holder: str = field(default_factory=new_holder_id)  # whose bot leases (storage.bot_leases)
+    # set once on SIGTERM: no actor takes new work (a life-cycle fact, read-only to actors)
+    stopping: Event = field(default_factory=Event)
 
 
 class NamedActor:

@@ -4,7 +4,8 @@ Children start in this order and stop in reverse: the health monitor first (its 
 others), the live flags next (every order asks them), then the owners of shared state (RPC
 failover in the legacy executor, the slot clock
 and account cache in venue_state, open Swift orders in the fill tracker, Swift health in the
-gateway), the bot supervisor (bot actors are added on demand), the fan-out, and the
+gateway), the keeper of this daemon's bot leases (nothing claims work before they exist), the
+bot supervisor (bot actors are added on demand), the fan-out, and the
 webhook server last, so nothing is accepted before the actors that handle it are up, and
 intake is the first thing to stop.
 """
@@ -22,6 +23,8 @@ from actors.fill_tracker import FillTracker
 from actors.flags import FlagsActor
 from actors.health_monitor import HealthMonitor, ProbeResult, ProbeSkipped, ProbeSpec
 from actors.intake_listener import IntakeListener
+from actors.journal_replay import JournalReplay
+from actors.lease_keeper import LeaseKeeper
 from actors.legacy_executor import ExecutorClient, LegacyExecutor
 from actors.messages import ReadSlot, SwiftProbe
 from actors.profit_share import ProfitShareActor
@@ -169,6 +172,7 @@ def root_children(services: Services) -> list[ChildSpec]:
             "schedule": IouSchedule(interval_s=s["PROFIT_SHARE_INTERVAL_S"],
                                     max_attempts=s["PROFIT_SHARE_MAX_ATTEMPTS"],
                                     ttl_s=s["PROFIT_SHARE_TTL_S"])}),
+        ChildSpec("lease_keeper", LeaseKeeper, kwargs={"services": services}),
         ChildSpec("bots", Supervisor, kwargs={"strategy": Strategy.ONE_FOR_ONE, **policy},
                   stop_timeout=60.0),
         ChildSpec("retry_scheduler", RetryScheduler, kwargs={
@@ -176,6 +180,7 @@ def root_children(services: Services) -> list[ChildSpec]:
             "lease_s": s["RETRY_LEASE_S"]}),
         ChildSpec("fanout", FanoutCoordinator, kwargs={"services": services}),
         ChildSpec("intake_listener", IntakeListener, kwargs={"services": services}),
+        ChildSpec("intake_journal", JournalReplay, kwargs={"services": services}),
         ChildSpec("webhook", WebhookActor, kwargs={
             "host": s["WEBHOOK_HOST"], "port": s["WEBHOOK_PORT"], "app": build_router(services),
             "max_connections": s["WEBHOOK_MAX_CONNECTIONS"],

@@ -176,9 +176,22 @@ SETTINGS: tuple[Setting, ...] = (
             "how often the retry scheduler claims due jobs"),
     Setting("RETRY_LEASE_S", "120", _float_range(1, 3600),
             "claim lease of a retry job; must outlast a Swift auction and a blockhash (~60 s)"),
+    Setting("DRAIN_TIMEOUT_S", "30", _float_range(0, 600),
+            "on SIGTERM, how long orders in flight may take to reach an outcome before the tree"
+            " stops (alerts meanwhile are still accepted; they run after the restart); keep it"
+            " under systemd's TimeoutStopSec"),
+    Setting("BOT_LEASE_TTL_S", "90", _float_range(3, 3600),
+            "life of a daemon's lease on its bots (renewed every third of it); another daemon on"
+            " the database takes a bot over only once its lease ran out; outlasts a failover"),
     Setting("SIGNAL_STALE_S", "300", _float_range(1, 86_400),
             "a signal a crash interrupted before any order left runs again after the restart"
-            " unless older than this (closes never go stale)"),
+            " unless older than this (reduce-only signals never go stale)"),
+    Setting("JOURNAL_MAX_BYTES", "16777216", _int_range(65_536, 2**40),
+            "largest size of the local alert journal (STATE_DIR/journal) kept while the database"
+            " is unreachable; an alert that does not fit answers 503"),
+    Setting("JOURNAL_MAX_AGE_S", "3600", _float_range(1, 7 * 86_400),
+            "longest database outage the journal covers: once its oldest alert is older, new"
+            " alerts answer 503"),
     Setting("SWIFT_SUPPORTED_MARKETS", "", _markets,
             "optional Swift market allowlist (comma-separated); empty: every perp market; live"),
     Setting("VENUE", "sandbox", _choice("sandbox", "drift-mainnet", "drift-devnet", "velocity"),

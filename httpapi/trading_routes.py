@@ -7,18 +7,30 @@ execute nothing. Nothing is written before the secret is verified: an unauthenti
 costs a counter (`webhook_unauthenticated_total{reason}`) and a log line without the secret.
 An authenticated alert is rate-limited per bot (a leaked secret cannot flood a bot); a
 malformed one is recorded as a rejected signal.
+
+When the database is unreachable (refused or lost connection, no pooled connection, or no
+answer within INTAKE_DB_BUDGET_S), the bot is authenticated from the secret cache and the alert
+goes to the local journal (storage.journal), fsync'd before the answer: 202 `"queued":
+"journal"` with the signal id it will keep. While journaled alerts wait, new ones queue behind
+them in the journal, so alerts reach the database in arrival order. A bot this process has not
+seen, or a journal that cannot take the alert, answers 503.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 
+import gevent
+
 from actors.dispatch import wake_bot
-from actors.services import Services
+from actors.journal_replay import ReplayJournal
+from actors.services import NamedActor, Services
 from httpapi.intake_metrics import WEBHOOK_RATE_LIMITED, WEBHOOK_UNAUTHENTICATED
 from httpapi.ops_routes import require_admin
 from httpapi.rate_limit import KeyedTokenBucket
@@ -26,6 +38,8 @@ from httpapi.router import HttpError, Request, Response, Router
 from observability.trading_metrics import SIGNALS, WEBHOOK_LATENCY
 from security.webhook_auth import SourceIpPolicy, check_source_ip, verify_webhook_secret
 from storage.bots import get_bot
+from storage.journal import DATABASE_UNREACHABLE, JournalRecord, JournalRefused
+from storage.secret_cache import secret_fingerprint
 from storage.signals import record_rejection, record_signal, signal_story
 from trading.alerts import AlertError, Signal, parse_alert
 from trading.dedup import signal_hashes
@@ -34,6 +48,8 @@ log = logging.getLogger(__name__)
 
 MANUAL_ACTIONS = ("buy", "sell", "close")
 MAX_BOT_ID_CHARS = 255  # trading_bots.id is VARCHAR(255): a longer id is no bot's
+INTAKE_DB_BUDGET_S = 2.0  # the bot lookup and the insert together; then the journal takes it
+JOURNAL_ASK_TIMEOUT_S = 1.0
 
 
 def add_trading_routes(router: Router, services: Services) -> None:
@@ -43,6 +59,7 @@ def add_trading_routes(router: Router, services: Services) -> None:
                                trust_forwarded_for=bool(settings["TRUSTED_PROXIES"]),
                                trusted_proxies=tuple(settings["TRUSTED_PROXIES"]))
     limiter = KeyedTokenBucket(settings["WEBHOOK_BOT_RATE_PER_S"], settings["WEBHOOK_BOT_BURST"])
+    outage = services.outage
 
     def refuse(outcome: str, status: int, message: str, started: float,
                headers: tuple[tuple[str, str], ...] = ()) -> HttpError:
@@ -66,21 +83,36 @@ def add_trading_routes(router: Router, services: Services) -> None:
         if not source.allowed:
             raise unauthenticated("forbidden_source", "forbidden_source", 403,
                                   f"source address refused: {source.reason}", request, started)
-        bot = get_bot(services.db, bot_id) if len(bot_id) <= MAX_BOT_ID_CHARS else None
-        if bot is None:
+        deadline = time.monotonic() + INTAKE_DB_BUDGET_S
+        db_up, bot = True, None
+        if len(bot_id) <= MAX_BOT_ID_CHARS:
+            try:
+                with _db_budget(deadline):
+                    bot = get_bot(services.db, bot_id)
+            except DatabaseUnreachable:
+                db_up = False
+        if bot is not None:
+            stored_hash = bot.webhook_secret_hash
+            if outage is not None:
+                outage.secrets.remember(bot.id, stored_hash)
+        elif db_up:
             raise unauthenticated("unknown_bot", "unknown_bot", 404, "unknown bot", request,
                                   started)
+        elif outage is None or not outage.secrets.knows(bot_id):
+            raise refuse("unavailable", 503, "database unreachable and this bot is not known"
+                         " to this process; the alert is dropped", started)
+        else:
+            stored_hash = outage.secrets.stored_hash(bot_id)
         secret = request.query.get("secret") or request.headers.get("x-webhook-secret")
-        auth = verify_webhook_secret(services.ring.webhook_peppers(), secret,
-                                     bot.webhook_secret_hash,
+        auth = verify_webhook_secret(services.ring.webhook_peppers(), secret, stored_hash,
                                      current_key_id=services.ring.current_key_id)
         if not auth.ok:
             raise unauthenticated(auth.reason or "webhook_secret_mismatch", "unauthorized", 401,
                                   "wrong or missing webhook secret", request, started)
-        wait_s = limiter.take(bot.id)
+        wait_s = limiter.take(bot_id)
         if wait_s:
             WEBHOOK_RATE_LIMITED.inc()
-            log.warning("webhook rate limited", extra={"bot_id": bot.id})
+            log.warning("webhook rate limited", extra={"bot_id": bot_id})
             raise refuse("rate_limited", 429,
                          f"more than {limiter.burst} alerts at once or {limiter.rate_per_s:g}"
                          " per second for this bot; this alert is dropped", started,
@@ -89,21 +121,52 @@ def add_trading_routes(router: Router, services: Services) -> None:
         try:
             signal = parse_alert(request.body, request.headers.get("content-type", ""))
         except AlertError as exc:
-            record_rejection(services.db, bot.id, "webhook", f"malformed: {exc}", body_text)
+            if db_up:
+                record_rejection(services.db, bot_id, "webhook", f"malformed: {exc}", body_text)
+            else:
+                log.warning("malformed alert not recorded: database unreachable",
+                            extra={"bot_id": bot_id})
             raise refuse("malformed", 400, f"malformed alert: {exc}", started) from None
-        hashes = signal_hashes(bot.id, request.body, signal, time.time())
-        recorded = record_signal(services.db, bot.id, hashes.primary, hashes.also_duplicate_of,
-                                 "webhook", body_text, signal.as_dict())
-        outcome = "duplicate" if recorded.duplicate else "accepted"
-        if not recorded.duplicate:
-            _wake(services, bot.id, recorded.signal_id)
-        SIGNALS.labels(source="webhook", outcome=outcome).inc()
-        WEBHOOK_LATENCY.labels(outcome=outcome).observe(time.perf_counter() - started)
-        log.info("webhook %s", outcome, extra={"signal_id": recorded.signal_id,
-                                               "bot_id": bot.id})
-        return Response(200 if recorded.duplicate else 202,
-                        {"signal_id": recorded.signal_id, "status": outcome,
-                         "duplicate": recorded.duplicate})
+        received_at = time.time()
+        hashes = signal_hashes(bot_id, request.body, signal, received_at)
+        if db_up and (outage is None or not outage.journal.pending()):
+            try:
+                with _db_budget(deadline):
+                    recorded = record_signal(services.db, bot_id, hashes.primary,
+                                             hashes.also_duplicate_of, "webhook", body_text,
+                                             signal.as_dict())
+            except DatabaseUnreachable:
+                db_up = False
+            else:
+                outcome = "duplicate" if recorded.duplicate else "accepted"
+                if not recorded.duplicate:
+                    _wake(services, bot_id, recorded.signal_id)
+                SIGNALS.labels(source="webhook", outcome=outcome).inc()
+                WEBHOOK_LATENCY.labels(outcome=outcome).observe(time.perf_counter() - started)
+                log.info("webhook %s", outcome, extra={"signal_id": recorded.signal_id,
+                                                       "bot_id": bot_id})
+                return Response(200 if recorded.duplicate else 202,
+                                {"signal_id": recorded.signal_id, "status": outcome,
+                                 "duplicate": recorded.duplicate})
+        if outage is None:
+            raise refuse("unavailable", 503, "database unreachable; the alert is dropped",
+                         started)
+        record = JournalRecord(str(uuid.uuid4()), bot_id, hashes.primary,
+                               hashes.also_duplicate_of, "webhook", body_text, signal.as_dict(),
+                               received_at, secret_fingerprint(stored_hash))
+        try:
+            outage.journal.append(record)
+        except JournalRefused as exc:
+            log.error("alert not journaled: %s", exc, extra={"bot_id": bot_id})
+            raise refuse("unavailable", 503, f"database unreachable and {exc}; the alert is"
+                         " dropped", started) from None
+        if db_up:  # queued behind records still waiting: the replay runs now
+            _tell_journal(services)
+        SIGNALS.labels(source="webhook", outcome="journaled").inc()
+        WEBHOOK_LATENCY.labels(outcome="journaled").observe(time.perf_counter() - started)
+        log.info("webhook journaled", extra={"signal_id": record.signal_id, "bot_id": bot_id})
+        return Response(202, {"signal_id": record.signal_id, "status": "queued",
+                              "queued": "journal", "duplicate": False})
 
     def manual_trade(request: Request) -> Response:
         require_admin(services, request)
@@ -144,6 +207,36 @@ def _manual_signal(action: str) -> Signal:
     if action == "close":
         return Signal("sell", Decimal(0), Decimal(0), Decimal(1), None, None, None, None)
     return Signal(action, Decimal(0), None, None, None, None, None, None)
+
+
+class DatabaseUnreachable(Exception):
+    """The database refused or lost the intake's connection, or did not answer in time."""
+
+
+@contextlib.contextmanager
+def _db_budget(deadline: float) -> Iterator[None]:
+    """Run intake queries within what is left of INTAKE_DB_BUDGET_S (TradingView waits 3 s):
+    an unreachable or slower database raises DatabaseUnreachable and the alert is journaled."""
+    timeout = gevent.Timeout(max(0.001, deadline - time.monotonic()))
+    timeout.start()
+    try:
+        yield
+    except gevent.Timeout as exc:
+        if exc is not timeout:
+            raise
+        raise DatabaseUnreachable("no answer within the intake budget") from None
+    except DATABASE_UNREACHABLE as exc:
+        raise DatabaseUnreachable(type(exc).__name__) from None
+    finally:
+        timeout.cancel()
+
+
+def _tell_journal(services: Services) -> None:
+    """Ask for a replay now; its timer replays within a second anyway."""
+    try:
+        NamedActor(services, "intake_journal", JOURNAL_ASK_TIMEOUT_S).tell(ReplayJournal())
+    except Exception as exc:
+        log.warning("journal replay not requested: %s", type(exc).__name__)
 
 
 def _wake(services: Services, bot_id: str, signal_id: str) -> None:

@@ -126,7 +126,7 @@ TRADE_METHODS = ("swift", "legacy")
 TRADE_STATUSES = ("completed", "partial", "failed", "unknown", "refused")
 SIGNAL_OUTCOMES = {
     "webhook": ("accepted", "duplicate", "forbidden_source", "unknown_bot", "unauthorized",
-                "rate_limited", "malformed"),
+                "rate_limited", "malformed", "journaled", "unavailable"),  # database outages
     "manual": ("accepted", "duplicate"),
 }
 RPC_ENDPOINTS = ("primary", "backup")

@@ -23,8 +23,7 @@ for arg in "$@"; do
 done
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
-daemons=(tests/e2e tests/test_crash_recovery.py tests/test_daemon.py
-         tests/test_daemon_connection_limit.py)
+daemons=(tests/e2e tests/test_crash_recovery*.py tests/test_daemon*.py)
 .venv/bin/python -m pytest "$@" "${daemons[@]}" > "$logs/daemons.log" 2>&1 &
 first=$!
 .venv/bin/python -m pytest "$@" "${daemons[@]/#/--ignore=}" > "$logs/rest.log" 2>&1 &

@@ -37,6 +37,44 @@ class EmbeddedPostgres:
         log.info("embedded PostgreSQL up (data in %s)", self.data_dir)
         return self._server.get_uri()
 
+    def revive(self) -> bool:
+        """Start the server again if its postmaster died (True when it had to): the daemon's
+        database must come back on its own, without a restart of the daemon."""
+        if self._server is None or self._leftovers() is None:
+            return False
+        with self._server._lock:  # pgserver's inter-process lock: a CLI may be starting it
+            leftovers = self._leftovers()
+            if leftovers is None:
+                return False
+            log.warning("embedded PostgreSQL is not running (data in %s): starting it again",
+                        self.data_dir)
+            if leftovers:
+                # Its lock files name a dead pid, which may live on as a zombie (its parent,
+                # init, may not reap it) that PostgreSQL would take for a running server.
+                # PostgreSQL's shared-memory interlock still refuses to start while a backend
+                # of the old server lives: then this raises, and the next call tries again.
+                for lock in leftovers:
+                    lock.unlink(missing_ok=True)
+            self._server.ensure_postgres_running()
+        log.info("embedded PostgreSQL up again")
+        return True
+
+    def _leftovers(self) -> list[Path] | None:
+        """None while the postmaster runs; else the lock files its death left behind."""
+        import psutil  # pgserver's own dependency, like the import below
+        from pgserver.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.data_dir)
+        if info is None:
+            return []
+        try:
+            if info.process is not None and info.process.status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:  # gone between the read and the look
+            pass
+        sockets = list(info.socket_dir.glob(".s.PGSQL.*.lock")) if info.socket_dir else []
+        return [*sockets, self.data_dir / "postmaster.pid"]
+
     def stop(self) -> None:
         """Let go of the server; it stops if no other holder, here or elsewhere, remains."""
         if self._server is None:

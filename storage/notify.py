@@ -8,9 +8,10 @@ instead of a sleep until the timeout.
 
 from __future__ import annotations
 
+import logging
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg2
@@ -18,6 +19,10 @@ import psycopg2.extensions
 import psycopg2.extras
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+RECONNECT_S = 1.0
 
 
 class Listener:
@@ -60,3 +65,41 @@ class Listener:
     def close(self) -> None:
         """Close the listening connection."""
         self._conn.close()
+
+
+def listen_forever(dsn: str, channels: Sequence[str], on_payloads: Callable[[list[str]], None],
+                   on_connected: Callable[[], None], wait_s: float,
+                   reconnect_s: float = RECONNECT_S) -> None:
+    """Deliver notifications until killed, across database outages.
+
+    A lost or refused connection is one warning line and a new attempt every `reconnect_s`
+    (never a crash: an actor that crashed on every attempt would exhaust its supervisor's
+    restart intensity within a failover). `on_connected()` runs after every (re)connect, so
+    the caller reads again what it may have missed meanwhile.
+    """
+    down = False
+    while True:
+        try:
+            listener = Listener(dsn, *channels)
+        except psycopg2.Error as exc:
+            if not down:
+                log.warning("cannot listen on %s: %s; trying again every %g s",
+                            ",".join(channels), type(exc).__name__, reconnect_s)
+                down = True
+            time.sleep(reconnect_s)
+            continue
+        try:
+            if down:
+                log.info("listening on %s again", ",".join(channels))
+                down = False
+            on_connected()
+            while True:
+                payloads = listener.next_payloads(wait_s)
+                if payloads:
+                    on_payloads(payloads)
+        except psycopg2.Error as exc:
+            log.warning("lost the connection listening on %s: %s", ",".join(channels),
+                        type(exc).__name__)
+            down = True
+        finally:
+            listener.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
+from storage.bot_leases import LEASED_BY
 from storage.database import Database
 from storage.notify import Listener
 
@@ -77,19 +78,23 @@ def enqueue(db: Database, job: NewJob, delay_s: float = 0.0) -> str:
     return row["id"]
 
 
-def claim_due(db: Database, worker: str, limit: int, lease_s: float) -> list[dict[str, Any]]:
-    """Claim up to `limit` due jobs for `worker` (critical first); expired leases count as due."""
+def claim_due(db: Database, worker: str, limit: int, lease_s: float,
+              holder: str | None = None) -> list[dict[str, Any]]:
+    """Claim up to `limit` due jobs for `worker` (critical first); expired leases count as due.
+    With `holder`, only jobs of bots whose lease that daemon holds (storage.bot_leases)."""
+    fence = "" if holder is None else f" AND {LEASED_BY.format(bot='j.bot_id')}"
     rows = db.fetchall(
         "UPDATE trade_retry_queue q SET status = 'running', claimed_by = %(worker)s,"
         " claimed_at = now(), updated_at = now(),"
         " outcome_unknown = q.outcome_unknown OR q.status = 'running'"
-        " WHERE q.id IN (SELECT id FROM trade_retry_queue"
-        "  WHERE (status = 'pending' AND next_retry_at <= now())"
-        "     OR (status = 'running' AND claimed_at < now() - make_interval(secs => %(lease)s))"
+        " WHERE q.id IN (SELECT id FROM trade_retry_queue j"
+        "  WHERE ((status = 'pending' AND next_retry_at <= now())"
+        "     OR (status = 'running' AND claimed_at < now() - make_interval(secs => %(lease)s)))"
+        f"  {fence}"
         "  ORDER BY (priority = 'critical') DESC, next_retry_at, id"
         "  LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
         " RETURNING q.*",
-        {"worker": worker, "lease": lease_s, "limit": limit})
+        {"worker": worker, "lease": lease_s, "limit": limit, "holder": holder})
     return sorted(rows, key=lambda r: (r["priority"] != "critical", r["next_retry_at"], r["id"]))
 
 
@@ -168,6 +173,15 @@ def settle_failed(db: Database, job_id: str, worker: str, error: str) -> bool:
         " attempts = attempts + 1, last_error = %s, updated_at = now()"
         " WHERE id = %s AND claimed_by = %s AND status = 'running'",
         (error, job_id, worker)))
+
+
+def release_claim(db: Database, job_id: str, worker: str) -> bool:
+    """Hand a claimed job back untouched (the daemon stops before running it): due at once
+    for the next claimer, no attempt counted."""
+    return db.execute(
+        "UPDATE trade_retry_queue SET status = 'pending', claimed_by = NULL,"
+        " next_retry_at = now(), updated_at = now()"
+        " WHERE id = %s AND claimed_by = %s AND status = 'running'", (job_id, worker)) == 1
 
 
 def depth_by_priority(db: Database) -> dict[str, int]:

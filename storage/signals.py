@@ -14,13 +14,14 @@ from typing import Any
 
 from psycopg2.extras import Json
 
+from storage.bot_leases import LEASED_BY
 from storage.database import Database
 from storage.notify import Listener
 
 PENDING_LIMIT = 1000
 FINISHED_CHANNEL = "signal_finished"
 ACCEPTED_CHANNEL = "signal_accepted"  # payload: the bot id; a running daemon wakes that bot
-FINAL_STATUSES = ("done", "failed", "partial", "skipped", "rejected")
+FINAL_STATUSES = ("done", "failed", "partial", "skipped", "rejected", "expired")
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,15 @@ class Recorded:
 
 def record_signal(db: Database, bot_id: str, primary_hash: str, duplicate_hashes: tuple[str, ...],
                   source: str, raw_body: str | None, parsed: dict[str, Any],
-                  parent_signal_id: str | None = None) -> Recorded:
-    """Insert an accepted signal, or return the earlier one it duplicates."""
+                  parent_signal_id: str | None = None, *, signal_id: str | None = None,
+                  received_at: float | None = None,
+                  settled: tuple[str, str] | None = None) -> Recorded:
+    """Insert an accepted signal, or return the earlier one it duplicates.
+
+    The journal's replay gives the id and receipt time (unix seconds) assigned at intake, and
+    `settled` = (status, reason) for an alert that must not run (expired, rejected); replaying
+    a record again finds its own row as the "earlier" one (`signal_id` comes back unchanged).
+    """
     with db.connection() as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT id FROM webhook_signals WHERE signal_hash = ANY(%s) ORDER BY seq LIMIT 1",
@@ -42,11 +50,16 @@ def record_signal(db: Database, bot_id: str, primary_hash: str, duplicate_hashes
         earlier = cur.fetchone()
         if earlier:
             return Recorded(earlier[0], True)
+        status, reason = settled or (None, None)
         cur.execute(
-            "INSERT INTO webhook_signals (trading_bot_id, signal_hash, source, raw_body, parsed,"
-            " parent_signal_id) VALUES (%s, %s, %s, %s, %s, %s)"
+            "INSERT INTO webhook_signals (id, trading_bot_id, signal_hash, source, raw_body,"
+            " parsed, parent_signal_id, received_at, status, status_reason, processed_at)"
+            " VALUES (COALESCE(%s, gen_random_uuid()::text), %s, %s, %s, %s, %s, %s,"
+            " COALESCE(to_timestamp(%s), now()), COALESCE(%s, 'accepted'), %s,"
+            " CASE WHEN %s IS NOT NULL THEN now() END)"
             " ON CONFLICT (signal_hash) DO NOTHING RETURNING id",
-            (bot_id, primary_hash, source, raw_body, Json(parsed), parent_signal_id))
+            (signal_id, bot_id, primary_hash, source, raw_body, Json(parsed), parent_signal_id,
+             received_at, status, reason, status))
         row = cur.fetchone()
         if row:
             return Recorded(row[0], False)
@@ -104,6 +117,30 @@ def requeue_signal(db: Database, signal_id: str) -> None:
                " AND status = 'processing'", (signal_id,))
 
 
+def reopen_interrupted_flip(db: Database, signal_id: str, job_id: str, stale_s: float) -> bool:
+    """Put back in its bot's backlog (and wake the bot) a flip a restart cut while its close was
+    out, before its open left: the close went to reconciliation and the signal ended
+    interrupted. Only as retry job `job_id` ends done with every other job of the signal done
+    (its close traded, the open half may follow), while the flip is younger than `stale_s` and
+    the bot has run no newer signal; True when it was put back."""
+    row = db.fetchone(
+        "UPDATE webhook_signals s SET status = 'accepted', processed_at = NULL"
+        " WHERE s.id = %(id)s AND s.status = 'failed' AND s.parsed->>'kind' = 'flip'"
+        " AND s.outcome->>'reconciling' IS NOT NULL"
+        " AND s.received_at > now() - make_interval(secs => %(stale)s)"
+        " AND NOT EXISTS (SELECT 1 FROM bot_trades t WHERE t.signal_id = s.id"
+        "  AND NOT t.reduce_only)"
+        " AND NOT EXISTS (SELECT 1 FROM trade_retry_queue q WHERE q.signal_id = s.id"
+        "  AND q.status <> 'done' AND q.id <> %(job)s)"
+        " AND NOT EXISTS (SELECT 1 FROM webhook_signals n WHERE n.trading_bot_id ="
+        "  s.trading_bot_id AND n.seq > s.seq AND n.status NOT IN ('accepted', 'rejected'))"
+        " RETURNING s.trading_bot_id", {"id": signal_id, "job": job_id, "stale": stale_s})
+    if row is None:
+        return False
+    db.execute("SELECT pg_notify(%s, %s)", (ACCEPTED_CHANNEL, row["trading_bot_id"]))
+    return True
+
+
 def signal_age_s(db: Database, signal_id: str) -> float:
     """Seconds since the signal was received."""
     row = db.fetchone("SELECT extract(epoch FROM now() - received_at) AS age"
@@ -116,7 +153,7 @@ def superseded(db: Database, bot_id: str, signal_id: str) -> bool:
     row = db.fetchone(
         "SELECT EXISTS (SELECT 1 FROM webhook_signals s, webhook_signals j"
         " WHERE j.id = %s AND s.trading_bot_id = %s AND s.seq > j.seq"
-        " AND s.status NOT IN ('accepted', 'rejected')) AS newer", (signal_id, bot_id))
+        " AND s.status NOT IN ('accepted', 'rejected', 'expired')) AS newer", (signal_id, bot_id))
     return bool(row and row["newer"])
 
 
@@ -210,17 +247,19 @@ def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def claim_next(db: Database, bot_id: str) -> dict[str, Any] | None:
-    """Take the bot's oldest accepted signal for processing (None when there is none).
+def claim_next(db: Database, bot_id: str, holder: str) -> dict[str, Any] | None:
+    """Take the bot's oldest accepted signal for processing (None when there is none, or when
+    `holder` does not hold the bot's lease).
 
-    Only the bot's own actor claims its signals, so the oldest is never skipped; SKIP LOCKED
-    keeps a concurrent claimer from waiting on it.
+    Only the bot's own actor in the lease holder claims its signals, so the oldest is never
+    skipped; SKIP LOCKED keeps a concurrent claimer from waiting on it.
     """
     return db.fetchone(
         "UPDATE webhook_signals SET status = 'processing' WHERE id = ("
-        " SELECT id FROM webhook_signals WHERE trading_bot_id = %s AND status = 'accepted'"
+        " SELECT id FROM webhook_signals WHERE trading_bot_id = %(bot)s AND status = 'accepted'"
+        f" AND {LEASED_BY.format(bot='%(bot)s')}"
         " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted' RETURNING *",
-        (bot_id,))
+        {"bot": bot_id, "holder": holder})
 
 
 class SignalWaiter:

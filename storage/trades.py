@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
+from storage.bot_leases import LEASED_BY, LeaseLost
 from storage.database import Database
 
 BASE = Decimal(10**9)
@@ -45,18 +46,28 @@ class NewTrade:
     reference_price: int | None = None  # the snapshot's oracle price (1e6)
 
 
-def open_trade(db: Database, trade: NewTrade) -> str:
-    """Record a trade before anything is sent (status pending); returns its id."""
+def open_trade(db: Database, trade: NewTrade, holder: str | None = None) -> str:
+    """Record a trade before anything is sent (status pending); returns its id.
+
+    With `holder`, only while that daemon holds the bot's lease (the fence that keeps a daemon
+    whose lease ran out, during an outage say, from sending after another took the bot over);
+    LeaseLost otherwise."""
+    fence = "" if holder is None else f" WHERE {LEASED_BY.format(bot='%(bot)s')}"
     row = db.fetchone(
         "INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side, size,"
         " reduce_only, status, execution_method, position_before_base, entry_quote_before,"
-        " reference_price) VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s)"
-        " RETURNING id",
-        (trade.bot_id, trade.signal_id, trade.wallet_address, trade.market, trade.side,
-         Decimal(trade.base_amount) / BASE, trade.reduce_only, trade.execution_method,
-         trade.position_before, trade.entry_quote_before,
-         None if trade.reference_price is None else Decimal(trade.reference_price) / PRICE))
-    assert row is not None
+        " reference_price) SELECT %(bot)s, %(signal)s, %(wallet)s, %(market)s, %(side)s,"
+        " %(size)s, %(reduce_only)s, 'pending', %(method)s, %(position)s, %(entry)s,"
+        f" %(reference)s{fence} RETURNING id",
+        {"bot": trade.bot_id, "signal": trade.signal_id, "wallet": trade.wallet_address,
+         "market": trade.market, "side": trade.side,
+         "size": Decimal(trade.base_amount) / BASE, "reduce_only": trade.reduce_only,
+         "method": trade.execution_method, "position": trade.position_before,
+         "entry": trade.entry_quote_before, "holder": holder,
+         "reference": None if trade.reference_price is None
+         else Decimal(trade.reference_price) / PRICE})
+    if row is None:
+        raise LeaseLost(f"this daemon no longer holds bot {trade.bot_id}")
     return row["id"]
 
 

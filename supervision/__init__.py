@@ -17,6 +17,7 @@ from supervision.supervised_actor import (
     start_linked,
 )
 from supervision.supervisor import (
+    Children,
     ChildStartFailed,
     CrashChild,
     NoSuchChild,
@@ -37,6 +38,7 @@ __all__ = [
     "ChildExited",
     "ChildSpec",
     "ChildStartFailed",
+    "Children",
     "CrashChild",
     "CrashDrill",
     "DrillCrash",

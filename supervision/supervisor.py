@@ -76,6 +76,11 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Children:
+    """Ask for the running children: name -> reference, in start order."""
+
+
+@dataclass(frozen=True)
 class CrashChild:
     """Deliver a crash drill to the child at a '/'-separated path below this supervisor."""
 
@@ -167,6 +172,9 @@ class Supervisor(SupervisedActor):
             return self._status()
         if isinstance(message, CrashChild):
             return self._crash_child(message.path)
+        if isinstance(message, Children):
+            return {name: child.ref for name, child in self._children.items()
+                    if child.state == "running" and child.ref is not None}
         return super().on_receive(message)
 
     # --- starting and stopping ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +107,12 @@ class Daemon:
         """Wait for the process to end; returns its exit status."""
         assert self.process is not None
         return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (a crash: nothing of it runs after this) and reap it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.wait_exit()
 
     def log(self) -> str:
         """Everything the daemon wrote."""

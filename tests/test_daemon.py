@@ -40,8 +40,8 @@ def test_runs_on_the_embedded_database_and_answers_health(daemon: Daemon) -> Non
                         headers={"Authorization": f"Bearer {token}"}).json()
     assert list(tree["children"]) == [
         "health_monitor", "flags", "legacy_executor", "venue_state", "fill_tracker",
-        "swift_gateway", "profit_share", "bots",
-        "retry_scheduler", "fanout", "intake_listener", "webhook"]
+        "swift_gateway", "profit_share", "lease_keeper", "bots",
+        "retry_scheduler", "fanout", "intake_listener", "intake_journal", "webhook"]
     assert (daemon.dir / "state" / "pgdata" / "PG_VERSION").exists()
     daemon.notify.wait_for("WATCHDOG=1")
     status = daemon.cli("status")

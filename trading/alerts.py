@@ -265,3 +265,9 @@ def _prev_position(fields: Mapping[str, Any], action: str, contracts: Decimal,
     if sign == 0:
         return Decimal(0)
     return derived if derived != 0 and (derived > 0) == (sign > 0) else contracts * sign
+
+
+def never_stale(parsed: Mapping[str, Any]) -> bool:
+    """A stored signal (its `parsed` dict) that only reduces risk: a close, a reduction or a
+    flatten. Such a signal runs however late (SIGNAL_STALE_S does not apply): it ends a risk."""
+    return parsed.get("kind") in ("close", "reduce") or bool(parsed.get("flatten"))

@@ -27,6 +27,7 @@ from actors.webhook import GetAddress
 from config import load_settings
 from sandbox.server import SandboxServer
 from security.keyring_config import server_key_ring
+from storage.bot_leases import holder_id
 from storage.database import Database
 from storage.migrations import migrate
 from storage.signals import SignalWaiter
@@ -76,7 +77,8 @@ class Stack:
         migrate(self.db)
         profile = load_profile(self.env, sandbox_url=self.sandbox.url)
         self.services = Services(settings, self.db, ADMIN, profile,
-                                 server_key_ring(settings, self.env))
+                                 server_key_ring(settings, self.env),
+                                 holder=holder_id(state_dir))  # as runtime.py: its state dir's
         self.exits: list[Any] = []
         self.root = start_linked(Supervisor, Link("root", self.exits.append),
                                  **root_kwargs(self.services))

@@ -1,0 +1,105 @@
+"""Two daemons on one database: the one that holds a bot's lease executes it, the other says so in
+one log line and executes nothing for it (alerts it receives run once, in the holder); when the
+holder dies, the other takes the bot over once the lease ran out. One daemon per STATE_DIR."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox.server import SandboxServer
+from storage.signals import SignalWaiter
+from tests.daemon import ROOT, Daemon
+
+LEASE_TTL_S = "6"
+WAIT_S = 60.0
+HELD_ELSEWHERE = "held by another daemon on this database"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    server = SandboxServer("127.0.0.1", 0, seed=9, slot_ms=100)
+    server.start()
+    yield server
+    server.stop()
+
+
+def cli(daemon: Daemon, *args: str) -> dict[str, Any]:
+    result = daemon.cli(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def alert(daemon: Daemon, bot: dict[str, Any], position: int) -> str:
+    """A TradingView alert to `daemon`'s webhook; the signal id it was answered with."""
+    side = "buy" if position > 0 else "sell"
+    answer = requests.post(
+        f"{daemon.url}/api/webhook/tradingview/{bot['bot_id']}", timeout=10,
+        params={"secret": bot["webhook_secret"]},
+        data=f"order {side} @ 1 filled on SOLUSD. New strategy position is {position}".encode())
+    assert answer.status_code == 202, answer.text
+    return answer.json()["signal_id"]
+
+
+def orders_at_venue(sandbox: SandboxServer, agent: str) -> int:
+    counters = requests.get(f"{sandbox.url}/sandbox/stats", timeout=5).json()["by_authority"]
+    mine = counters.get(agent, {})
+    return mine.get("swift_orders_received", 0) + mine.get("transactions_received", 0)
+
+
+def test_one_holder_per_bot_across_two_daemons(database_url: str, tmp_path: Path,
+                                               sandbox: SandboxServer) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(secrets.token_bytes(32))
+    key.chmod(0o600)
+    env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
+           "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "lease-admin",
+           "BOT_LEASE_TTL_S": LEASE_TTL_S, "AUCTION_DURATION_SLOTS": "10"}
+    first = Daemon(env).start()
+    second: Daemon | None = None
+    waiter = SignalWaiter(database_url)
+    try:
+        wallet = cli(first, "wallet", "create", "--fund", "1000")
+        bot = cli(first, "bot", "create", "--wallet", wallet["wallet"], "--market", "SOL-PERP",
+                  "--leverage", "2", "--max-position-usd", "100")
+        opened = alert(first, bot, 1)
+        assert waiter.wait([opened], WAIT_S) == {opened: "done"}
+
+        second = Daemon(env).start()
+        assert second.log().count(HELD_ELSEWHERE) == 1  # it says so, once
+        # an alert the second daemon accepts runs once, in the holder
+        closed = alert(second, bot, 0)
+        assert waiter.wait([closed], WAIT_S) == {closed: "done"}
+        assert orders_at_venue(sandbox, wallet["agent_public_key"]) == 2
+        assert closed in first.log() and "swift order" not in second.log()
+
+        # one daemon per state directory
+        twin = subprocess.run([sys.executable, str(ROOT / "runtime.py"), "run"],
+                              env=second.env, cwd=second.dir, capture_output=True, text=True,
+                              timeout=WAIT_S)
+        assert twin.returncode == 2
+        assert "another daemon runs with STATE_DIR" in twin.stderr
+
+        # the holder dies: its lease runs out and the second daemon takes the bot over
+        assert first.process is not None
+        first.process.send_signal(signal.SIGKILL)
+        first.wait_exit()
+        reopened = alert(second, bot, -1)
+        assert waiter.wait([reopened], WAIT_S) == {reopened: "done"}
+        assert orders_at_venue(sandbox, wallet["agent_public_key"]) == 3
+        assert "no bot is held by another daemon" in second.log()
+        assert second.log().count(HELD_ELSEWHERE) == 1
+    finally:
+        waiter.close()
+        first.stop()
+        if second is not None:
+            second.stop()
