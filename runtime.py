@@ -202,8 +202,9 @@ def _serve(services: Services) -> int:
     gevent.signal_handler(signal.SIGTERM, lambda: done.ready() or done.set(0))
     gevent.signal_handler(signal.SIGINT, lambda: done.ready() or done.set(0))
     systemd.notify("READY=1")
-    log.info("ready: webhook on %s:%s, metrics on :%s", services.settings["WEBHOOK_HOST"],
-             services.settings["WEBHOOK_PORT"], services.settings["METRICS_PORT"])
+    s = services.settings
+    log.info("ready: webhook on %s:%s, admin on %s:%s, metrics on :%s", s["WEBHOOK_HOST"],
+             s["WEBHOOK_PORT"], s["ADMIN_HOST"], s["ADMIN_PORT"], s["METRICS_PORT"])
     code = done.get()
     systemd.notify("STOPPING=1")
     if code == 0:
@@ -248,9 +249,12 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _daemon_url(settings: Settings, path: str) -> str:
-    host = settings["WEBHOOK_HOST"]
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    return f"http://{host}:{settings['WEBHOOK_PORT']}{path}"
+    """A URL of the daemon's admin listener (ADMIN_HOST:ADMIN_PORT), where `status` and
+    `crash` go; a wildcard address is reached on loopback."""
+    host = settings["ADMIN_HOST"]
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings['ADMIN_PORT']}{path}"
 
 
 def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
@@ -281,7 +285,8 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_crash(settings: Settings, args: argparse.Namespace) -> int:
-    """Make the named actor (path like bots/NAME) fail inside the running daemon."""
+    """Make the named actor (path like bots/NAME) fail inside the running daemon (a drill: the
+    daemon must run with CRASH_DRILLS_ENABLED=true, else it answers 403)."""
     url = _daemon_url(settings, f"/api/admin/crash/{args.name.replace('/', ':')}")
     try:
         response = requests.post(url, timeout=CLIENT_TIMEOUT_S, headers={

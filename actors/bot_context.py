@@ -21,11 +21,15 @@ from actors.legacy_executor import ExecutorClient
 from actors.messages import CurrentFlags, Sending
 from actors.services import NamedActor, Services
 from actors.venue_state import VenueStateClient
-from security.agent_keys import open_agent_privkey_legacy
 from security.log_redaction import register_agent_keypair
+from security.signing_keys import (
+    legacy_path_on,
+    open_bot_signing_key,
+    signing_refusal,
+    watch_grants,
+)
 from storage.bots import Bot
 from storage.ops_views import pause_bot
-from storage.wallets import legacy_agent_envelope
 from trading.routing import SwiftFlags
 from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
 
@@ -68,6 +72,7 @@ class BotContext:
     def create(cls, bot_id: str, services: Services) -> BotContext:
         """The context of bot `bot_id` from the daemon's settings."""
         s = services.settings
+        watch_grants(services.db)  # the grant gauges read this daemon's database at scrape
         return cls(
             bot_id=bot_id, services=services,
             flags=SwiftFlags.from_values(s.values),
@@ -94,17 +99,24 @@ class BotContext:
                         type(exc).__name__, extra={"bot_id": self.bot_id})
         return self.flags
 
-    def keypair(self, bot: Bot) -> Keypair:
-        """The agent key (legacy server-key path), opened once per actor life."""
-        if self._keypair is None:
-            envelope = legacy_agent_envelope(self.services.db, bot.wallet_address)
-            if envelope is None:
-                raise LookupError(f"wallet {bot.wallet_address} has no agent key")
-            secret = open_agent_privkey_legacy(self.services.ring, bot.wallet_address,
-                                               envelope)
+    def keypair(self, bot: Bot, origin: str = "webhook") -> Keypair:
+        """The agent key for the next signature, through security.signing_keys (the one
+        opener): a V3 wallet's only through the bot's unexpired grant, a legacy wallet's through
+        the server key while LEGACY_KEY_PATH=on. Re-checked on every call, so a revocation or
+        an expiry stops the next signature; raises SigningRefused (counted) otherwise."""
+        secret = open_bot_signing_key(self.services.db, self.services.ring, bot.id,
+                                      legacy_allowed=legacy_path_on(self.services.settings),
+                                      origin=origin)
+        if self._keypair is None or bytes(self._keypair) != secret:
             register_agent_keypair(secret)  # no later log line can carry it, nor its seed
             self._keypair = Keypair.from_bytes(secret)
         return self._keypair
+
+    def signing_refusal(self, bot: Bot, origin: str) -> str | None:
+        """The trigger points' pre-decryption check: why this bot cannot sign now, or None."""
+        return signing_refusal(self.services.db, bot.id,
+                               legacy_allowed=legacy_path_on(self.services.settings),
+                               origin=origin)
 
     def sending(self, authority: Pubkey, sub_account_id: int) -> None:
         """An order is about to leave: reads of this account made before now are stale."""

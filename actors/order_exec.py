@@ -1,7 +1,8 @@
 """One order of one bot: route, guard, Swift first, fallback on-chain, record what happened.
 
 Every order is a bot_trades row written before anything is sent; the pre-trade guard
-(emergency stop, policy HMAC) runs right before the order leaves; the account's cached reads
+(emergency stop, policy HMAC, row MACs) runs right before the order leaves, and again right
+before a legacy fallback signs (a stop set while Swift was trying holds); the account's cached reads
 are marked stale as it leaves. A Swift order that could not trade (not sent, refused, expired
 after it could no longer trade) falls back on-chain when the bot and SWIFT_FALLBACK_ENABLED
 allow it; an order whose fate is unknown is recorded as unknown and never sent again blindly.
@@ -48,6 +49,7 @@ from actors.messages import (
 )
 from observability.trading_metrics import SWIFT_FALLBACK_REASONS, SWIFT_ORDERS_FALLBACK, TRADES
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
+from security.gate import GateDecision
 from security.trade_guard import guard_trade
 from storage.bots import Bot
 from storage.retry_queue import NewJob, enqueue
@@ -114,7 +116,7 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
                                        before.quote_entry_amount, req.reference_price),
                           holder=ctx.services.holder)
     context = {"signal_id": req.signal_id, "bot_id": bot.id}
-    decision = guard_trade(db, ctx.services.ring, bot, intent)
+    decision = _guard(ctx, bot, intent)
     if not decision.allowed:
         update_trade(db, trade_id, status="failed", error_message=f"refused: {decision.reason}")
         TRADES.labels(method=route.method, status="refused").inc()
@@ -139,6 +141,15 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
         SWIFT_ORDERS_FALLBACK.labels(market=bot.market).inc()
         SWIFT_FALLBACK_REASONS.labels(reason=result.reason or result.state).inc()
     update_trade(db, trade_id, execution_method="legacy", fallback_reason=fallback_reason)
+    if route.method == "swift":  # the fallback signs seconds later: a stop set meanwhile holds
+        decision = _guard(ctx, bot, intent)
+        if not decision.allowed:
+            update_trade(db, trade_id, status="failed",
+                         error_message=f"refused: {decision.reason}")
+            TRADES.labels(method="legacy", status="refused").inc()
+            log.warning("fallback refused: %s", decision.reason, extra=context)
+            return _counted(OrderOutcome(trade_id, "refused", "legacy",
+                                         reason=decision.reason), attempts)
     try:  # the fallback may start seconds after the snapshot: its price limit needs a fresh one
         oracle = ctx.venue.snapshot(bot.market_index).market.oracle_price
     except VENUE_READ_ERRORS:
@@ -154,6 +165,12 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
         return _counted(unknown(ctx, trade_id, "legacy", exc, context), attempts)
     return _counted(_after_legacy(ctx, bot, trade_id, req.signal_id, order, legacy, context),
                     attempts)
+
+
+def _guard(ctx: BotContext, bot: Bot, intent: OrderIntent) -> GateDecision:
+    """The one pre-signature guard (stops, policy, row MACs), run right before each signing."""
+    return guard_trade(ctx.services.db, ctx.services.ring, bot, intent,
+                       state_dir=str(ctx.services.settings["STATE_DIR"]))
 
 
 def _route(ctx: BotContext, req: OrderRequest, flags: SwiftFlags) -> RouteDecision:
@@ -190,6 +207,8 @@ def _send_swift(ctx: BotContext, req: OrderRequest, trade_id: str, direction: in
     """Send the order through Swift, again (re-signed, new uuid) after each retryable refusal
     while retries are allowed and the budget lasts; (last result or lost answer, attempts)."""
     bot, order = req.bot, req.order
+    intent = OrderIntent(req.origin, OrderKind.CLOSE if order.reduce_only else OrderKind.OPEN,
+                         order.reduce_only, flatten_ticket=req.ticket)
     allowed = swift_attempts_allowed(ctx.swift_max_retries) - req.swift_attempts_before
     snapshot = req.snapshot
     before = req.user.perp(bot.market_index)
@@ -219,6 +238,8 @@ def _send_swift(ctx: BotContext, req: OrderRequest, trade_id: str, direction: in
                     attempt, allowed - 1, delay_s,
                     extra={**context, "swift_order_id": result.swift_order_id})
         gevent.sleep(delay_s)
+        if not _guard(ctx, bot, intent).allowed:  # a stop set during the backoff holds
+            return result, attempt
         # a fresh slot (and oracle) to sign the new order against; if it cannot be read, the
         # gateway signs at the current slot once the old one is too old
         with contextlib.suppress(*VENUE_READ_ERRORS):
@@ -314,4 +335,5 @@ def _record_fill(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
                 priority=priority.name, max_attempts=priority.max_attempts,
                 sub_account_id=bot.drift_subaccount_id, original_trade_id=trade_id,
                 original_execution_method=method, is_remainder=True,
-                last_error=f"partial fill: {filled} of {order.base_amount}"))
+                last_error=f"partial fill: {filled} of {order.base_amount}"),
+                ring=ctx.services.ring)

@@ -9,6 +9,13 @@ from the subscriber's sub-account and transfers to the creator's quote token acc
 (venue.legacy_tx.profit_share_tx), sent through the LegacyExecutor's SendTransaction. A share
 that could not be paid stays an IOU; a periodic tick (every 5 minutes) claims the due ones.
 
+Guarded: right before the key is opened and again right before the payment is signed,
+`security.trade_guard.guard_withdrawal` checks the emergency stops (any stop holds payments),
+the IOU's MAC and cap (amount <= percent x PnL), its publication's terms MAC and its subscriber
+bot's policy and binding MACs, and the payment ledger (profit_share_payments: a payment once
+made is never made again, whatever the IOU's status says). A stop makes the IOU wait; any other
+refusal voids it with "refused: <reason>"; every refusal is a trade_refusals row and counted.
+
 Exactly once: the payment's signature and last valid block height are written to the share
 before the executor sends it (inside the build step, which runs before the send). Whenever a
 share carries such a signature, the next attempt first asks the chain: landed -> paid, without
@@ -31,16 +38,16 @@ from decimal import Decimal
 from typing import Any
 
 from solders.hash import Hash
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from actors.legacy_executor import ExecutorClient
 from actors.messages import SendTransaction
 from actors.services import Services
 from observability.trading_metrics import PROFIT_SHARE_IOUS_PENDING
-from security.agent_keys import open_agent_privkey_legacy
-from storage.bots import get_bot
-from storage.copy_trading import find_published
+from security.signing_keys import SigningRefused, open_bot_keypair
+from security.trade_guard import guard_withdrawal
+from storage.bots import Bot, get_bot
+from storage.copy_trading import verified_publication
 from storage.profit_shares import (
     NewShare,
     Share,
@@ -51,9 +58,10 @@ from storage.profit_shares import (
     mark_paid,
     mark_retry,
     mark_void,
+    payment_made,
     record_attempt,
 )
-from storage.wallets import legacy_agent_envelope
+from storage.trade_refusals import record_refusal
 from supervision import Outcome, Refusal, SupervisedActor, request, whereis
 from trading.profit_share import Close as CloseFill
 from trading.profit_share import (
@@ -121,6 +129,18 @@ class NotSent(Exception):
     """The payment is known not to have reached the chain (safe to send anew)."""
 
 
+class GuardRefused(NotSent):
+    """The withdrawal guard refused the payment before anything was signed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"refused: {reason}")
+        self.reason = reason
+
+
+_STOP_REASONS = frozenset({"global_emergency_stop", "wallet_emergency_stop",
+                           "guard_unavailable"})  # the IOU waits; anything else: never paid
+
+
 class ExecutorPayer:
     """Sends a built payment through the LegacyExecutor's SendTransaction."""
 
@@ -175,6 +195,7 @@ class ProfitShareActor(SupervisedActor):
         self._again = False
 
     def on_start(self) -> None:
+        """Resume IOUs (and crashed payments) at once."""
         self.actor_ref.tell(_Tick())  # resume IOUs (and crashed payments) at once
 
     def on_receive(self, message: Any) -> Any:
@@ -208,8 +229,14 @@ class ProfitShareActor(SupervisedActor):
         bot = get_bot(db, trade["trading_bot_id"])
         if bot is None or bot.source_published_bot_id is None:
             return None
-        published = find_published(db, bot.source_published_bot_id)
-        if published is None or published.profit_share_percent <= 0:
+        published, refused = verified_publication(db, self._services.ring,
+                                                  bot.source_published_bot_id)
+        if published is None:
+            log.warning("close %s: publication refused (%s): no profit share", msg.trade_id,
+                        refused, extra={"bot_id": bot.id})
+            _record_refusal(db, bot.id, bot.wallet_address, refused or "publication_refused")
+            return None
+        if published.profit_share_percent <= 0:
             return None
         filled = msg.base_filled if msg.base_filled is not None else (
             int((trade["filled_size"] or 0) * BASE))
@@ -232,7 +259,7 @@ class ProfitShareActor(SupervisedActor):
             creator_wallet_address=published.creator_wallet_address,
             amount=to_quote_decimal(amount), realized_pnl=to_quote_decimal(pnl),
             profit_share_percent=published.profit_share_percent,
-            ttl_s=self._schedule.ttl_s))
+            ttl_s=self._schedule.ttl_s), ring=self._services.ring)
         log.info("profit share %s for close %s %s: %d of %d (quote units)", share_id,
                  msg.trade_id, "owed" if created else "already recorded", amount, pnl,
                  extra=context)
@@ -299,6 +326,12 @@ class ProfitShareActor(SupervisedActor):
         recorded: list[str] = []
         try:
             sent = self._pay(share, recorded)
+        except GuardRefused as exc:
+            return self._refused(share, exc.reason)
+        except SigningRefused as exc:  # no grant (V3) or the legacy path is off: the IOU waits
+            mark_retry(db, share.id, worker, schedule.interval_s,
+                       f"signing_refused: {exc.reason}", count_attempt=False)
+            return f"held (signing_refused: {exc.reason})"
         except Exception as exc:
             # Nothing can have been sent before the signature was recorded; after that only a
             # refusal of sendTransaction itself (preflight) is known not to have gone out.
@@ -310,6 +343,22 @@ class ProfitShareActor(SupervisedActor):
         if sent.verdict.state is TxState.FAILED:
             return self._failed(share, sent.verdict.error or "payment failed", known=True)
         return self._failed(share, f"payment {sent.verdict.state}", known=False)
+
+    def _refused(self, share: Share, reason: str) -> str:
+        """The guard refused before signing: a stop makes the IOU wait; a payment already made
+        puts its row back to paid; any other refusal voids it, with the reason."""
+        db, worker = self._services.db, self._worker
+        if reason in _STOP_REASONS:
+            mark_retry(db, share.id, worker, self._schedule.interval_s, f"refused: {reason}",
+                       count_attempt=False)
+            return f"held ({reason})"
+        if reason == "profit_share_already_paid":
+            signature = payment_made(db, share)
+            assert signature is not None
+            mark_paid(db, share.id, signature)
+            return "already paid: not paid again"
+        mark_void(db, share.id, worker, f"refused: {reason}")
+        return f"refused ({reason})"
 
     def _failed(self, share: Share, error: str, known: bool) -> str:
         """After a failed try: a known failure counts (and may void); an unknown one waits."""
@@ -331,13 +380,10 @@ class ProfitShareActor(SupervisedActor):
         """Build, record (before sending) and send the payment of one share."""
         db, services = self._services.db, self._services
         bot = get_bot(db, share.subscriber_bot_id)
-        if bot is None:
-            raise NotSent("subscriber bot missing")
-        envelope = legacy_agent_envelope(db, share.subscriber_wallet_address)
-        if envelope is None:
-            raise NotSent("subscriber wallet has no agent key")
-        agent = Keypair.from_bytes(open_agent_privkey_legacy(
-            services.ring, share.subscriber_wallet_address, envelope))
+        self._guard(bot, share)  # before the key is even opened
+        assert bot is not None
+        agent = open_bot_keypair(db, services.ring, services.settings, bot.id,
+                                 origin="profit_share")  # the one opener: grants, legacy path
         creator = Pubkey.from_string(share.creator_wallet_address)
         state = ExecutorClient(services, ASK_TIMEOUT_S).trading_state(
             agent.pubkey(), bot.drift_subaccount_id, bot.market_index)
@@ -348,6 +394,7 @@ class ProfitShareActor(SupervisedActor):
         def build(_executor_blockhash: Hash) -> BuiltTx:
             # Our own fresh blockhash, so that its last valid height is known and recorded.
             blockhash, last_valid = self._chain.latest_blockhash()
+            self._guard(get_bot(db, share.subscriber_bot_id), share)  # right before signing
             built = profit_share_tx(services.profile, agent, amount, state.user.raw if
                                     state.user else None, creator, blockhash,
                                     sub_account_id=bot.drift_subaccount_id)
@@ -357,3 +404,19 @@ class ProfitShareActor(SupervisedActor):
             return built
 
         return self._payer.send(build)
+
+    def _guard(self, bot: Bot | None, share: Share) -> None:
+        """The withdrawal guard over the share as claimed; raises GuardRefused."""
+        decision = guard_withdrawal(self._services.db, self._services.ring, bot, share,
+                                    state_dir=str(self._services.settings["STATE_DIR"]))
+        if not decision.allowed:
+            raise GuardRefused(decision.reason or "refused")
+
+
+def _record_refusal(db: Any, bot_id: str, wallet: str, reason: str) -> None:
+    """Record (never raise) that a share was not even recorded, and why."""
+    try:
+        record_refusal(db, trading_bot_id=bot_id, wallet_address=wallet, reason=reason[:64],
+                       origin="profit_share", kind="withdraw", reduce_only=False)
+    except Exception as exc:
+        log.error("could not record the refusal (%s)", type(exc).__name__)

@@ -32,13 +32,16 @@ from actors.messages import SLOT_GRACE, IsHealthy, PlacementOf
 from actors.order_exec import OrderOutcome, OrderRequest, execute_order
 from actors.profit_share import notify_close
 from observability.trading_metrics import SWIFT_RETRIES
-from security.emergency_stop import FlattenTicket, OrderOrigin
+from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
+from security.signing_keys import SigningRefused
+from security.trade_guard import check_retry_job
 from storage.bots import Bot, get_bot
 from storage.retry_queue import (
     NewJob,
     count_swift_attempt,
     enqueue,
     mark_sending,
+    release_claim,
     settle_done,
     settle_failed,
     settle_retry,
@@ -66,6 +69,7 @@ from venue.positions import PerpPositionView, UserSnapshot
 
 log = logging.getLogger(__name__)
 
+SIGNING_REFUSED_WAIT_S = 60.0  # a retry that may not sign (no grant) looks again this often
 RECHECK_S = 5.0  # an unknown outcome whose Swift auction is still open is looked at again
 
 
@@ -86,7 +90,8 @@ def queue_retry(ctx: BotContext, bot: Bot, signal_id: str, order: PlannedOrder,
         outcome_unknown=unknown,
         position_before=user.perp(bot.market_index).base_asset_amount if unknown else None,
         swift_attempts=outcome.swift_attempts),
-        delay_s=ctx.unknown_settle_s if unknown else priority.base_delay_s)
+        delay_s=ctx.unknown_settle_s if unknown else priority.base_delay_s,
+        ring=ctx.services.ring)
     log.info("order queued for retry (%s)", outcome.reason,
              extra={"signal_id": signal_id, "bot_id": bot.id})
 
@@ -158,7 +163,7 @@ def _reconcile_pending(ctx: BotContext, bot: Bot, row: dict[str, Any],
             last_error="interrupted by a restart", outcome_unknown=True,
             position_before=trade["position_before_base"],
             swift_attempts=swift_submissions(db, trade["id"])),
-            delay_s=ctx.unknown_settle_s)
+            delay_s=ctx.unknown_settle_s, ring=ctx.services.ring)
         update_trade(db, trade["id"], status="unknown",
                      error_message="interrupted by a restart; reconciling")
     finish_signal(db, row["id"], "failed", {"interrupted": True, "reconciling": len(pending)},
@@ -188,8 +193,22 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
         log.info("retry superseded by a newer signal", extra=context)
         return "failed"
     ticket = FlattenTicket(flatten["stop_id"], flatten["scope"]) if flatten else None
+    origin = OrderOrigin.FLATTEN if ticket else OrderOrigin.RETRY
+    intent = OrderIntent(origin, OrderKind.CLOSE if job["reduce_only"] else OrderKind.OPEN,
+                         bool(job["reduce_only"]), flatten_ticket=ticket)
+    verdict = check_retry_job(db, ctx.services.ring, bot, job, intent,
+                              state_dir=str(ctx.services.settings["STATE_DIR"]))
+    if not verdict.allowed:  # an unauthenticated row: nothing of it is sent or reconciled
+        settle_failed(db, job_id, worker, f"refused: {verdict.reason}")
+        return "failed"
+    try:
+        keypair = ctx.keypair(bot, "retry")
+    except SigningRefused as exc:  # no usable grant (V3) or the legacy path is off: it waits
+        release_claim(db, job_id, worker, SIGNING_REFUSED_WAIT_S,
+                      f"signing_refused: {exc.reason}")
+        log.warning("retry waits: signing refused (%s)", exc.reason, extra=context)
+        return "retry"
     SWIFT_RETRIES.inc()
-    keypair = ctx.keypair(bot)
     try:  # reconciliation needs the venue as it is now: a read sent after this moment
         snapshot = ctx.venue.snapshot(bot.market_index)
         user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, time.monotonic())
@@ -226,6 +245,12 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
         if size == 0:
             _done(ctx, job, worker)
             return "done"  # nothing left to close
+    if not job["reduce_only"]:  # re-capped at send: the policy's limit less what is held
+        capped = _policy_cap(bot, held, sign, snapshot.market.oracle_price)
+        if capped < size:
+            log.warning("retry re-capped from %d to %d (policy max position, position held)",
+                        size, max(0, capped), extra=context)
+            size = max(0, capped)
     rules = MarketRules(snapshot.market.min_order_size, snapshot.market.step_size)
     size -= size % rules.step_size if rules.step_size else 0
     if size <= 0 or (size < rules.min_order_size and not job["reduce_only"]):
@@ -241,8 +266,7 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
         log.warning("retry job was claimed again meanwhile; not sending", extra=context)
         return "lost_claim"
     outcome = execute_order(ctx, OrderRequest(
-        bot, job["signal_id"], order, OrderOrigin.FLATTEN if ticket else OrderOrigin.RETRY,
-        keypair, user, snapshot, snapshot.market.oracle_price,
+        bot, job["signal_id"], order, origin, keypair, user, snapshot, snapshot.market.oracle_price,
         None if swift_ok else False, ticket, swift_attempts_before=swift_before))
     if (job["reduce_only"] and bot.is_subscriber and outcome.trade_id
             and outcome.status in ("completed", "partial")):
@@ -251,6 +275,15 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     if outcome.swift_attempts and outcome.trade_id is not None:
         count_swift_attempt(db, job_id, _swift_error(db, outcome), outcome.swift_attempts)
     return _settle(ctx, bot, job, worker, outcome, context)
+
+
+def _policy_cap(bot: Bot, held: int, sign: int, oracle_price: int) -> int:
+    """The largest base amount (1e9) an opening retry may add in its direction: the bot's
+    max position (USD, policy-MAC'd) at the oracle price, less what is already held that way."""
+    if oracle_price <= 0:
+        return 0
+    max_base = int(Decimal(bot.max_position_size) * PRICE * BASE / Decimal(oracle_price))
+    return max_base - held * sign
 
 
 def _done(ctx: BotContext, job: dict[str, Any], worker: str) -> None:

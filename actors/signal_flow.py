@@ -9,7 +9,10 @@ subscription's maximum deviation from the source's reference price is checked ag
 
 Then the seed plan's early trigger points (bot paused, execution authorization disabled or
 expired) skip the bot's own orders (a bot the system paused still sends its reduce-only
-closes); otherwise orders are sized from the snapshot and the bot's
+closes). The authorization check is security.signing_keys' (issue 13): a V3 bot runs only on an
+unexpired, unrevoked grant, a legacy bot only while LEGACY_KEY_PATH=on; a flatten skips no
+pause but fails (recorded, counted) when its bot cannot sign, since a flatten never falls back
+to the server key either. Otherwise orders are sized from the snapshot and the bot's
 User account (batched and cached by VenueState) and executed one after the other (a flip's open
 is sized from the account its close left).
 """
@@ -17,7 +20,6 @@ is sized from the account its close left).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,8 +29,8 @@ from actors.order_exec import OrderOutcome, OrderRequest, execute_order, no_orde
 from actors.profit_share import notify_close
 from actors.retry_flow import queue_retry
 from security.emergency_stop import FlattenTicket, OrderOrigin
-from security.execution import ExecutionAuthorization, ExecutionStatus, check_execution
-from storage.bots import Bot, get_bot, umk_envelope
+from security.signing_keys import SigningRefused
+from storage.bots import Bot, get_bot
 from storage.signals import finish_signal, requeue_signal, signal_age_s
 from trading.alerts import Signal
 from trading.collateral import free_collateral_usd
@@ -50,6 +52,12 @@ TRANSIENT_REASONS = frozenset({"not_filled", "expired", "rpc_unreachable", "AllR
                                "BlockhashNotFound", "send_unanswered", "unconfirmed"})
 ORIGINS = {"fanout": OrderOrigin.SUBSCRIBER, "manual": OrderOrigin.MANUAL,
            "flatten": OrderOrigin.FLATTEN}
+SIGNING_ORIGINS = {"fanout": "subscriber", "manual": "manual", "flatten": "flatten"}
+
+
+def signing_origin(row: dict[str, Any]) -> str:
+    """The signing-refusal metric's origin label of a signal row."""
+    return SIGNING_ORIGINS.get(row["source"], "webhook")
 
 
 def process(ctx: BotContext, row: dict[str, Any]) -> bool:
@@ -65,7 +73,16 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
         return _wait_for_venue(ctx, row, [no_order(f"venue_unreachable: {type(exc).__name__}")])
     if row["source"] == "webhook":
         route_copies(ctx, row, reference)
-    skip = None if row["source"] == "flatten" else trigger_point(ctx, bot)
+    if row["source"] == "flatten":  # no pause stops a flatten; a missing grant does
+        refused = ctx.signing_refusal(bot, "flatten")
+        if refused is not None:
+            finish_signal(db, signal_id, "failed", {"trigger": refused}, refused)
+            log.error("flatten cannot sign: %s (the position stays open until the owner"
+                      " authorizes the bot again)", refused, extra=context)
+            return False
+        skip = None
+    else:
+        skip = trigger_point(ctx, bot, signing_origin(row))
     if skip is not None:
         finish_signal(db, signal_id, "skipped", {"trigger": skip}, skip)
         log.info("signal skipped: %s", skip, extra=context)
@@ -115,8 +132,8 @@ def _outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
     return {k: v for k, v in outcome.__dict__.items() if k != "user_after"}
 
 
-def trigger_point(ctx: BotContext, bot: Bot) -> str | None:
-    """The plan's early exits: paused, auth disabled, auth expired (UMK-path bots only).
+def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook") -> str | None:
+    """The plan's early exits: paused, auth disabled, auth expired, legacy path off.
 
     A bot the system paused (retries exhausted, an open it cannot afford) goes on: its plan
     keeps only reduce-only orders (`closes_only`), so the close that ends its risk is never
@@ -124,12 +141,7 @@ def trigger_point(ctx: BotContext, bot: Bot) -> str | None:
     """
     if not bot.is_active and not bot.closes_only:
         return "bot_paused"
-    if umk_envelope(ctx.services.db, bot.id) is None:
-        return None  # server-key path: no user session to authorize
-    status = check_execution(ExecutionAuthorization(
-        bot.id, bot.wallet_address, bot.execution_active, bot.execution_expires_at),
-        datetime.now(UTC))
-    return None if status is ExecutionStatus.ALLOWED else status.value
+    return ctx.signing_refusal(bot, origin)  # before any decryption; counted when refused
 
 
 def closes_only(bot: Bot, plan: SizingPlan) -> SizingPlan:
@@ -163,7 +175,10 @@ def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], snapshot: Mar
     """Size the signal's orders and run them one after the other."""
     parsed = row["parsed"] or {}
     signal = Signal.from_dict(parsed)
-    keypair = ctx.keypair(bot)
+    try:  # the grant is read again here: a revocation since the trigger point still holds
+        keypair = ctx.keypair(bot, signing_origin(row))
+    except SigningRefused as exc:  # nothing signed: a failed signal with its reason
+        return [no_order(f"signing_refused: {exc.reason}")]
     try:
         user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)
     except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed signal, not a crash

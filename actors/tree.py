@@ -5,9 +5,15 @@ others), the live flags next (every order asks them), then the owners of shared 
 failover in the legacy executor, the slot clock
 and account cache in venue_state, open Swift orders in the fill tracker, Swift health in the
 gateway), the keeper of this daemon's bot leases (nothing claims work before they exist), the
-bot supervisor (bot actors are added on demand), the fan-out, and the
-webhook server last, so nothing is accepted before the actors that handle it are up, and
-intake is the first thing to stop.
+bot supervisor (bot actors are added on demand), the fan-out, the admin listener
+(ADMIN_HOST:ADMIN_PORT: admin-token routes and health, loopback by default) and the webhook
+server last, so nothing is accepted before the actors that handle it are up, and intake is the
+first thing to stop.
+
+Which routes each listener serves (`PUBLIC_ONLY` / `ADMIN_ONLY` below): the public webhook
+listener has the webhook, manual trades (owners call them from outside; failed admin tokens are
+rate-limited) and /healthz, /readyz for load balancers; the admin listener has every /api/admin
+route, signal stories, manual trades (for the operator) and /healthz, /readyz.
 """
 
 from __future__ import annotations
@@ -69,14 +75,39 @@ def supervision_policy(services: Services) -> dict[str, Any]:
     }
 
 
-def build_router(services: Services) -> Router:
-    """The HTTP routes served by the webhook actor."""
+ADMIN_MAX_CONNECTIONS = 64
+_ADMIN_PREFIXES = ("/api/admin/", "/api/signals/")
+
+
+def _public_route(_method: str, pattern: str) -> bool:
+    """Routes of the public webhook listener: everything but admin and signal stories."""
+    return not pattern.startswith(_ADMIN_PREFIXES)
+
+
+def _admin_route(_method: str, pattern: str) -> bool:
+    """Routes of the admin listener: admin, signal stories, manual trades, health."""
+    return (pattern.startswith(_ADMIN_PREFIXES) or pattern.endswith("/manual-trade")
+            or pattern in ("/healthz", "/readyz"))
+
+
+def _routes(services: Services, accept: Any) -> Router:
+    """One route table, filtered for a listener."""
     router = Router(max_body_bytes=services.settings["WEBHOOK_MAX_BODY_BYTES"],
-                    read_timeout_s=services.settings["WEBHOOK_READ_TIMEOUT_S"])
+                    read_timeout_s=services.settings["WEBHOOK_READ_TIMEOUT_S"], accept=accept)
     add_ops_routes(router, services)
     add_trading_routes(router, services)
     add_admin_routes(router, services)
     return router
+
+
+def build_router(services: Services) -> Router:
+    """The HTTP routes served by the public webhook actor."""
+    return _routes(services, _public_route)
+
+
+def build_admin_router(services: Services) -> Router:
+    """The HTTP routes served by the admin listener."""
+    return _routes(services, _admin_route)
 
 
 def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
@@ -181,6 +212,12 @@ def root_children(services: Services) -> list[ChildSpec]:
         ChildSpec("fanout", FanoutCoordinator, kwargs={"services": services}),
         ChildSpec("intake_listener", IntakeListener, kwargs={"services": services}),
         ChildSpec("intake_journal", JournalReplay, kwargs={"services": services}),
+        ChildSpec("admin_api", WebhookActor, kwargs={
+            "host": s["ADMIN_HOST"], "port": s["ADMIN_PORT"],
+            "app": build_admin_router(services),
+            "max_connections": ADMIN_MAX_CONNECTIONS,
+            "read_timeout_s": s["WEBHOOK_READ_TIMEOUT_S"],
+        }),
         ChildSpec("webhook", WebhookActor, kwargs={
             "host": s["WEBHOOK_HOST"], "port": s["WEBHOOK_PORT"], "app": build_router(services),
             "max_connections": s["WEBHOOK_MAX_CONNECTIONS"],

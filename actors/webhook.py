@@ -1,4 +1,5 @@
-"""WebhookActor: owns the HTTP server that receives alerts and answers health and admin calls.
+"""WebhookActor: owns one HTTP listener; the tree runs two (actors/tree.py): `webhook`, which
+receives alerts and answers health checks, and `admin_api`, which answers admin calls.
 
 Requests are served on their own greenlets (gevent's WSGI server), never in this actor's
 mailbox; the actor owns the server's life: it listens in on_start and closes in on_exit, so a

@@ -86,6 +86,27 @@ def _networks(raw: str) -> tuple[str, ...]:
     return items
 
 
+ADMIN_TOKEN_MIN_CHARS = 32
+
+
+def _admin_token(raw: str) -> str:
+    """Empty (generated) or at least ADMIN_TOKEN_MIN_CHARS characters; the value is never echoed."""
+    token = raw.strip()
+    if token and len(token) < ADMIN_TOKEN_MIN_CHARS:
+        raise ValueError(f"must be at least {ADMIN_TOKEN_MIN_CHARS} characters (or empty to "
+                         "generate one into STATE_DIR/admin_token)")
+    return token
+
+
+def _key_ids(raw: str) -> tuple[str, ...]:
+    """Comma-separated server key ids."""
+    items = _list(raw)
+    for item in items:
+        if not all(c.isascii() and (c.isalnum() or c in "._:-") for c in item) or len(item) > 64:
+            raise ValueError(f"{item!r} is not a key id ([A-Za-z0-9._:-]{{1,64}})")
+    return items
+
+
 def _markets(raw: str) -> tuple[str, ...]:
     return tuple(m.upper() for m in _list(raw))
 
@@ -109,9 +130,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_HOST", "127.0.0.1", _text, "address of the webhook/API server"),
     Setting("WEBHOOK_PORT", "8080", _int_range(0, 65535), "port of the webhook/API server"),
     Setting("METRICS_PORT", "9464", _int_range(0, 65535), "port of the Prometheus /metrics server"),
-    Setting("ADMIN_TOKEN", "", _text,
-            "bearer token for admin endpoints; empty: generated into STATE_DIR/admin_token",
-            secret=True),
+    Setting("ADMIN_TOKEN", "", _admin_token,
+            "bearer token for admin endpoints (at least 32 characters); empty: generated into"
+            " STATE_DIR/admin_token", secret=True),
+    Setting("ADMIN_HOST", "127.0.0.1", _text,
+            "address of the admin/ops listener (admin API, crash drills, health); keep it"
+            " private"),
+    Setting("ADMIN_PORT", "8081", _int_range(0, 65535),
+            "port of the admin/ops listener (`quantumvault status` and `crash` use it)"),
+    Setting("CRASH_DRILLS_ENABLED", "false", _bool,
+            "allow POST /api/admin/crash/{actor} (`quantumvault crash`); off in production"),
     Setting("LOG_LEVEL", "INFO", _choice("debug", "info", "warning", "error"),
             "log level of the JSON log lines on stderr"),
     Setting("DB_POOL_SIZE", "20", _int_range(1, 500), "database connections per process"),
@@ -220,6 +248,12 @@ SETTINGS: tuple[Setting, ...] = (
             "k1=credential:server-key under systemd, else k1=file:STATE_DIR/server.key"),
     Setting("SERVER_KEY_CURRENT", "", _text,
             "id of the server key that seals new secrets; empty: the only/first key"),
+    Setting("SERVER_KEYS_RETIRED", "", _key_ids,
+            "ids of SERVER_KEYS that are retired (distrusted): anything only under one is"
+            " refused, never migrated; other non-current ids are previous (trusted)"),
+    Setting("LEGACY_KEY_PATH", "on", _choice("on", "off"),
+            "on: legacy wallets sign with their server-key envelope (migration); off: nothing is"
+            " ever signed through a server-key-only envelope (V3 wallets sign through grants)"),
     Setting("WEBHOOK_MAX_BODY_BYTES", "65536", _int_range(256, 10 * 1024 * 1024),
             "largest accepted request body"),
     Setting("TRADINGVIEW_IP_ALLOWLIST", "false", _bool,

@@ -52,6 +52,7 @@ def demo_environment(base: dict[str, str]) -> dict[str, str]:
     return {**base, "STATE_DIR": str(state), "DATABASE_URL": "", "VENUE": "sandbox",
             "SANDBOX_URL": "", "SANDBOX_PORT": str(_free_port()), "WEBHOOK_HOST": "127.0.0.1",
             "WEBHOOK_PORT": str(_free_port()), "METRICS_PORT": str(_free_port()),
+            "ADMIN_PORT": str(_free_port()),
             "ADMIN_TOKEN": secrets.token_urlsafe(24), "SERVER_KEYS": "",
             "AUCTION_DURATION_SLOTS": "20", "LOG_LEVEL": base.get("LOG_LEVEL", "warning")}
 

@@ -1,5 +1,15 @@
 """Operational routes: liveness, readiness, the supervision tree, and crash drills.
 
+Two listeners serve them (actors/tree.py): /healthz and /readyz on the public webhook listener,
+where load balancers look, and on the admin listener (ADMIN_HOST:ADMIN_PORT, loopback by
+default) with the admin-token routes: the tree, crash drills, Swift metrics, signal stories.
+Crash drills answer 403 unless CRASH_DRILLS_ENABLED is set.
+
+Failed admin authentications are counted (`admin_auth_failures_total{reason}`) and limited per
+client address: after ADMIN_FAILURE_BURST failures an address gets 429 (with Retry-After) for
+every admin request, the right token included, until its bucket refills at
+ADMIN_FAILURE_RATE_PER_S: a refused address learns nothing about the tokens it tries.
+
 Readiness means "alerts are accepted durably": the tree is up and the database answers. A
 degraded venue (its program known to be paused, Swift or RPC unreachable) does not make the
 daemon unready, since alerts are stored and wait for the venue; it is /readyz's `reason` on a
@@ -9,18 +19,31 @@ daemon unready, since alerts are stored and wait for the venue; it is /readyz's 
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import pykka
+from prometheus_client import Counter
 
 from actors.health_monitor import GetHealth
 from actors.services import Services
+from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router
 from security.webhook_auth import verify_admin_token
 from supervision import CrashChild, NoSuchChild, Status, whereis
 from venue.profiles import VenueProfile
 
+log = logging.getLogger(__name__)
+
 ASK_TIMEOUT_S = 2.0
+ADMIN_FAILURE_BURST = 10
+ADMIN_FAILURE_RATE_PER_S = 0.2  # one more failed attempt per 5 s, per client address
+ADMIN_FAILURE_MAX_CLIENTS = 4096
+ADMIN_AUTH_FAILURES = Counter(
+    "admin_auth_failures", "Admin-token authentications refused, by reason", ["reason"])
+for _reason in ("missing", "wrong", "rate_limited"):
+    ADMIN_AUTH_FAILURES.labels(reason=_reason)
 WARNING_SEPARATOR = " | "
 VENUE_PROBES = (("swift", "Swift"), ("rpc", "RPC"))  # health monitor probe name, label
 
@@ -63,14 +86,39 @@ def venue_warnings(profile: VenueProfile, health: dict[str, Any] | None) -> list
     return warnings
 
 
+def _failure_limiter(services: Services) -> KeyedTokenBucket:
+    """The daemon's limiter of failed admin authentications (one per Services)."""
+    limiter = getattr(services, "_admin_failures", None)
+    if limiter is None:
+        limiter = KeyedTokenBucket(ADMIN_FAILURE_RATE_PER_S, ADMIN_FAILURE_BURST,
+                                   max_keys=ADMIN_FAILURE_MAX_CLIENTS)
+        services._admin_failures = limiter  # type: ignore[attr-defined]
+    return limiter
+
+
 def require_admin(services: Services, request: Request) -> None:
-    """Refuse (401) unless the request carries the admin bearer token."""
-    if not verify_admin_token(services.admin_token, request.bearer_token()):
+    """Refuse (401) unless the request carries the admin bearer token; 429 for an address
+    with too many failures (checked before the token, so it learns nothing)."""
+    limiter = _failure_limiter(services)
+    client = request.remote_addr[:64] or "unknown"
+    wait_s = limiter.wait_s(client)
+    if wait_s:
+        ADMIN_AUTH_FAILURES.labels(reason="rate_limited").inc()
+        raise HttpError(429, "too many failed admin authentications from this address",
+                        headers=(("Retry-After", str(math.ceil(wait_s))),))
+    token = request.bearer_token()
+    if not verify_admin_token(services.admin_token, token):
+        reason = "wrong" if token else "missing"
+        limiter.take(client)
+        ADMIN_AUTH_FAILURES.labels(reason=reason).inc()
+        log.warning("admin authentication refused (%s token) from %s on %s", reason, client,
+                    request.path[:100])
         raise HttpError(401, "admin token required")
 
 
 def add_ops_routes(router: Router, services: Services) -> None:
-    """Register /healthz, /readyz, /api/admin/tree and /api/admin/crash/{path}."""
+    """Register /healthz, /readyz, /api/admin/tree and /api/admin/crash/{path} (a router may
+    accept only some of them, see Router's `accept`)."""
 
     def tree_status() -> dict | None:
         if services.root is None:
@@ -109,6 +157,8 @@ def add_ops_routes(router: Router, services: Services) -> None:
 
     def admin_crash(request: Request) -> Response:
         require_admin(services, request)
+        if not services.settings["CRASH_DRILLS_ENABLED"]:
+            raise HttpError(403, "crash drills are disabled (set CRASH_DRILLS_ENABLED=true)")
         path = request.params["path"].replace(":", "/")
         if services.root is None:
             raise HttpError(503, "supervision tree not started")

@@ -107,16 +107,24 @@ def _abandon_body(environ: dict[str, Any]) -> None:
 
 
 class Router:
-    """Maps (method, path pattern) to handlers; `{name}` in a pattern captures one segment."""
+    """Maps (method, path pattern) to handlers; `{name}` in a pattern captures one segment.
+
+    `accept(method, pattern)`, when given, decides which registered routes this router serves
+    (the others answer 404 here): one route table can be split between two listeners.
+    """
 
     def __init__(self, max_body_bytes: int = 64 * 1024,
-                 read_timeout_s: float | None = None) -> None:
+                 read_timeout_s: float | None = None,
+                 accept: Callable[[str, str], bool] | None = None) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._max_body = max_body_bytes
         self._read_timeout_s = read_timeout_s
+        self._accept = accept
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         """Register `handler` for `method` on `pattern` (e.g. "/api/signals/{id}")."""
+        if self._accept is not None and not self._accept(method.upper(), pattern):
+            return
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
         self._routes.append((method.upper(), re.compile(f"^{regex}$"), handler))
 

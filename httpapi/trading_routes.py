@@ -36,7 +36,12 @@ from httpapi.ops_routes import require_admin
 from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router
 from observability.trading_metrics import SIGNALS, WEBHOOK_LATENCY
-from security.webhook_auth import SourceIpPolicy, check_source_ip, verify_webhook_secret
+from security.webhook_auth import (
+    SourceIpPolicy,
+    authenticate_webhook,
+    check_source_ip,
+    upgrade_stored_hash,
+)
 from storage.bots import get_bot
 from storage.journal import DATABASE_UNREACHABLE, JournalRecord, JournalRefused
 from storage.secret_cache import secret_fingerprint
@@ -104,11 +109,16 @@ def add_trading_routes(router: Router, services: Services) -> None:
         else:
             stored_hash = outage.secrets.stored_hash(bot_id)
         secret = request.query.get("secret") or request.headers.get("x-webhook-secret")
-        auth = verify_webhook_secret(services.ring.webhook_peppers(), secret, stored_hash,
-                                     current_key_id=services.ring.current_key_id)
+        auth = authenticate_webhook(services.ring, bot_id, secret, stored_hash)
         if not auth.ok:
             raise unauthenticated(auth.reason or "webhook_secret_mismatch", "unauthorized", 401,
                                   "wrong or missing webhook secret", request, started)
+        if auth.rehashed and db_up and (outage is None or not outage.journal.pending()):
+            # issue 13: bind a legacy hash / move it to the current key (CAS), within the budget
+            with contextlib.suppress(DatabaseUnreachable), _db_budget(deadline):
+                stored_hash = upgrade_stored_hash(services.db, bot_id, stored_hash,
+                                                  auth.rehashed,
+                                                  outage.secrets if outage else None)
         wait_s = limiter.take(bot_id)
         if wait_s:
             WEBHOOK_RATE_LIMITED.inc()

@@ -80,6 +80,10 @@ RPC_RATE_LIMITED = Counter("rpc_rate_limited", "RPC answers HTTP 429 (rate limit
                            ["endpoint"])
 RETRY_QUEUE_DEPTH = Gauge("retry_queue_depth", "Retry jobs pending or running", ["priority"])
 PROFIT_SHARE_IOUS_PENDING = Gauge("profit_share_ious_pending", "Unpaid profit-share IOUs")
+GUARD_REFUSALS = Counter("guard_refusals", "Signatures that could move funds refused right"
+                         " before signing (emergency stop, row MACs, caps), by what was to be"
+                         " signed (order | withdrawal) and fixed reason label",
+                         ["what", "reason"])
 WEBHOOK_LATENCY = Histogram("webhook_latency_seconds", "Webhook request to acknowledgement (s)",
                             ["outcome"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3))
@@ -189,3 +193,31 @@ def _prime_fixed_series() -> None:
 
 
 _prime_fixed_series()
+
+# --- Security V3: signing keys and execution grants (issue 13) ----------------------------------
+SIGNING_REFUSALS = Counter("signing_refusals", "Signatures refused before the agent key was"
+                           " opened or used (no/expired/revoked/broken grant, legacy path off),"
+                           " by fixed reason and origin", ["reason", "origin"])
+GRANTS_LAPSED_WITH_POSITION = Gauge("v3_grants_lapsed_with_position",
+                                    "Bots of V3 wallets holding a position (by their fills) whose"
+                                    " execution grant is missing, revoked or expired: nothing can"
+                                    " close it until the owner authorizes again")
+GRANT_MIN_SECONDS_LEFT_WITH_POSITION = Gauge(
+    "v3_grant_min_seconds_left_with_position",
+    "Shortest time left (s) of the execution grants of V3 bots holding a position"
+    " (+Inf when there is none)")
+SIGNING_REFUSAL_REASONS = ("auth_disabled", "auth_expired", "grant_invalid",
+                           "legacy_key_path_off", "no_agent_key", "agent_key_mismatch",
+                           "grant_unavailable")
+SIGNING_ORIGINS = ("webhook", "manual", "subscriber", "retry", "flatten", "profit_share",
+                   "cli")
+
+
+def _prime_signing_series() -> None:
+    for reason in SIGNING_REFUSAL_REASONS:
+        for origin in SIGNING_ORIGINS:
+            SIGNING_REFUSALS.labels(reason=reason, origin=origin)
+    GRANT_MIN_SECONDS_LEFT_WITH_POSITION.set(float("inf"))
+
+
+_prime_signing_series()

@@ -9,6 +9,14 @@ with leverage at most the source's (default: equal) and `max_position_size` = ca
 (USD notional the subscribed capital can carry), its own policy HMAC and no webhook secret (it
 is driven by the source's signals, never by a webhook of its own).
 
+Execution grants (issue 13): a bot of a V3 wallet signs only while its owner's grant holds.
+`authorize BOT --owner-signature-file FILE [--hours N]` (default 24, at most 720 = 30 days)
+stores the bot's UMK sealed with its expiry under the server key (bound to bot and wallet) and
+the owner's key_execution MAC over (bot, wallet, expiry); `revoke BOT` erases both at once.
+`subscribe --owner-signature-file FILE` grants the new subscriber bot the same way. Legacy
+wallets need no grant (and take none: `wallet upgrade` first). `show` labels the key path and
+the grant state, never the sealed UMK or the MAC.
+
 Sub-accounts: every bot gets its own Drift sub-account on its wallet, allocated, created and
 funded on the venue by `create`/`subscribe` before the bot row commits (operator_cli.subaccounts
 says how, and what happens to a bot's sub-account later); `show` says which one.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -27,15 +36,27 @@ from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.subaccounts import allocate, default_fund, fund_arg, sub_account_view
 from operator_cli.validation import (
     MAX_NAME,
+    decimal_arg,
     leverage_arg,
     market_arg,
     percent_arg,
     text_arg,
     usd_arg,
 )
+from operator_cli.wallet_commands import grant_view, owner_subkeys, owner_umk, read_owner_signature
+from security.agent_keys import open_agent_privkey
+from security.errors import SecurityError
+from security.execution import (
+    GRANT_DEFAULT_HOURS,
+    GRANT_MAX_HOURS,
+    seal_grant,
+    sign_execution_grant,
+)
 from security.log_redaction import register_secret
 from security.policy import BotPolicy, compute_policy_hmac, verify_policy_hmac
-from security.webhook_auth import issue_webhook_secret
+from security.row_macs import seal_bot
+from security.signing_keys import legacy_path_on
+from security.webhook_auth import issue_bound_webhook_secret
 from storage import bots, copy_trading, emergency_stops, wallets
 from storage.bots import Bot
 
@@ -74,7 +95,25 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     subscribe.add_argument("--no-venue", action="store_true",
                            help="allocate the sub-account only (`bot provision` creates it "
                                 "later)")
+    subscribe.add_argument("--owner-signature-file", metavar="FILE",
+                           help="a V3 wallet's owner signature: grant the subscriber bot")
+    subscribe.add_argument("--hours", metavar="N",
+                           help=f"life of that grant (default {GRANT_DEFAULT_HOURS}, at most "
+                                f"{GRANT_MAX_HOURS})")
     subscribe.set_defaults(func=cmd_bot_subscribe)
+    authorize = sub.add_parser("authorize", parents=[common],
+                               help="let a V3 bot sign while its owner is away, for N hours")
+    authorize.add_argument("bot", metavar="BOT")
+    authorize.add_argument("--owner-signature-file", metavar="FILE", required=True,
+                           help="owner's signature of the UMK message (`wallet umk-message`)")
+    authorize.add_argument("--hours", metavar="N",
+                           help=f"grant life (default {GRANT_DEFAULT_HOURS}, at most "
+                                f"{GRANT_MAX_HOURS} = 30 days)")
+    authorize.set_defaults(func=cmd_bot_authorize)
+    revoke = sub.add_parser("revoke", parents=[common],
+                            help="erase a bot's execution grant: it signs nothing from now")
+    revoke.add_argument("bot", metavar="BOT")
+    revoke.set_defaults(func=cmd_bot_revoke)
     rotate = sub.add_parser("rotate-secret", parents=[common],
                             help="replace a bot's webhook secret (prints the new one)")
     rotate.add_argument("bot", metavar="BOT")
@@ -123,10 +162,10 @@ def _check_stored(ctx: Context, bot: Bot) -> None:
         raise CliError("the stored policy did not verify; nothing was written")
 
 
-def _new_secret(ctx: Context) -> tuple[str, str]:
-    """A fresh webhook secret (registered for log redaction) and its stored hash."""
-    kid = ctx.ring.current_key_id
-    issued = issue_webhook_secret(ctx.ring.webhook_peppers()[kid], kid)
+def _new_secret(ctx: Context, bot_id: str) -> tuple[str, str]:
+    """A fresh webhook secret (registered for log redaction) and its stored hash, bound to
+    the bot (copied onto another bot's row it authenticates nothing)."""
+    issued = issue_bound_webhook_secret(ctx.ring, bot_id)
     register_secret(issued.secret)
     return issued.secret, issued.stored_hash
 
@@ -142,7 +181,7 @@ def cmd_bot_create(settings: Any, args: argparse.Namespace) -> Outcome:
     with opened(settings) as ctx:
         wallet = _require_wallet(ctx, args.wallet)
         bot_id = str(uuid.uuid4())
-        secret, stored_hash = _new_secret(ctx)
+        secret, stored_hash = _new_secret(ctx, bot_id)
         with ctx.db.connection():
             sub = allocate(ctx, wallet, fund, default_fund(leverage, max_position),
                            use_venue=not args.no_venue)
@@ -153,12 +192,15 @@ def cmd_bot_create(settings: Any, args: argparse.Namespace) -> Outcome:
                 policy_hmac=_sign_policy(ctx, bot_id, market, leverage, max_position),
                 drift_subaccount_id=sub.sub_account_id)
             _check_stored(ctx, bot)
+            seal_bot(ctx.db, ctx.ring, bot.id)  # its binding MAC'd as written
     data = {**_public(bot), "bot_id": bot.id, "webhook_secret": secret,
-            "sub_account": sub.view()}
+            "sub_account": sub.view(), "key_path": wallet.key_path}
+    warning = (f"wallet {wallet.address} is V3: bot {bot.id} signs nothing until `quantumvault "
+               f"bot authorize {bot.id} --owner-signature-file FILE`" if wallet.is_v3 else None)
     return Outcome(
         f"created bot {bot.id} ({market}, {plain(leverage)}x, max ${plain(max_position)}) "
         f"on wallet {wallet.address}, {sub.human()}; webhook secret (shown only now): "
-        f"{secret}", data)
+        f"{secret}", data, warning=warning)
 
 
 @command
@@ -173,7 +215,7 @@ def cmd_bot_publish(settings: Any, args: argparse.Namespace) -> Outcome:
             raise CliError(f"bot {bot.id} is already published")
         published = copy_trading.publish_bot(
             ctx.db, trading_bot_id=bot.id, creator_wallet_address=bot.wallet_address,
-            profit_share_percent=percent)
+            profit_share_percent=percent, ring=ctx.ring)
     data = {"published_bot_id": published.id, "bot_id": bot.id,
             "profit_share_percent": plain(published.profit_share_percent),
             "creator_wallet": published.creator_wallet_address}
@@ -185,6 +227,9 @@ def cmd_bot_publish(settings: Any, args: argparse.Namespace) -> Outcome:
 def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
     """Create the subscriber's own bot following a published bot, and the subscription."""
     capital = usd_arg(args.capital_usd, "--capital-usd")
+    hours = hours_arg(args.hours)
+    signature = (read_owner_signature(args.owner_signature_file)
+                 if args.owner_signature_file else None)
     if args.max_deviation_bps is not None and not 0 < args.max_deviation_bps <= 10_000:
         raise CliError("--max-deviation-bps must be within 1..10000")
     wanted_leverage = leverage_arg(args.leverage) if args.leverage is not None else None
@@ -200,8 +245,12 @@ def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
         source = _require_bot(ctx, published.trading_bot_id)
         if source.wallet_address == wallet.address:
             raise CliError("a wallet cannot subscribe to its own bot")
-        if not wallet.has_legacy_key:
-            raise CliError(f"wallet {wallet.address} has no server-sealed agent key")
+        if not wallet.has_legacy_key and not wallet.is_v3:
+            raise CliError(f"wallet {wallet.address} has no agent key")
+        if signature is not None and not wallet.is_v3:
+            raise CliError(f"wallet {wallet.address} is legacy (server key): it takes no grant;"
+                           " run `quantumvault wallet upgrade` first")
+        grant_kit = _grant_kit(ctx, wallet, signature, hours) if signature is not None else None
         existing = copy_trading.active_subscription(ctx.db, published.id, wallet.address)
         if existing is not None:
             raise CliError(f"wallet {wallet.address} already follows this bot with subscriber "
@@ -227,16 +276,98 @@ def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
             subscription = copy_trading.insert_subscription(
                 ctx.db, published_bot_id=published.id, subscriber_bot_id=bot.id,
                 subscriber_wallet_address=wallet.address, capital_usd=capital,
-                max_price_deviation_bps=args.max_deviation_bps)
+                max_price_deviation_bps=args.max_deviation_bps, ring=ctx.ring)
+            grant = _store_grant(ctx, bot, *grant_kit) if grant_kit is not None else None
     data = {"subscriber_bot_id": bot.id, "subscription_id": subscription.id,
             "published_bot_id": published.id, "source_bot_id": source.id,
             "wallet": wallet.address, "market": bot.market, "leverage": plain(bot.leverage),
             "capital_usd": plain(subscription.capital_usd),
             "max_deviation_bps": subscription.max_price_deviation_bps,
-            "max_position_usd": plain(bot.max_position_size), "sub_account": sub.view()}
-    return Outcome(f"wallet {wallet.address} follows bot {source.id} with subscriber bot "
-                   f"{bot.id} ({bot.market}, {plain(bot.leverage)}x, ${plain(capital)} capital, "
-                   f"{sub.human()})", data)
+            "max_position_usd": plain(bot.max_position_size), "sub_account": sub.view(),
+            "key_path": wallet.key_path, "grant_expires_at": grant}
+    human = (f"wallet {wallet.address} follows bot {source.id} with subscriber bot "
+             f"{bot.id} ({bot.market}, {plain(bot.leverage)}x, ${plain(capital)} capital, "
+             f"{sub.human()})")
+    if grant is not None:
+        return Outcome(f"{human}; authorized until {grant:%Y-%m-%d %H:%M:%S} UTC", data)
+    if wallet.is_v3:
+        return Outcome(human, data, warning=f"wallet {wallet.address} is V3 and the subscriber "
+                       f"bot {bot.id} has no grant: its copies sign nothing until `quantumvault "
+                       f"bot authorize {bot.id} --owner-signature-file FILE`")
+    return Outcome(human, data)
+
+
+def hours_arg(text: str | None) -> Decimal:
+    """`--hours`: the grant's life, more than 0 and at most 30 days (default 24)."""
+    if text is None:
+        return Decimal(GRANT_DEFAULT_HOURS)
+    return decimal_arg(text, "--hours", places=6, low=Decimal(0), high=Decimal(GRANT_MAX_HOURS))
+
+
+def _grant_kit(ctx: Context, wallet: wallets.Wallet, signature: bytes,
+               hours: Decimal) -> tuple[Any, Any, datetime]:
+    """UMK and sub-keys of a V3 wallet's owner, checked against its agent key, and the expiry."""
+    umk = owner_umk(wallet.address, signature)
+    subkeys = owner_subkeys(wallet.address, signature)
+    keys = wallets.wallet_keys(ctx.db, wallet.address)
+    assert keys is not None and keys.v3_envelope is not None
+    try:
+        open_agent_privkey(subkeys, keys.v3_envelope)  # the owner's key must open the agent's
+    except SecurityError:
+        raise CliError("the owner's key does not open this wallet's agent key; nothing was "
+                       "written") from None
+    expires = datetime.now(UTC) + timedelta(microseconds=int(hours * 3_600_000_000))
+    return umk, subkeys, expires
+
+
+def _store_grant(ctx: Context, bot: Bot, umk: Any, subkeys: Any, expires: datetime) -> datetime:
+    """Seal the UMK with its expiry for this bot, MAC it with key_execution, store both."""
+    envelope = seal_grant(ctx.ring, umk, bot.id, expires)
+    mac = sign_execution_grant(subkeys, bot.id, expires)
+    if not bots.store_grant(ctx.db, bot.id, envelope, mac, expires):
+        raise CliError(f"unknown bot {bot.id}")
+    return expires
+
+
+@command
+def cmd_bot_authorize(settings: Any, args: argparse.Namespace) -> Outcome:
+    """Grant a V3 bot execution for N hours with its owner's signature (replaces any grant)."""
+    hours = hours_arg(args.hours)
+    signature = read_owner_signature(args.owner_signature_file)
+    with opened(settings) as ctx:
+        bot = _require_bot(ctx, args.bot)
+        wallet = _require_wallet(ctx, bot.wallet_address)
+        if not wallet.is_v3:
+            raise CliError(f"bot {bot.id} is on legacy wallet {wallet.address} (server key): it "
+                           "takes no grant; run `quantumvault wallet upgrade` first")
+        expires = _store_grant(ctx, bot, *_grant_kit(ctx, wallet, signature, hours))
+    data = {"bot_id": bot.id, "wallet": wallet.address, "authorized": True,
+            "hours": plain(hours), "expires_at": expires}
+    return Outcome(f"authorized bot {bot.id} to sign until {expires:%Y-%m-%d %H:%M:%S} UTC "
+                   f"({plain(hours)} h)", data)
+
+
+@command
+def cmd_bot_revoke(settings: Any, args: argparse.Namespace) -> Outcome:
+    """Erase a bot's execution grant (sealed UMK and MAC): it signs nothing from its next order."""
+    with opened(settings) as ctx:
+        bot = _require_bot(ctx, args.bot)
+        wallet = _require_wallet(ctx, bot.wallet_address)
+        before = bots.grant_row(ctx.db, bot.id)
+        bots.revoke_grant(ctx.db, bot.id)
+        state = next((s for s in bots.v3_grant_states(ctx.db) if s["bot_id"] == bot.id), None)
+    had = before is not None and before.envelope is not None
+    data = {"bot_id": bot.id, "wallet": wallet.address, "revoked": True, "had_grant": had,
+            "key_path": wallet.key_path}
+    warning = None
+    if not wallet.is_v3:
+        warning = (f"wallet {wallet.address} is legacy: it still signs with the server key "
+                   "unless LEGACY_KEY_PATH=off or `bot pause`")
+    elif state is not None and state["net_position"]:
+        warning = (f"bot {bot.id} holds a position: nothing (closes, flatten) can sign for it "
+                   "until its owner authorizes it again")
+    return Outcome(f"revoked the execution grant of bot {bot.id}" if had else
+                   f"bot {bot.id} had no grant; it stays unauthorized", data, warning=warning)
 
 
 @command
@@ -246,7 +377,7 @@ def cmd_bot_rotate_secret(settings: Any, args: argparse.Namespace) -> Outcome:
         bot = _require_bot(ctx, args.bot)
         if bot.is_subscriber:
             raise CliError(f"bot {bot.id} is a subscriber bot; it takes no webhook")
-        secret, stored_hash = _new_secret(ctx)
+        secret, stored_hash = _new_secret(ctx, bot.id)
         bots.set_webhook_secret_hash(ctx.db, bot.id, stored_hash)
     return Outcome(f"rotated the webhook secret of bot {bot.id}; new secret (shown only now): "
                    f"{secret}", {"bot_id": bot.id, "webhook_secret": secret})
@@ -303,6 +434,8 @@ def cmd_bot_show(settings: Any, args: argparse.Namespace) -> Outcome:
     """One bot's public fields, policy verdict, publication and stop flags."""
     with opened(settings) as ctx:
         bot = _require_bot(ctx, args.bot)
+        wallet = _require_wallet(ctx, bot.wallet_address)
+        grant = grant_view(wallet, bot.id, legacy_path_on(settings), ctx.db)
         pub = copy_trading.published_for_bot(ctx.db, bot.id)
         wallet_stop = emergency_stops.wallet_stop(ctx.db, bot.wallet_address)
         global_stop = emergency_stops.global_stop(ctx.db)
@@ -312,6 +445,7 @@ def cmd_bot_show(settings: Any, args: argparse.Namespace) -> Outcome:
                 "subscribers": copy_trading.subscriber_counts(ctx.db).get(pub.id, 0) if pub else 0,
                 "wallet_emergency_stop": wallet_stop.mode if wallet_stop else "none",
                 "global_emergency_stop": global_stop.mode,
+                "key_path": "v3" if wallet.is_v3 else "legacy", "grant": grant,
                 "sub_account": sub_account_view(ctx, bot)}
     lines = [f"  {key}: {value}" for key, value in view.items()]
     return Outcome(_line(bot, view), view, extra_lines=lines)

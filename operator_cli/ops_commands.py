@@ -25,6 +25,7 @@ from typing import Any
 from operator_cli.context import opened
 from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.validation import MAX_REASON, text_arg
+from security.signing_keys import grant_exposure
 from storage import ops_views
 from storage.bots import get_bot
 from storage.signals import signal_story
@@ -209,7 +210,10 @@ def cmd_bot_status(settings: Any, args: argparse.Namespace) -> Outcome:
                 raise CliError(f"unknown wallet {args.wallet}")
             wallet = found.address
         rows = ops_views.bot_states(ctx.db, wallet)
+        _count, _shortest, lapsed_rows = grant_exposure(ctx.db)
+    lapsed = {r["bot_id"] for r in lapsed_rows}  # V3: a position open and no usable grant
     views = [{"id": r["id"], "name": r["name"], "market": r["market"],
+              "grant_lapsed_with_position": r["id"] in lapsed,
               "wallet": r["wallet_address"], "active": r["is_active"],
               "paused_reason": r["paused_reason"], "paused_at": r["paused_at"],
               "paused_by": r["paused_by"],
@@ -224,7 +228,9 @@ def cmd_bot_status(settings: Any, args: argparse.Namespace) -> Outcome:
         last = view["last_signal"]
         lines.append(_table_row((
             view["id"], view["market"],
-            pause_state(view["active"], view["paused_by"], view["paused_reason"]),
+            pause_state(view["active"], view["paused_by"], view["paused_reason"])
+            + (" GRANT LAPSED WITH A POSITION OPEN" if view["grant_lapsed_with_position"]
+               else ""),
             _word(view["swift_enabled"]), _word(view["swift_fallback_enabled"]),
             "-" if last is None else f"{last['status']} {last['received_at']:%Y-%m-%d %H:%M:%S}"
             + (f" ({last['reason']})" if last["reason"] else ""))))

@@ -42,6 +42,7 @@ from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.swift_account import venue_rpc
 from operator_cli.validation import MAX_USD, decimal_arg
 from security.agent_keys import open_agent_privkey_legacy
+from security.row_macs import seal_bot
 from storage import subaccounts
 from storage.bots import Bot, get_bot
 from storage.wallets import Wallet, get_wallet, legacy_agent_envelope
@@ -294,6 +295,7 @@ def _migrate_one(ctx: Context, venue: Venue, bot: subaccounts.SharedBot, *, dry_
         if not subaccounts.move_bot(ctx.db, bot.bot_id, bot.drift_subaccount_id,
                                     plan.sub_account_id, funded, list(done.signatures)):
             return {**entry, "status": "blocked", "reason": "the bot row changed meanwhile"}
+        seal_bot(ctx.db, ctx.ring, bot.bot_id)  # its binding names the new sub-account
         return {**entry, "status": "moved", "created_ids": list(done.created),
                 "funded_usd": plain(funded), "funding": done.method,
                 "signatures": list(done.signatures)}

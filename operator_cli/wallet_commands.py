@@ -5,11 +5,15 @@ Owner address: the wallets row is keyed by the owner's own Solana address (`--ow
 the wallet that signs the UMK message). Without `--owner` the agent's own address is the owner,
 which suits operator-run bots and tests; a user-facing deployment passes `--owner`.
 
-The agent private key is always sealed under the server key ring (the legacy path subscriber
-bots need: their owners have no session during routing). With `--owner-signature-file FILE`
-(the owner's signature of "QuantumVault UMK v1\\n<owner>", base58 or hex) it is also sealed
-under the owner's key_privkey (V3). The signature is read from a file, never argv, because
-argv is visible to every user in /proc and whoever has the signature can derive the UMK.
+Key paths (issue 13). With `--owner-signature-file FILE` (the owner's signature of
+"QuantumVault UMK v1\\n<owner>", base58 or hex; `wallet umk-message ADDR` prints it) the agent
+key is sealed under the owner's key_privkey only (V3): the server key alone can no longer reach
+it, and the wallet's bots sign only through an execution grant (`bot authorize`). Without it
+the key is sealed under the server key ring (`legacy`). `wallet upgrade ADDR
+--owner-signature-file FILE` moves a legacy wallet to V3 (and erases the server-key copy);
+`wallet show [ADDR]` labels each wallet and says which still depend on the legacy key path
+(LEGACY_KEY_PATH). The signature is read from a file, never argv, because argv is visible to
+every user in /proc and whoever has the signature can derive the UMK.
 
 Sandbox funding: the wallet is stored first (the key must never be lost to a network error),
 then the faucet is called. If the sandbox is unreachable the command says so on stderr and
@@ -26,6 +30,7 @@ operator_cli.swift_account). If the venue cannot be read, it exits 4 with the wa
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,20 +49,32 @@ from operator_cli.swift_account import (
 )
 from operator_cli.validation import address_arg, usd_arg
 from security.agent_keys import (
+    open_agent_privkey,
     open_agent_privkey_legacy,
     seal_agent_privkey,
     seal_agent_privkey_legacy,
 )
-from security.errors import InvalidKeyMaterial, SignatureRefused
-from security.key_hierarchy import derive_subkeys, derive_umk, parse_signature
+from security.errors import InvalidKeyMaterial, SecurityError, SignatureRefused
+from security.key_hierarchy import (
+    SubKeys,
+    UserMasterKey,
+    derive_subkeys,
+    derive_umk,
+    parse_signature,
+    umk_message,
+)
 from security.keypair_file import read_keypair_file as read_keypair
 from security.log_redaction import register_agent_keypair, register_secret
+from security.signing_keys import legacy_path_on
+from storage.bots import grant_row, list_bots
 from storage.wallets import (
     Wallet,
     find_wallet,
     insert_wallet,
-    legacy_agent_envelope,
+    list_wallets,
+    upgrade_to_v3,
     wallet_exists,
+    wallet_keys,
 )
 from venue.process_venue import sandbox_url
 
@@ -88,7 +105,24 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     init = sub.add_parser("init-orders", parents=[common],
                           help="create the agent's SignedMsgUserOrders account (needed for Swift)")
     init.add_argument("wallet", metavar="ADDR", help="owner address or agent public key")
+    init.add_argument("--owner-signature-file", metavar="FILE",
+                      help="a V3 wallet's owner signature (its agent key is sealed under it)")
     init.set_defaults(func=cmd_wallet_init_orders)
+    upgrade = sub.add_parser("upgrade", parents=[common],
+                             help="move a legacy wallet to V3 (agent key under the owner's UMK)")
+    upgrade.add_argument("wallet", metavar="ADDR", help="owner address or agent public key")
+    upgrade.add_argument("--owner-signature-file", metavar="FILE", required=True,
+                         help="owner's signature of the UMK message (`wallet umk-message`)")
+    upgrade.set_defaults(func=cmd_wallet_upgrade)
+    show = sub.add_parser("show", parents=[common],
+                          help="key path of one wallet or all (legacy or V3) and its grants")
+    show.add_argument("wallet", metavar="ADDR", nargs="?",
+                      help="owner address or agent public key (default: every wallet)")
+    show.set_defaults(func=cmd_wallet_show)
+    message = sub.add_parser("umk-message", parents=[common],
+                             help="the exact text the owner signs (its signature is the key)")
+    message.add_argument("owner", metavar="ADDR")
+    message.set_defaults(func=cmd_wallet_umk_message)
 
 
 def read_keypair_file(path: str) -> Keypair:
@@ -101,13 +135,42 @@ def read_keypair_file(path: str) -> Keypair:
 
 def _read_signature(path: str) -> bytes:
     """The owner's signature from a file (base58 or 128 hex characters)."""
+    return read_owner_signature(path)
+
+
+def read_owner_signature(path: str) -> bytes:
+    """The owner's signature from --owner-signature-file, registered for log redaction."""
     try:
         text = Path(path).read_text()[:1024]
     except (OSError, UnicodeDecodeError):
         raise CliError(f"cannot read --owner-signature-file {path!r}") from None
-    signature = parse_signature(text)
+    try:
+        signature = parse_signature(text)
+    except SignatureRefused:
+        raise CliError("--owner-signature-file holds no signature (expected base58 or 128 hex"
+                       " characters)") from None
     register_secret(signature)
     return signature
+
+
+def owner_umk(owner: str, signature: bytes) -> UserMasterKey:
+    """The owner's UMK from their signature, or the CLI's one clear refusal."""
+    try:
+        umk = derive_umk(owner, signature)
+    except SignatureRefused:
+        raise CliError("--owner-signature-file does not verify: it must be the owner's "
+                       f"signature of the UMK message for {owner} (`quantumvault wallet "
+                       f"umk-message {owner}` prints it)") from None
+    register_secret(umk.key)
+    return umk
+
+
+def owner_subkeys(owner: str, signature: bytes) -> SubKeys:
+    """The owner's sub-keys (key_privkey, key_execution, ...) from a verified signature."""
+    subkeys = derive_subkeys(owner_umk(owner, signature))
+    for key in (subkeys.key_privkey, subkeys.key_mnemonic, subkeys.key_execution):
+        register_secret(key)
+    return subkeys
 
 
 def _fund(ctx: Context, wallet: Wallet, quote: Decimal) -> dict[str, Any]:
@@ -135,27 +198,26 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
             raise CliError(f"wallet {owner} already exists")
         if taken == "agent":
             raise CliError(f"agent key {agent} already belongs to a wallet")
-        v3 = None
-        if signature is not None:
-            try:
-                subkeys = derive_subkeys(derive_umk(owner, signature))
-            except SignatureRefused:
-                raise CliError("--owner-signature-file does not verify: it must be the owner's "
-                               f"signature of the UMK message for {owner}") from None
-            v3 = seal_agent_privkey(subkeys, secret)
-        legacy = seal_agent_privkey_legacy(ctx.ring, owner, secret)
+        v3 = legacy = None
+        if signature is not None:  # V3 only: no server-key copy the server could sign with
+            v3 = seal_agent_privkey(owner_subkeys(owner, signature), secret)
+        else:
+            legacy = seal_agent_privkey_legacy(ctx.ring, owner, secret)
         wallet = insert_wallet(ctx.db, address=owner, agent_public_key=agent,
                                legacy_envelope=legacy, v3_privkey_envelope=v3)
         data: dict[str, Any] = {
             "wallet": wallet.address, "owner_address": wallet.address,
             "agent_public_key": agent, "owner_is_agent": owner == agent,
-            "imported": bool(args.import_key), "legacy_key_id": ctx.ring.current_key_id,
-            "v3_sealed": v3 is not None, "venue": settings["VENUE"], "funded": None,
+            "imported": bool(args.import_key),
+            "legacy_key_id": ctx.ring.current_key_id if legacy else None,
+            "v3_sealed": v3 is not None, "key_path": wallet.key_path,
+            "venue": settings["VENUE"], "funded": None,
             "rent": rent_needs(None).describe(),  # what the agent's accounts cost in SOL
         }
         human = f"created wallet {owner} with agent {agent}"
         if v3 is not None:
-            human += " (agent key sealed under the server key and the owner's key)"
+            human += (" (V3: agent key sealed under the owner's key only; its bots sign once"
+                      " authorized with `bot authorize`)")
         if settings["VENUE"] != "sandbox" and not args.no_fund:
             return _prepared_for_swift(settings, keypair, human, data)
         if not sandbox:
@@ -231,14 +293,13 @@ def cmd_wallet_fund(settings: Any, args: argparse.Namespace) -> Outcome:
 @command
 def cmd_wallet_init_orders(settings: Any, args: argparse.Namespace) -> Outcome:
     """Create the wallet agent's SignedMsgUserOrders account on the venue (idempotent)."""
+    signature = (read_owner_signature(args.owner_signature_file)
+                 if args.owner_signature_file else None)
     with opened(settings) as ctx:
         wallet = find_wallet(ctx.db, args.wallet)
         if wallet is None:
             raise CliError(f"unknown wallet {args.wallet}")
-        envelope = legacy_agent_envelope(ctx.db, wallet.address)
-        if envelope is None:
-            raise CliError(f"wallet {wallet.address} has no agent key sealed under the server key")
-        secret = open_agent_privkey_legacy(ctx.ring, wallet.address, envelope)
+        secret = _agent_secret_for_cli(ctx, wallet, signature)
     register_agent_keypair(secret)
     keypair = Keypair.from_bytes(secret)
     profile, rpc = venue_rpc(settings)
@@ -258,3 +319,143 @@ def cmd_wallet_init_orders(settings: Any, args: argparse.Namespace) -> Outcome:
     return Outcome(f"SignedMsgUserOrders of agent {wallet.agent_public_key}: {report['state']}",
                    data, EXIT_NOT_FUNDED,
                    warning=f"the transaction {report['state']}: {report.get('error')}")
+
+
+def _agent_secret_for_cli(ctx: Context, wallet: Wallet, signature: bytes | None) -> bytes:
+    """The agent key for a command the operator runs: a V3 wallet's through its owner's
+    signature (never the server key), a legacy wallet's through the server key if allowed."""
+    keys = wallet_keys(ctx.db, wallet.address)
+    assert keys is not None
+    if keys.v3_envelope is not None:
+        if signature is None:
+            raise CliError(f"wallet {wallet.address} is V3: its agent key opens only with the "
+                           "owner's signature (--owner-signature-file)")
+        try:
+            return open_agent_privkey(owner_subkeys(wallet.address, signature), keys.v3_envelope)
+        except SecurityError:
+            raise CliError("the owner's key does not open this wallet's agent key") from None
+    if keys.legacy_envelope is None:
+        raise CliError(f"wallet {wallet.address} has no agent key sealed under the server key")
+    if not legacy_path_on(ctx.settings):
+        raise CliError(f"wallet {wallet.address} is legacy and LEGACY_KEY_PATH=off: run "
+                       "`quantumvault wallet upgrade` first")
+    return open_agent_privkey_legacy(ctx.ring, wallet.address, keys.legacy_envelope)
+
+
+@command
+def cmd_wallet_upgrade(settings: Any, args: argparse.Namespace) -> Outcome:
+    """Move a legacy wallet to V3: seal its agent key under the owner's UMK, erase the server-key
+    copy; its bots then sign only through execution grants."""
+    signature = read_owner_signature(args.owner_signature_file)
+    with opened(settings) as ctx:
+        wallet = find_wallet(ctx.db, args.wallet.strip())
+        if wallet is None:
+            raise CliError(f"unknown wallet {args.wallet}")
+        subkeys = owner_subkeys(wallet.address, signature)
+        keys = wallet_keys(ctx.db, wallet.address)
+        assert keys is not None
+        if keys.v3_envelope is not None:
+            try:
+                secret = open_agent_privkey(subkeys, keys.v3_envelope)
+            except SecurityError:
+                raise CliError("the owner's key does not open this wallet's V3 agent key; "
+                               "nothing was changed") from None
+            v3 = keys.v3_envelope
+        elif keys.legacy_envelope is not None:
+            secret = open_agent_privkey_legacy(ctx.ring, wallet.address, keys.legacy_envelope)
+            v3 = seal_agent_privkey(subkeys, secret)
+        else:
+            raise CliError(f"wallet {wallet.address} has no agent key")
+        register_agent_keypair(secret)
+        if str(Keypair.from_bytes(secret).pubkey()) != wallet.agent_public_key:
+            raise CliError("the stored agent key does not match the wallet's agent; nothing "
+                           "was changed")
+        changed = keys.legacy_envelope is not None
+        if changed and not upgrade_to_v3(ctx.db, wallet.address, keys.legacy_envelope, v3):
+            raise CliError("the wallet changed meanwhile; nothing was changed, run it again")
+        bot_ids = [b.id for b in list_bots(ctx.db, wallet.address)]
+    data = {"wallet": wallet.address, "agent_public_key": wallet.agent_public_key,
+            "key_path": "v3", "was": wallet.key_path, "changed": changed,
+            "bots_needing_grant": bot_ids}
+    if not changed:
+        return Outcome(f"wallet {wallet.address} is already V3; unchanged", data)
+    warning = None
+    if bot_ids:
+        warning = (f"{len(bot_ids)} bot(s) of this wallet sign nothing until authorized: "
+                   "`quantumvault bot authorize BOT --owner-signature-file FILE`")
+    return Outcome(f"upgraded wallet {wallet.address} to V3 (agent key sealed under the "
+                   "owner's key; the server-key copy is erased)", data, warning=warning)
+
+
+def grant_view(wallet: Wallet, bot_id: str, legacy_on: bool, db: Any) -> dict[str, Any]:
+    """One bot's grant as the operator sees it (no envelope, no MAC): state and times."""
+    grant = grant_row(db, bot_id)
+    assert grant is not None
+    now = datetime.now(UTC)
+    if not wallet.is_v3:
+        state = "legacy (server key)" if legacy_on else "legacy, refused (LEGACY_KEY_PATH=off)"
+    elif grant.envelope is None:
+        state = "revoked" if grant.revoked_at else "none"
+    elif grant.expires_at is None or not grant.execution_active:
+        state = "invalid"
+    else:
+        state = "active" if grant.expires_at > now else "expired"
+    return {"state": state, "expires_at": grant.expires_at, "granted_at": grant.granted_at,
+            "revoked_at": grant.revoked_at}
+
+
+def wallet_view(ctx: Context, wallet: Wallet) -> dict[str, Any]:
+    """A wallet's public facts, key path and the grants of its bots."""
+    legacy_on = legacy_path_on(ctx.settings)
+    bots = [{"bot_id": b.id, "name": b.name, "follows": b.source_published_bot_id,
+             "grant": grant_view(wallet, b.id, legacy_on, ctx.db)}
+            for b in list_bots(ctx.db, wallet.address)]
+    return {"wallet": wallet.address, "agent_public_key": wallet.agent_public_key,
+            "key_path": wallet.key_path, "label": "v3" if wallet.is_v3 else "legacy",
+            "depends_on_legacy_key_path": not wallet.is_v3,
+            "server_key_copy_stored": wallet.has_legacy_key,
+            "emergency_stop": wallet.emergency_stop_mode if wallet.emergency_stop_triggered
+            else "none", "bots": bots}
+
+
+@command
+def cmd_wallet_show(settings: Any, args: argparse.Namespace) -> Outcome:
+    """Key path (legacy or V3) of one wallet or every wallet, and which still need the legacy
+    path: what LEGACY_KEY_PATH=off would stop."""
+    with opened(settings) as ctx:
+        if args.wallet:
+            wallet = find_wallet(ctx.db, args.wallet.strip())
+            if wallet is None:
+                raise CliError(f"unknown wallet {args.wallet}")
+            found = [wallet]
+        else:
+            found = list_wallets(ctx.db)
+        views = [wallet_view(ctx, w) for w in found]
+    mode = settings["LEGACY_KEY_PATH"]
+    dependent = [v["wallet"] for v in views if v["depends_on_legacy_key_path"]]
+    lines = []
+    for view in views:
+        grants = ", ".join(f"{b['bot_id']} {b['grant']['state']}" for b in view["bots"])
+        lines.append(f"  {view['wallet']}  {view['label']}"
+                     + ("  (depends on the legacy key path)" if view["depends_on_legacy_key_path"]
+                        else "") + (f"  bots: {grants}" if grants else ""))
+    data: dict[str, Any] = {"legacy_key_path": mode, "legacy_dependent": dependent,
+                            "count": len(views)}
+    if args.wallet:
+        data.update(views[0])
+        human = (f"wallet {views[0]['wallet']}: {views[0]['label']}"
+                 + (" (depends on the legacy key path)" if dependent else ""))
+    else:
+        data["wallets"] = views
+        human = (f"{len(views)} wallet(s), {len(dependent)} depend on the legacy key path "
+                 f"(LEGACY_KEY_PATH={mode})")
+    return Outcome(human, data, extra_lines=lines)
+
+
+@command
+def cmd_wallet_umk_message(settings: Any, args: argparse.Namespace) -> Outcome:
+    """The exact UMK message the owner signs with their wallet (then saved to a file)."""
+    owner = address_arg(args.owner, "owner")
+    text = umk_message(owner).decode("ascii")
+    return Outcome(f"the owner {owner} signs exactly these bytes (UTF-8, one newline): "
+                   f"{text!r}", {"owner": owner, "message": text, "version": 1})

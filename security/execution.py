@@ -26,9 +26,10 @@ import hashlib
 import hmac
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from security.envelope import Binding, purpose_umk_for_bot
+from security.errors import EnvelopeMalformed
 from security.key_hierarchy import SubKeys, UserMasterKey, umk_from_bytes
 from security.server_key import ServerKeyRing
 
@@ -114,3 +115,43 @@ def verify_execution_grant(subkeys: SubKeys, auth: ExecutionAuthorization) -> bo
         return False
     expected = sign_execution_grant(subkeys, auth.bot_id, auth.expires_at)
     return hmac.compare_digest(expected.encode("ascii"), auth.grant_mac.encode("utf-8"))
+
+
+# --- stored execution grants (issue 13): the sealed UMK with its expiry ------------------------
+
+_GRANT_MAGIC = b"QVG1"
+GRANT_MAX_HOURS = 30 * 24
+GRANT_DEFAULT_HOURS = 24
+
+
+@dataclass(frozen=True)
+class OpenedGrant:
+    """A grant opened by the server: the bot's UMK and the expiry sealed with it."""
+
+    umk: UserMasterKey
+    expires_at: datetime
+
+
+def seal_grant(ring: ServerKeyRing, umk: UserMasterKey, bot_id: str | int,
+               expires_at: datetime) -> str:
+    """Seal UMK and expiry together under the server key, bound to bot and wallet (AD).
+
+    The expiry inside the envelope is authenticated by the server key: a database edit of
+    `execution_expires_at` cannot extend a grant. The purpose stays "umk_for_bot:<bot_id>" so
+    `keys reencrypt` rotates grants like any sealed UMK (it never looks at the plaintext).
+    """
+    if expires_at.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    plaintext = _GRANT_MAGIC + umk.key + struct.pack(">q", _epoch_us(expires_at))
+    return ring.seal(plaintext, umk_binding(umk.wallet_address, bot_id))
+
+
+def open_grant(ring: ServerKeyRing, wallet_address: str, bot_id: str | int,
+               envelope: str) -> OpenedGrant:
+    """Open a stored grant; EnvelopeError for another bot/wallet, a tamper or an old format."""
+    raw = ring.open(envelope, umk_binding(wallet_address, bot_id))
+    if len(raw) != len(_GRANT_MAGIC) + 32 + 8 or not raw.startswith(_GRANT_MAGIC):
+        raise EnvelopeMalformed("sealed UMK is not an execution grant (no sealed expiry)")
+    (micros,) = struct.unpack(">q", raw[-8:])
+    expires = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    return OpenedGrant(umk_from_bytes(wallet_address, raw[4:36]), expires)

@@ -8,6 +8,8 @@ SERVER_KEYS is "id=file:/path,id=credential:name". When it is empty:
   written to a private temporary file and hard-linked into place, which fails if another
   process won the race (then its key is used).
 SERVER_KEY_CURRENT empty means the only key, or the first one listed.
+SERVER_KEYS_RETIRED lists ids of SERVER_KEYS that are distrusted (never the current one): what is
+only under a retired key is refused, never migrated. Every other non-current id is "previous".
 """
 
 from __future__ import annotations
@@ -85,4 +87,19 @@ def server_key_ring(settings: Any, environ: Mapping[str, str] | None = None) -> 
     current = settings["SERVER_KEY_CURRENT"] or next(iter(sources))
     if current not in sources:
         raise ServerKeyError(f"SERVER_KEY_CURRENT={current!r} is not an id in SERVER_KEYS")
-    return load_key_ring(sources, current, environ)
+    retired = retired_key_ids(settings)
+    if current in retired:
+        raise ServerKeyError(f"SERVER_KEYS_RETIRED names the current key id {current!r}")
+    if unknown := sorted(set(retired) - set(sources)):
+        raise ServerKeyError(f"SERVER_KEYS_RETIRED names {', '.join(map(repr, unknown))}, "
+                             "not an id in SERVER_KEYS")
+    return load_key_ring(sources, current, environ, retired)
+
+
+def retired_key_ids(settings: Any) -> tuple[str, ...]:
+    """SERVER_KEYS_RETIRED as ids (a setting older callers may not have: then none)."""
+    try:
+        raw = settings["SERVER_KEYS_RETIRED"]
+    except KeyError:
+        return ()
+    return tuple(raw)

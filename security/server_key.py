@@ -16,6 +16,13 @@ opens with whichever id an envelope names. Deploy the new key as current with th
 loaded, run `reencrypt_all` over the stored envelopes, write the results back, then drop the
 old key (`without`) once `key_ids_in_use` no longer reports it.
 
+Every key that is not current is either *previous* (trusted: what opens or verifies under it is
+accepted and migrated to the current key on use) or *retired* (distrusted: an envelope, policy
+MAC or webhook hash under it is refused, never re-sealed or re-signed). A retired key stays in
+the ring only so refusals can name it and logs are scrubbed of it: `open`, `reencrypt`,
+`policy_keys()` and `webhook_peppers()` leave it out; `retired_policy_keys()` gives its MAC keys
+to a verifier that wants to tell "signed under a retired key" from "tampered".
+
 Per-purpose keys: a server key never encrypts directly. Each envelope uses
 HKDF(server_key, info=b"QuantumVault v1 server-seal\\n" + purpose), so the legacy agent keys,
 and every bot's sealed UMK ("umk_for_bot:<bot_id>"), use different AES keys, on top of the
@@ -123,13 +130,24 @@ def load_key_source(source: str, environ: Mapping[str, str] | None = None) -> by
     raise ServerKeyError('key source must be "file:/path" or "credential:<name>"')
 
 
-class ServerKeyRing:
-    """Server keys by id; seals with the current id, opens with any loaded id."""
+class RetiredKeyId(UnknownKeyId):
+    """The envelope names a retired (distrusted) server key: refused, never re-sealed."""
 
-    def __init__(self, keys: Mapping[str, bytes], current_key_id: str) -> None:
-        """Build a ring; every key must be 32 bytes and the current id must be loaded."""
+
+class ServerKeyRing:
+    """Server keys by id; seals with the current id, opens with any trusted (non-retired) id."""
+
+    def __init__(self, keys: Mapping[str, bytes], current_key_id: str,
+                 retired: Iterable[str] = ()) -> None:
+        """Build a ring; every key must be 32 bytes, the current id loaded and not retired."""
         if current_key_id not in keys:
             raise ServerKeyError("current key id is not among the loaded keys")
+        retired_ids = frozenset(retired)
+        if current_key_id in retired_ids:
+            raise ServerKeyError("the current key id cannot be retired")
+        if unknown := sorted(retired_ids - set(keys)):
+            raise ServerKeyError(f"retired key id(s) {', '.join(map(repr, unknown))} are not "
+                                 "among the loaded keys")
         for key_id, key in keys.items():
             if key_id.startswith("umk-"):
                 raise ServerKeyError('key ids starting with "umk-" are reserved')
@@ -137,10 +155,12 @@ class ServerKeyRing:
                 raise ServerKeyError(f"server key {key_id!r} must be 32 bytes")
         self._keys: dict[str, bytes] = {k: bytes(v) for k, v in keys.items()}
         self._current = current_key_id
+        self._retired = retired_ids
 
     def __repr__(self) -> str:
         """Ids only, never key bytes."""
-        return f"ServerKeyRing(current={self._current!r}, key_ids={sorted(self._keys)!r})"
+        return (f"ServerKeyRing(current={self._current!r}, key_ids={sorted(self._keys)!r}, "
+                f"retired={sorted(self._retired)!r})")
 
     @property
     def current_key_id(self) -> str:
@@ -149,8 +169,27 @@ class ServerKeyRing:
 
     @property
     def key_ids(self) -> frozenset[str]:
-        """All ids that can still be opened."""
+        """All loaded ids, retired ones included."""
         return frozenset(self._keys)
+
+    @property
+    def trusted_key_ids(self) -> frozenset[str]:
+        """The current id and every previous (trusted) id: what may still be opened."""
+        return frozenset(self._keys) - self._retired
+
+    @property
+    def previous_key_ids(self) -> frozenset[str]:
+        """Trusted ids other than the current one: accepted, migrated to the current on use."""
+        return self.trusted_key_ids - {self._current}
+
+    @property
+    def retired_key_ids(self) -> frozenset[str]:
+        """Distrusted ids: whatever is only under one of these is refused."""
+        return self._retired
+
+    def is_retired(self, key_id: str) -> bool:
+        """Whether `key_id` names a retired key (refuse what verifies only under it)."""
+        return key_id in self._retired
 
     def seal(self, plaintext: bytes, binding: Binding) -> str:
         """Seal under the current key's per-purpose key."""
@@ -159,8 +198,10 @@ class ServerKeyRing:
         return seal(key, self._current, plaintext, binding)
 
     def open(self, envelope: str, binding: Binding) -> bytes:
-        """Open an envelope sealed under any loaded key id."""
+        """Open an envelope sealed under any trusted key id; a retired one is refused."""
         key_id = parse_header(envelope).key_id
+        if key_id in self._retired:
+            raise RetiredKeyId(f"server key id {key_id!r} is retired")
         server_key = self._keys.get(key_id)
         if server_key is None:
             raise UnknownKeyId(f"no server key loaded for key id {key_id!r}")
@@ -178,7 +219,11 @@ class ServerKeyRing:
         if key_id in self._keys:
             raise ServerKeyError(f"key id {key_id!r} is already loaded")
         keys = {**self._keys, key_id: key}
-        return ServerKeyRing(keys, key_id if make_current else self._current)
+        return ServerKeyRing(keys, key_id if make_current else self._current, self._retired)
+
+    def retiring(self, key_id: str) -> ServerKeyRing:
+        """A new ring in which `key_id` is retired (distrusted but still named in refusals)."""
+        return ServerKeyRing(self._keys, self._current, self._retired | {key_id})
 
     def without(self, key_id: str) -> ServerKeyRing:
         """A new ring without `key_id` (the last step of a rotation); never the current key."""
@@ -186,28 +231,47 @@ class ServerKeyRing:
             raise ServerKeyError("cannot remove the current key id")
         if key_id not in self._keys:
             raise ServerKeyError(f"key id {key_id!r} is not loaded")
-        return ServerKeyRing({k: v for k, v in self._keys.items() if k != key_id}, self._current)
+        return ServerKeyRing({k: v for k, v in self._keys.items() if k != key_id}, self._current,
+                             self._retired - {key_id})
 
     def policy_keys(self) -> dict[str, bytes]:
-        """HMAC keys for policy records, one per server key id (see security.policy)."""
-        return {kid: _derive(key, _POLICY_INFO) for kid, key in self._keys.items()}
+        """HMAC keys for policy records, one per trusted server key id (see security.policy).
+
+        Retired ids are left out, so a MAC under one verifies as an unknown key: refused and
+        never re-signed.
+        """
+        return {kid: _derive(key, _POLICY_INFO) for kid, key in self._keys.items()
+                if kid not in self._retired}
+
+    def derived_keys(self, info: bytes) -> dict[str, bytes]:
+        """One HKDF key per trusted server key id for a new MAC purpose (`info` names it);
+        retired ids are left out, so a MAC under one is refused as an unknown key."""
+        return {kid: _derive(key, info) for kid, key in self._keys.items()
+                if kid not in self._retired}
+
+    def retired_policy_keys(self) -> dict[str, bytes]:
+        """Policy HMAC keys of retired ids only: to name a refusal, never to accept a MAC."""
+        return {kid: _derive(self._keys[kid], _POLICY_INFO) for kid in self._retired}
 
     def webhook_peppers(self) -> dict[str, bytes]:
-        """Peppers for webhook secret hashes, one per server key id (see webhook_auth)."""
-        return {kid: _derive(key, _WEBHOOK_INFO) for kid, key in self._keys.items()}
+        """Peppers for legacy (v1) webhook secret hashes, one per trusted server key id."""
+        return {kid: _derive(key, _WEBHOOK_INFO) for kid, key in self._keys.items()
+                if kid not in self._retired}
 
     def secret_material(self) -> list[bytes]:
-        """Raw and derived keys, only for registering with the log redaction filter."""
-        derived = [*self.policy_keys().values(), *self.webhook_peppers().values()]
-        return [*self._keys.values(), *derived]
+        """Raw and derived keys (retired ones included), only for the log redaction filter."""
+        policy = [_derive(key, _POLICY_INFO) for key in self._keys.values()]
+        peppers = [_derive(key, _WEBHOOK_INFO) for key in self._keys.values()]
+        return [*self._keys.values(), *policy, *peppers]
 
 
 def load_key_ring(
-    sources: Mapping[str, str], current_key_id: str, environ: Mapping[str, str] | None = None
+    sources: Mapping[str, str], current_key_id: str, environ: Mapping[str, str] | None = None,
+    retired: Iterable[str] = (),
 ) -> ServerKeyRing:
     """Load every key id from its source reference ("file:..." / "credential:...")."""
     return ServerKeyRing({kid: load_key_source(src, environ) for kid, src in sources.items()},
-                         current_key_id)
+                         current_key_id, retired)
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,32 @@ under an older server key is re-signed under the current one (compare-and-swap),
 also converges without `keys reencrypt`.
 
 Pass the bot row the order will be sized from: the gate authenticates those exact values.
+Beyond the policy MAC it checks the bot's binding MAC (wallet, market index, sub-account,
+the published bot it copies: security.row_macs) and, for a subscriber bot, the terms MAC of
+that publication. `guard_withdrawal` is the same guard for a profit-share payment (any stop
+refuses it; the IOU, its publication and its subscriber bot must all verify; an IOU is never
+larger than percent x PnL and never paid twice); `check_retry_job` authenticates a retry row.
+Call each immediately before signing.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prometheus_client import Counter
 
-from security.emergency_stop import OrderIntent
+from observability.trading_metrics import GUARD_REFUSALS
+from security import row_macs
+from security.emergency_stop import OrderIntent, OrderOrigin, StopMode
 from security.gate import GateDecision, pre_trade_check
-from security.policy import resign_policy_hmac
+from security.policy import resign_policy_hmac, verify_policy_hmac
 from security.server_key import ServerKeyRing
 from storage.bots import Bot, replace_policy_hmac
+from storage.copy_trading import verified_publication
 from storage.database import Database
 from storage.emergency_stops import stop_states
+from storage.profit_shares import Share, payment_made
 from storage.trade_refusals import record_refusal
 
 log = logging.getLogger(__name__)
@@ -36,9 +47,11 @@ POLICY_REFUSALS = Counter(
 )
 
 
-def guard_trade(db: Database, ring: ServerKeyRing, bot: Bot, intent: OrderIntent) -> GateDecision:
+def guard_trade(db: Database, ring: ServerKeyRing, bot: Bot, intent: OrderIntent,
+                state_dir: str | None = None) -> GateDecision:
     """May this bot's order leave now? Refusals are counted and recorded."""
     try:
+        row_macs.ensure_backfilled(db, ring, state_dir)
         global_stop, wallet_stop = stop_states(db, bot.wallet_address)
     except Exception as exc:
         log.error("trade guard cannot read the stop flags (%s): refusing",
@@ -58,13 +71,136 @@ def guard_trade(db: Database, ring: ServerKeyRing, bot: Bot, intent: OrderIntent
         return _refuse(db, bot, intent, decision)
     if decision.needs_policy_resign:
         _resign(db, ring, bot, policy_keys)
+    if intent.origin is not OrderOrigin.FLATTEN:  # flatten: see security.gate
+        try:
+            reason = _rows_reason(db, ring, bot, intent)
+        except Exception as exc:
+            log.error("trade guard cannot check the bot's rows (%s): refusing",
+                      type(exc).__name__, extra={"bot_id": bot.id})
+            reason = REASON_GUARD_UNAVAILABLE
+        if reason is not None:
+            return _refuse(db, bot, intent, GateDecision(False, reason))
     return decision
+
+
+def _rows_reason(db: Database, ring: ServerKeyRing, bot: Bot,
+                 intent: OrderIntent) -> str | None:
+    """The bot's binding MAC and, before a subscriber opens, its publication's terms (a close
+    is not held back by them: they matter only to the payment, which checks them again)."""
+    reason = row_macs.check_bot_binding(db, ring, bot)
+    if reason is None and bot.source_published_bot_id is not None and not intent.reduce_only:
+        _published, reason = verified_publication(db, ring, bot.source_published_bot_id)
+    return reason
+
+
+def guard_withdrawal(db: Database, ring: ServerKeyRing, bot: Bot | None, share: Share,
+                     state_dir: str | None = None) -> GateDecision:
+    """May this profit-share payment be signed now? Refusals are counted and recorded.
+
+    Any stop (plain or flatten, global or the subscriber's wallet) refuses it: reason
+    "global_emergency_stop" / "wallet_emergency_stop" (the IOU waits). Any other reason means
+    the rows do not authenticate or do not agree, and the IOU is never paid as it stands."""
+    wallet = share.subscriber_wallet_address
+    try:
+        row_macs.ensure_backfilled(db, ring, state_dir)
+        global_stop, wallet_stop = stop_states(db, wallet)
+    except Exception as exc:
+        log.error("withdrawal guard cannot read the stop flags (%s): refusing",
+                  type(exc).__name__)
+        return _refuse_withdrawal(db, bot, wallet, REASON_GUARD_UNAVAILABLE)
+    if global_stop.mode is not StopMode.NONE:
+        return _refuse_withdrawal(db, bot, wallet, "global_emergency_stop")
+    if wallet_stop.mode is not StopMode.NONE:
+        return _refuse_withdrawal(db, bot, wallet, "wallet_emergency_stop")
+    try:
+        reason = _share_reason(db, ring, bot, share)
+    except Exception as exc:
+        log.error("withdrawal guard cannot check the rows (%s): refusing", type(exc).__name__)
+        reason = REASON_GUARD_UNAVAILABLE
+    if reason is not None:
+        return _refuse_withdrawal(db, bot, wallet, reason)
+    return GateDecision(True)
+
+
+def _share_reason(db: Database, ring: ServerKeyRing, bot: Bot | None,
+                  share: Share) -> str | None:
+    """Why this IOU must not be paid (None: it may)."""
+    if payment_made(db, share) is not None:
+        return "profit_share_already_paid"
+    verdict = row_macs.check(ring, row_macs.SHARE, row_macs.share_fields(share), share.share_mac)
+    if not verdict.ok:
+        return verdict.reason
+    if not row_macs.within_share_cap(share.amount, share.realized_pnl,
+                                     share.profit_share_percent):
+        return "profit_share_above_cap"
+    if bot is None:
+        return "subscriber_bot_missing"
+    if not verify_policy_hmac(ring.policy_keys(), bot.policy, bot.policy_hmac).ok:
+        return "policy_hmac_mismatch"
+    reason = row_macs.check_bot_binding(db, ring, bot)
+    if reason is not None:
+        return reason
+    if (bot.source_published_bot_id != share.published_bot_id
+            or bot.wallet_address != share.subscriber_wallet_address):
+        return "profit_share_not_this_subscription"
+    published, reason = verified_publication(db, ring, share.published_bot_id)
+    if published is None:
+        return reason
+    if (published.creator_wallet_address != share.creator_wallet_address
+            or published.profit_share_percent != share.profit_share_percent):
+        return "profit_share_terms_differ"
+    trade = db.fetchone("SELECT trading_bot_id, reduce_only, status FROM bot_trades"
+                        " WHERE id = %s", (share.trade_id,))
+    if (trade is None or trade["trading_bot_id"] != bot.id or not trade["reduce_only"]
+            or trade["status"] not in ("completed", "partial")):
+        return "profit_share_trade_mismatch"
+    if verdict.needs_resign:
+        from storage.profit_shares import replace_share_mac
+        replace_share_mac(db, share, row_macs.sign(ring, row_macs.SHARE,
+                                                   row_macs.share_fields(share)))
+    return None
+
+
+def check_retry_job(db: Database, ring: ServerKeyRing, bot: Bot, job: dict[str, Any],
+                    intent: OrderIntent, state_dir: str | None = None) -> GateDecision:
+    """Does this retry row authenticate (and belong to this bot as stored)? Refusals are
+    counted and recorded with the retry's origin."""
+    try:
+        row_macs.ensure_backfilled(db, ring, state_dir)
+    except Exception as exc:
+        log.error("retry check cannot run the MAC backfill (%s)", type(exc).__name__)
+        return _refuse(db, bot, intent, GateDecision(False, REASON_GUARD_UNAVAILABLE))
+    verdict = row_macs.check(ring, row_macs.RETRY, row_macs.retry_fields(job), job.get("job_mac"))
+    if not verdict.ok:
+        return _refuse(db, bot, intent, GateDecision(False, verdict.reason))
+    if (job["wallet_address"] != bot.wallet_address or job["market"] != bot.market
+            or int(job["sub_account_id"]) != bot.drift_subaccount_id):
+        return _refuse(db, bot, intent, GateDecision(False, "retry_job_not_this_bot"))
+    if verdict.needs_resign:
+        from storage.retry_queue import replace_job_mac
+        replace_job_mac(db, job, row_macs.sign(ring, row_macs.RETRY, row_macs.retry_fields(job)))
+    return GateDecision(True)
+
+
+def _refuse_withdrawal(db: Database, bot: Bot | None, wallet: str, reason: str) -> GateDecision:
+    """Count, record and log one refused payment; recording failures never make it a pass."""
+    POLICY_REFUSALS.labels(reason=reason).inc()
+    GUARD_REFUSALS.labels(what="withdrawal", reason=reason).inc()
+    log.warning("profit-share payment refused before signing: %s", reason,
+                extra={"bot_id": bot.id if bot else None})
+    try:
+        record_refusal(db, trading_bot_id=bot.id if bot else None, wallet_address=wallet,
+                       reason=reason, origin="profit_share", kind="withdraw", reduce_only=False)
+    except Exception as exc:
+        log.error("could not record the refusal (%s)", type(exc).__name__)
+    return GateDecision(False, reason)
 
 
 def _refuse(db: Database, bot: Bot, intent: OrderIntent, decision: GateDecision) -> GateDecision:
     """Count, record and log one refusal; recording failures never turn it into a pass."""
     reason = decision.reason or "refused"
     POLICY_REFUSALS.labels(reason=reason).inc()
+    GUARD_REFUSALS.labels(what="order", reason=reason).inc()
     log.warning("trade refused before signing: %s (%s %s)", reason, intent.origin.value,
                 intent.kind.value, extra={"bot_id": bot.id})
     try:

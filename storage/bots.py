@@ -170,3 +170,95 @@ def replace_umk_envelope(db: Database, bot_id: str, old: str, new: str) -> bool:
         " WHERE id = %s AND umk_encrypted_for_bot = %s",
         (new, bot_id, old),
     ) == 1
+
+
+# --- execution grants (issue 13) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """A bot's stored execution grant: flag, expiry, sealed UMK and the owner's MAC."""
+
+    bot_id: str
+    wallet_address: str
+    execution_active: bool
+    expires_at: datetime | None
+    envelope: str | None = field(repr=False)
+    grant_mac: str | None = field(repr=False)
+    granted_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+def grant_row(db: Database, bot_id: str) -> GrantRow | None:
+    """The bot's grant as stored (read fresh before every signature), or None for no bot."""
+    row = db.fetchone(
+        "SELECT id AS bot_id, wallet_address, execution_active,"
+        " execution_expires_at AS expires_at, umk_encrypted_for_bot AS envelope,"
+        " execution_grant_mac AS grant_mac, execution_granted_at AS granted_at,"
+        " execution_revoked_at AS revoked_at FROM trading_bots WHERE id = %s",
+        (bot_id,),
+    )
+    return GrantRow(**row) if row else None
+
+
+def store_grant(db: Database, bot_id: str, envelope: str, grant_mac: str,
+                expires_at: datetime) -> bool:
+    """Authorize execution: store the sealed UMK, its MAC and expiry (replaces any grant)."""
+    return db.execute(
+        "UPDATE trading_bots SET umk_encrypted_for_bot = %s, execution_grant_mac = %s,"
+        " execution_expires_at = %s, execution_active = true, execution_granted_at = now(),"
+        " execution_revoked_at = NULL, updated_at = now() WHERE id = %s",
+        (envelope, grant_mac, expires_at, bot_id),
+    ) == 1
+
+
+def revoke_grant(db: Database, bot_id: str) -> bool:
+    """Erase the sealed UMK and its MAC: without them the server cannot reach the agent key."""
+    return db.execute(
+        "UPDATE trading_bots SET umk_encrypted_for_bot = NULL, execution_grant_mac = NULL,"
+        " execution_active = false, execution_revoked_at = now(), updated_at = now()"
+        " WHERE id = %s",
+        (bot_id,),
+    ) == 1
+
+
+_NET_POSITION = (
+    "(SELECT COALESCE(sum(CASE WHEN t.side = 'long' THEN t.filled_size"
+    " ELSE -t.filled_size END), 0) FROM bot_trades t"
+    " WHERE t.trading_bot_id = b.id AND t.filled_size > 0)"
+)
+
+
+def v3_grant_states(db: Database) -> list[dict[str, Any]]:
+    """Every bot of a V3 wallet: grant expiry, whether it is usable now, net position (base,
+    from the bot's own fills), for `bot status`, the metrics and the expiry alert."""
+    return db.fetchall(
+        "SELECT b.id AS bot_id, b.wallet_address, b.execution_expires_at AS expires_at,"
+        " (b.umk_encrypted_for_bot IS NOT NULL AND b.execution_active"
+        "  AND b.execution_expires_at > now()) AS granted,"
+        " EXTRACT(EPOCH FROM (b.execution_expires_at - now()))::float8 AS seconds_left,"
+        f" {_NET_POSITION} AS net_position"
+        " FROM trading_bots b JOIN wallets w ON w.address = b.wallet_address"
+        " WHERE w.agent_private_key_encrypted_v3 IS NOT NULL ORDER BY b.created_at, b.id"
+    )
+
+
+# --- webhook secret hash rotation (issue 13, points 5 and 6: bound hashes, rehash on use) -----
+
+def webhook_secret_hashes(db: Database) -> list[tuple[str, str]]:
+    """(bot id, stored hash) of every bot with a webhook secret hash: the rotation's input."""
+    rows = db.fetchall(
+        "SELECT id, webhook_secret_hash FROM trading_bots"
+        " WHERE webhook_secret_hash IS NOT NULL ORDER BY id"
+    )
+    return [(r["id"], r["webhook_secret_hash"]) for r in rows]
+
+
+def replace_webhook_secret_hash(db: Database, bot_id: str, old_hash: str, new_hash: str) -> bool:
+    """Compare-and-swap the webhook secret hash (rehash on use, `keys reencrypt`); False when the
+    row changed meanwhile (e.g. `bot rotate-secret`), which then wins."""
+    return db.execute(
+        "UPDATE trading_bots SET webhook_secret_hash = %s"
+        " WHERE id = %s AND webhook_secret_hash = %s",
+        (new_hash, bot_id, old_hash),
+    ) == 1

@@ -12,11 +12,14 @@ NOTIFY_CHANNEL with the share id, so waiters need not poll.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from security import row_macs
+from security.server_key import ServerKeyRing
 from storage.database import Database
 from storage.notify import Listener
 
@@ -70,6 +73,7 @@ class Share:
     claimed_by: str | None
     inflight_signature: str | None
     inflight_last_valid_block_height: int | None
+    share_mac: str | None = None
 
 
 _COLUMNS = ", ".join(Share.__dataclass_fields__)
@@ -80,15 +84,23 @@ def _share(row: dict[str, Any]) -> Share:
     return Share(**{name: row[name] for name in Share.__dataclass_fields__})
 
 
-def create_share(db: Database, share: NewShare) -> tuple[str, bool]:
-    """Insert the share unless its trade already has one; (id, created now)."""
+def create_share(db: Database, share: NewShare,
+                 ring: ServerKeyRing | None = None) -> tuple[str, bool]:
+    """Insert the share unless its trade already has one; (id, created now). With `ring`
+    (the daemon) the IOU is MAC'd; a share without a valid MAC is never paid."""
+    share_id = str(uuid.uuid4())
+    mac = None if ring is None else row_macs.sign(ring, row_macs.SHARE, row_macs.share_fields({
+        **share.__dict__, "id": share_id, "idempotency_key": share.trade_id}))
     row = db.fetchone(
-        "INSERT INTO pending_profit_shares (idempotency_key, subscriber_bot_id,"
+        f"INSERT INTO pending_profit_shares (id, {'share_mac' if mac else 'last_error'},"
+        " idempotency_key, subscriber_bot_id,"
         " published_bot_id, trade_id, subscriber_wallet_address, creator_wallet_address,"
         " amount, realized_pnl, profit_share_percent, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s))"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " now() + make_interval(secs => %s))"
         " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        (share.trade_id, share.subscriber_bot_id, share.published_bot_id, share.trade_id,
+        (share_id, mac, share.trade_id, share.subscriber_bot_id, share.published_bot_id,
+         share.trade_id,
          share.subscriber_wallet_address, share.creator_wallet_address, share.amount,
          share.realized_pnl, share.profit_share_percent, share.ttl_s))
     if row is not None:
@@ -147,7 +159,34 @@ def clear_attempt(db: Database, share_id: str, worker: str, error: str) -> bool:
 
 
 def mark_paid(db: Database, share_id: str, signature: str) -> bool:
-    """The payment landed: a fact from the chain, recorded whoever holds the claim."""
+    """The payment landed: a fact from the chain, recorded whoever holds the claim, and kept in
+    the append-only profit_share_payments (which the share's status cannot undo)."""
+    with db.connection():
+        db.execute("INSERT INTO profit_share_payments (share_id, trade_id, signature)"
+                   " SELECT id, trade_id, %s FROM pending_profit_shares WHERE id = %s"
+                   " ON CONFLICT DO NOTHING", (signature, share_id))
+        return _settle_paid(db, share_id, signature)
+
+
+def payment_made(db: Database, share: Share) -> str | None:
+    """The signature of a payment already made for this share or its trade, if any."""
+    row = db.fetchone("SELECT signature FROM profit_share_payments WHERE share_id = %s"
+                      " OR (trade_id IS NOT NULL AND trade_id = %s) LIMIT 1",
+                      (share.id, share.trade_id))
+    return row["signature"] if row else None
+
+
+def replace_share_mac(db: Database, share: Share, new_mac: str) -> bool:
+    """Rotation: compare-and-swap a verified IOU MAC to the current key's."""
+    return db.execute("UPDATE pending_profit_shares SET share_mac = %s WHERE id = %s"
+                      " AND share_mac IS NOT DISTINCT FROM %s AND amount = %s"
+                      " AND creator_wallet_address = %s",
+                      (new_mac, share.id, share.share_mac, share.amount,
+                       share.creator_wallet_address)) == 1
+
+
+def _settle_paid(db: Database, share_id: str, signature: str) -> bool:
+    """The share's own row says paid."""
     return _settle(db, (
         "UPDATE pending_profit_shares SET status = 'paid', paid_tx_signature = %(sig)s,"
         " paid_at = now(), inflight_signature = NULL, inflight_last_valid_block_height = NULL,"

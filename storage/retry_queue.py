@@ -13,12 +13,15 @@ original trade's position before it was sent; opens have none).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from psycopg2.extras import Json
 
+from security import row_macs
+from security.server_key import ServerKeyRing
 from storage.bot_leases import LEASED_BY
 from storage.database import Database
 from storage.notify import Listener
@@ -51,24 +54,33 @@ class NewJob:
     swift_attempts: int = 0  # Swift orders the trade already sent (retries included)
 
 
-def enqueue(db: Database, job: NewJob, delay_s: float = 0.0) -> str:
+def enqueue(db: Database, job: NewJob, delay_s: float = 0.0,
+            ring: ServerKeyRing | None = None) -> str:
     """Add a job, due after `delay_s`; returns its id (one statement: never half a job).
 
     Unless the job says otherwise, its swift_order_id and (for a close) entry_price come from
-    its original trade."""
+    its original trade. With `ring` (every daemon path) the job is MAC'd (security.row_macs);
+    the retry worker refuses a job without a valid MAC."""
+    job_id = str(uuid.uuid4())
+    mac = None if ring is None else row_macs.sign(ring, row_macs.RETRY, row_macs.retry_fields({
+        "id": job_id, "bot_id": job.bot_id, "wallet_address": job.wallet_address,
+        "market": job.market, "side": job.side, "size": job.size,
+        "reduce_only": job.reduce_only, "sub_account_id": job.sub_account_id,
+        "signal_id": job.signal_id, "webhook_payload": job.payload}))
     row = db.fetchone(
         "WITH orig AS (SELECT swift_order_id, CASE WHEN %s AND position_before_base <> 0 THEN"
         "   round(abs(entry_quote_before) * 1000 / abs(position_before_base), 6) END AS entry"
         "  FROM bot_trades WHERE id = %s)"
-        " INSERT INTO trade_retry_queue (bot_id, wallet_address, market, side, size, reduce_only,"
+        f" INSERT INTO trade_retry_queue (id, {'job_mac' if mac else 'last_swift_error'},"
+        " bot_id, wallet_address, market, side, size, reduce_only,"
         " priority, max_attempts, signal_id, sub_account_id, original_trade_id, entry_price,"
         " original_execution_method, is_remainder, last_error, webhook_payload, next_retry_at,"
         " outcome_unknown, position_before_base, swift_attempts, swift_order_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
         " COALESCE(%s, (SELECT entry FROM orig)), %s, %s, %s, %s,"
         " now() + make_interval(secs => %s), %s, %s, %s, (SELECT swift_order_id FROM orig))"
         " RETURNING id",
-        (job.reduce_only, job.original_trade_id,
+        (job.reduce_only, job.original_trade_id, job_id, mac,
          job.bot_id, job.wallet_address, job.market, job.side, job.size, job.reduce_only,
          job.priority, job.max_attempts, job.signal_id, job.sub_account_id,
          job.original_trade_id, job.entry_price, job.original_execution_method,
@@ -175,13 +187,24 @@ def settle_failed(db: Database, job_id: str, worker: str, error: str) -> bool:
         (error, job_id, worker)))
 
 
-def release_claim(db: Database, job_id: str, worker: str) -> bool:
-    """Hand a claimed job back untouched (the daemon stops before running it): due at once
-    for the next claimer, no attempt counted."""
+def release_claim(db: Database, job_id: str, worker: str, delay_s: float = 0.0,
+                  reason: str | None = None) -> bool:
+    """Hand a claimed job back untouched, due after `delay_s` (the daemon stops before running
+    it; or it may not sign yet, `reason`): no attempt counted, an unknown outcome kept."""
     return db.execute(
         "UPDATE trade_retry_queue SET status = 'pending', claimed_by = NULL,"
-        " next_retry_at = now(), updated_at = now()"
-        " WHERE id = %s AND claimed_by = %s AND status = 'running'", (job_id, worker)) == 1
+        " next_retry_at = now() + make_interval(secs => %s),"
+        " last_error = COALESCE(%s, last_error), updated_at = now()"
+        " WHERE id = %s AND claimed_by = %s AND status = 'running'",
+        (delay_s, reason, job_id, worker)) == 1
+
+
+def replace_job_mac(db: Database, job: dict[str, Any], new_mac: str) -> bool:
+    """Rotation: compare-and-swap a verified job MAC to the current key's."""
+    return db.execute("UPDATE trade_retry_queue SET job_mac = %s WHERE id = %s"
+                      " AND job_mac IS NOT DISTINCT FROM %s AND size = %s AND side = %s"
+                      " AND bot_id = %s", (new_mac, job["id"], job["job_mac"], job["size"],
+                                           job["side"], job["bot_id"])) == 1
 
 
 def depth_by_priority(db: Database) -> dict[str, int]:

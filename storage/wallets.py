@@ -4,11 +4,17 @@
 message); `agent_public_key` is the server-held agent that signs orders. Envelopes never leave
 this module inside a `Wallet` (its fields are public data only); the legacy envelope is read
 with `legacy_agent_envelope` by the one path that needs it (subscriber execution).
+
+Key paths (issue 13): a wallet whose agent key is sealed under its owner's UMK (V3) has
+`has_v3_key`; such a wallet signs only through a bot's execution grant, and `wallet create` with
+an owner signature no longer seals a server-key copy. A wallet with only the server-key
+envelope is `legacy`. `key_path` names the two (and the transitional "v3+legacy": a V3 wallet
+that still stores a server-key copy from before, never used to sign; `wallet upgrade` erases it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +39,18 @@ class Wallet:
     emergency_stop_mode: str | None
     created_at: datetime
 
+    @property
+    def key_path(self) -> str:
+        """"v3", "legacy", "v3+legacy" (a V3 wallet still storing a server-key copy) or "none"."""
+        if self.has_v3_key:
+            return "v3+legacy" if self.has_legacy_key else "v3"
+        return "legacy" if self.has_legacy_key else "none"
+
+    @property
+    def is_v3(self) -> bool:
+        """Signs only through execution grants (its agent key is sealed under the owner's UMK)."""
+        return self.has_v3_key
+
 
 def _wallet(row: dict[str, Any]) -> Wallet:
     """Row dict to Wallet."""
@@ -44,11 +62,14 @@ def insert_wallet(
     *,
     address: str,
     agent_public_key: str,
-    legacy_envelope: str,
+    legacy_envelope: str | None,
     v3_privkey_envelope: str | None = None,
     v3_mnemonic_envelope: str | None = None,
 ) -> Wallet:
-    """Store a new wallet with its sealed agent key; raises on a duplicate address or agent."""
+    """Store a new wallet with its sealed agent key (server-key or V3, at least one); raises on
+    a duplicate address or agent."""
+    if legacy_envelope is None and v3_privkey_envelope is None:
+        raise ValueError("a wallet needs its agent key sealed one way or the other")
     row = db.fetchone(
         "INSERT INTO wallets (address, agent_public_key, agent_private_key_encrypted,"
         " agent_private_key_encrypted_v3, agent_mnemonic_encrypted_v3)"
@@ -112,4 +133,41 @@ def replace_legacy_envelope(db: Database, address: str, old: str, new: str) -> b
         "UPDATE wallets SET agent_private_key_encrypted = %s, updated_at = now()"
         " WHERE address = %s AND agent_private_key_encrypted = %s",
         (new, address, old),
+    ) == 1
+
+
+def list_wallets(db: Database) -> list[Wallet]:
+    """Every wallet, oldest first (public facts only)."""
+    rows = db.fetchall(f"SELECT {_COLUMNS} FROM wallets ORDER BY created_at, address")
+    return [_wallet(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class WalletKeys:
+    """A wallet's agent envelopes, for the one module that opens signing keys."""
+
+    address: str
+    agent_public_key: str
+    legacy_envelope: str | None = field(repr=False)
+    v3_envelope: str | None = field(repr=False)
+
+
+def wallet_keys(db: Database, address: str) -> WalletKeys | None:
+    """The wallet's agent envelopes (security.signing_keys is the only reader)."""
+    row = db.fetchone(
+        "SELECT address, agent_public_key, agent_private_key_encrypted AS legacy_envelope,"
+        " agent_private_key_encrypted_v3 AS v3_envelope FROM wallets WHERE address = %s",
+        (address,),
+    )
+    return WalletKeys(**row) if row else None
+
+
+def upgrade_to_v3(db: Database, address: str, legacy: str | None, v3: str) -> bool:
+    """Store the V3 envelope and erase the server-key copy, compare-and-swap on the legacy
+    envelope the caller opened; False if the row changed meanwhile."""
+    return db.execute(
+        "UPDATE wallets SET agent_private_key_encrypted_v3 = %s,"
+        " agent_private_key_encrypted = NULL, updated_at = now()"
+        " WHERE address = %s AND agent_private_key_encrypted IS NOT DISTINCT FROM %s",
+        (v3, address, legacy),
     ) == 1

@@ -62,6 +62,8 @@ class Daemon:
             **os.environ,
             "STATE_DIR": str(self.dir / "state"),
             "WEBHOOK_PORT": str(free_port()),
+            "ADMIN_PORT": str(free_port()),
+            "CRASH_DRILLS_ENABLED": "true",  # the tests drill; production leaves them off
             "METRICS_PORT": str(free_port()),
             "SANDBOX_PORT": str(free_port()),
             "NOTIFY_SOCKET": str(self.notify.path),
@@ -75,6 +77,11 @@ class Daemon:
     def url(self) -> str:
         """Base URL of the webhook/API server."""
         return f"http://127.0.0.1:{self.env['WEBHOOK_PORT']}"
+
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the admin listener (admin API, crash drills, health)."""
+        return f"http://127.0.0.1:{self.env['ADMIN_PORT']}"
 
     @property
     def metrics_url(self) -> str:

@@ -88,7 +88,7 @@ class Crash:
         self.env = {
             "DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
             "RPC_BACKUP_URL": sandbox.backup_rpc_url, "SERVER_KEYS": f"k1=file:{key}",
-            "ADMIN_TOKEN": "crash-admin", "AUCTION_DURATION_SLOTS": str(AUCTION_SLOTS),
+            "ADMIN_TOKEN": "crash" * 7, "AUCTION_DURATION_SLOTS": str(AUCTION_SLOTS),
             "RETRY_LEASE_S": "4", "RETRY_TICK_MS": "200", "EXECUTION_BUDGET_MS": "20000",
             "SWIFT_MAX_IN_FLIGHT": str(IN_FLIGHT)}
         self.daemon = Daemon(self.env).start()

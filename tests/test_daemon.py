@@ -36,12 +36,14 @@ def test_runs_on_the_embedded_database_and_answers_health(daemon: Daemon) -> Non
     assert ready.status_code == 200
     assert ready.json() == {"ready": True}  # anonymous: no tree, no bot ids
     token = (daemon.dir / "state" / "admin_token").read_text().strip()
-    tree = requests.get(daemon.url + "/api/admin/tree", timeout=5,
+    assert requests.get(daemon.url + "/api/admin/tree", timeout=5).status_code == 404
+    tree = requests.get(daemon.admin_url + "/api/admin/tree", timeout=5,
                         headers={"Authorization": f"Bearer {token}"}).json()
     assert list(tree["children"]) == [
         "health_monitor", "flags", "legacy_executor", "venue_state", "fill_tracker",
         "swift_gateway", "profit_share", "lease_keeper", "bots",
-        "retry_scheduler", "fanout", "intake_listener", "intake_journal", "webhook"]
+        "retry_scheduler", "fanout", "intake_listener", "intake_journal", "admin_api",
+        "webhook"]
     assert (daemon.dir / "state" / "pgdata" / "PG_VERSION").exists()
     daemon.notify.wait_for("WATCHDOG=1")
     status = daemon.cli("status")
@@ -65,8 +67,8 @@ def test_crash_drill_restarts_the_actor_and_counts_it(daemon: Daemon) -> None:
 
 
 def test_admin_endpoints_need_the_token(daemon: Daemon) -> None:
-    anonymous = requests.post(daemon.url + "/api/admin/crash/health_monitor", timeout=5)
-    wrong = requests.post(daemon.url + "/api/admin/crash/health_monitor", timeout=5,
+    anonymous = requests.post(daemon.admin_url + "/api/admin/crash/health_monitor", timeout=5)
+    wrong = requests.post(daemon.admin_url + "/api/admin/crash/health_monitor", timeout=5,
                           headers={"Authorization": "Bearer nope"})
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert restarts(daemon.metrics(), "health_monitor") == 0

@@ -62,7 +62,7 @@ def test_one_holder_per_bot_across_two_daemons(database_url: str, tmp_path: Path
     key.write_bytes(secrets.token_bytes(32))
     key.chmod(0o600)
     env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
-           "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "lease-admin",
+           "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "lease" * 7,
            "BOT_LEASE_TTL_S": LEASE_TTL_S, "AUCTION_DURATION_SLOTS": "10"}
     first = Daemon(env).start()
     second: Daemon | None = None

@@ -145,7 +145,7 @@ def test_alerts_during_an_outage_are_journaled_then_each_trades_once(
     proxy = CuttableProxy(os.path.join(parse_qs(url.query)["host"][0], ".s.PGSQL.5432"))
     env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{proxy.port}{url.path}",
            "SANDBOX_URL": sandbox.url, "SERVER_KEYS": server_key(tmp_path),
-           "ADMIN_TOKEN": "outage-admin", "HEALTH_INTERVAL_MS": "300"}
+           "ADMIN_TOKEN": "outage" * 6, "HEALTH_INTERVAL_MS": "300"}
     daemon = Daemon(env)
     waiter = SignalWaiter(database_url)  # the test's own view of the database, not proxied
     try:
@@ -192,7 +192,7 @@ def test_alerts_during_an_outage_are_journaled_then_each_trades_once(
 def test_the_embedded_server_is_started_again_when_its_postmaster_dies(
         tmp_path: Path, sandbox: SandboxServer) -> None:
     daemon = Daemon({"SANDBOX_URL": sandbox.url, "SERVER_KEYS": server_key(tmp_path),
-                     "ADMIN_TOKEN": "outage-admin", "HEALTH_INTERVAL_MS": "300"})
+                     "ADMIN_TOKEN": "outage" * 6, "HEALTH_INTERVAL_MS": "300"})
     try:
         daemon.start()
         wallet = cli(daemon, "wallet", "create")

@@ -89,7 +89,7 @@ def test_sigterm_under_load_drains_then_every_accepted_alert_trades_once(
     key.write_bytes(secrets.token_bytes(32))
     key.chmod(0o600)
     env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
-           "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "drain-admin",
+           "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "drain" * 7,
            "AUCTION_DURATION_SLOTS": "10", "DRAIN_TIMEOUT_S": "20",
            "WEBHOOK_BOT_RATE_PER_S": "1000", "WEBHOOK_BOT_BURST": "1000"}
     first = Daemon(env).start()

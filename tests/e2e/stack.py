@@ -35,7 +35,7 @@ from supervision import Link, Ready, Supervisor, start_linked, whereis
 from tests.daemon import free_port
 from venue.profiles import load_profile
 
-ADMIN = "e2e-admin-token"
+ADMIN = "e2e-admin-token-xxxxxxxxxxxxxxxx"
 WAIT_S = 60.0
 
 
@@ -68,6 +68,7 @@ class Stack:
             **os.environ, "DATABASE_URL": database_url, "STATE_DIR": str(state_dir),
             "SERVER_KEYS": f"k1=file:{key}", "SANDBOX_URL": self.sandbox.url,
             "RPC_BACKUP_URL": self.sandbox.backup_rpc_url, "WEBHOOK_PORT": "0",
+            "ADMIN_PORT": "0", "CRASH_DRILLS_ENABLED": "true",
             "ADMIN_TOKEN": ADMIN, "AUCTION_DURATION_SLOTS": "10", "LOG_LEVEL": "info",
             "SWIFT_HEALTH_CHECK_INTERVAL_MS": "1000", "HEALTH_INTERVAL_MS": "1000",
             "EXECUTION_BUDGET_MS": "20000", "SUPERVISOR_BACKOFF_BASE_MS": "10",
@@ -87,6 +88,8 @@ class Stack:
         wake_backlogs(self.services)  # as runtime.py does after a restart
         host, port = whereis(self.root, "webhook", 5).ask(GetAddress(), timeout=5)
         self.url = f"http://{host}:{port}"
+        host, port = whereis(self.root, "admin_api", 5).ask(GetAddress(), timeout=5)
+        self.admin_url = f"http://{host}:{port}"  # admin routes, signal stories, drills
         self.waiter = SignalWaiter(database_url)
 
     # --- the operator's CLI --------------------------------------------------------------------
@@ -140,7 +143,7 @@ class Stack:
 
     def story(self, signal_id: str) -> dict[str, Any]:
         """GET /api/signals/{id}."""
-        response = requests.get(f"{self.url}/api/signals/{signal_id}", timeout=10,
+        response = requests.get(f"{self.admin_url}/api/signals/{signal_id}", timeout=10,
                                 headers={"Authorization": f"Bearer {ADMIN}"})
         assert response.status_code == 200, response.text
         return response.json()

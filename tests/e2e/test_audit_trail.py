@@ -62,7 +62,7 @@ def events(stack: Stack, trade_id: str) -> list[dict[str, Any]]:
 
 
 def summary(stack: Stack) -> dict[str, Any]:
-    answer = requests.get(f"{stack.url}/api/admin/swift-metrics", timeout=10,
+    answer = requests.get(f"{stack.admin_url}/api/admin/swift-metrics", timeout=10,
                           headers={"Authorization": f"Bearer {ADMIN}"})
     assert answer.status_code == 200, answer.text
     return answer.json()

@@ -222,10 +222,10 @@ def test_readyz_says_ready_without_the_tree(intake: Intake) -> None:
     intake.webhook(intake.victim, b"not an alert", secret="wrong")  # nothing starts a bot
     ready = requests.get(intake.stack.url + "/readyz", timeout=5)
     assert ready.status_code == 200 and ready.json() == {"ready": True}
-    tree = requests.get(intake.stack.url + "/api/admin/tree", timeout=5,
+    tree = requests.get(intake.stack.admin_url + "/api/admin/tree", timeout=5,
                         headers={"Authorization": f"Bearer {ADMIN}"})
     assert tree.status_code == 200 and "bots" in tree.json()["children"]
-    assert requests.get(intake.stack.url + "/api/admin/tree", timeout=5).status_code == 401
+    assert requests.get(intake.stack.admin_url + "/api/admin/tree", timeout=5).status_code == 401
 
 
 def test_every_known_refusal_reason_has_a_series_from_the_start(intake: Intake) -> None:

@@ -62,10 +62,10 @@ def _ops_commands(monkeypatch: pytest.MonkeyPatch) -> None:
 def admin_url(stack: Stack) -> Iterator[str]:
     """Where GET /api/admin/swift-metrics is served: the tree's own webhook server once
     actors/tree.py registers the route, else a server with just the admin routes."""
-    probe = requests.get(f"{stack.url}/api/admin/swift-metrics", timeout=10,
+    probe = requests.get(f"{stack.admin_url}/api/admin/swift-metrics", timeout=10,
                          headers={"Authorization": f"Bearer {ADMIN}"})
     if probe.status_code != 404:
-        yield stack.url
+        yield stack.admin_url
         return
     router = Router()
     add_admin_routes(router, stack.services)
@@ -136,7 +136,7 @@ def test_metrics_summary_and_daily_operations_on_a_live_flow(stack: Stack,
     assert swift_metrics(admin_url, token="wrong").status_code == 401
     before = swift_metrics(admin_url).json()
     restarts_before = restarts("health_monitor")
-    crash = requests.post(f"{stack.url}/api/admin/crash/health_monitor", timeout=10,
+    crash = requests.post(f"{stack.admin_url}/api/admin/crash/health_monitor", timeout=10,
                           headers={"Authorization": f"Bearer {ADMIN}"})
     assert crash.status_code == 202
 
@@ -224,8 +224,9 @@ def test_metrics_summary_and_daily_operations_on_a_live_flow(stack: Stack,
 
 def test_swift_metrics_route_is_served_by_the_tree(stack: Stack) -> None:
     """Fails until actors/tree.py build_router calls add_admin_routes(router, services)."""
-    answer = swift_metrics(stack.url)
+    answer = swift_metrics(stack.admin_url)
     assert answer.status_code == 200, answer.text
     assert set(answer.json()) >= {"summary", "byMarket", "errorBreakdown", "swiftHealthy"}
-    assert swift_metrics(stack.url, token=None).status_code == 401
+    assert swift_metrics(stack.admin_url, token=None).status_code == 401
+    assert swift_metrics(stack.url).status_code == 404  # not on the public listener
 

@@ -68,7 +68,8 @@ def test_an_unknown_outcome_that_filled_is_recorded_not_resent(stack: Stack,
     job_id = enqueue(stack.db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
                                       market="SOL-PERP", side="long",
                                       size=Decimal(held) / 10**9, reduce_only=False,
-                                      priority="normal", max_attempts=5))
+                                      priority="normal", max_attempts=5),
+                     ring=stack.services.ring)
     stack.db.execute("UPDATE trade_retry_queue SET outcome_unknown = true,"
                      " position_before_base = 0 WHERE id = %s", (job_id,))
     done = jobs.wait(job_id, ("done", "failed"), WAIT_S)
@@ -82,7 +83,8 @@ def test_an_unknown_outcome_that_did_not_trade_is_sent_once(stack: Stack,
     bot = stack.new_bot(max_usd="300")
     job_id = enqueue(stack.db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
                                       market="SOL-PERP", side="short", size=Decimal("1.5"),
-                                      reduce_only=False, priority="normal", max_attempts=5))
+                                      reduce_only=False, priority="normal", max_attempts=5),
+                     ring=stack.services.ring)
     stack.db.execute("UPDATE trade_retry_queue SET outcome_unknown = true,"
                      " position_before_base = 0 WHERE id = %s", (job_id,))
     done = jobs.wait(job_id, ("done", "failed"), WAIT_S)
@@ -98,7 +100,7 @@ def test_a_job_whose_trade_used_its_swift_attempts_goes_on_chain(stack: Stack,
     job_id = enqueue(stack.db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
                                       market="SOL-PERP", side="long", size=Decimal(1),
                                       reduce_only=False, priority="normal", max_attempts=5,
-                                      swift_attempts=3))
+                                      swift_attempts=3), ring=stack.services.ring)
     assert jobs.wait(job_id, ("done", "failed"), WAIT_S)["status"] == "done"
     (trade,) = stack.db.fetchall("SELECT * FROM bot_trades WHERE trading_bot_id = %s",
                                  (bot["bot_id"],))
@@ -114,7 +116,8 @@ def test_the_queue_survives_a_restart(database_url: str, tmp_path) -> None:
     db = Database(database_url, size=1)
     job_id = enqueue(db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
                                 market="SOL-PERP", side="short", size=Decimal(1),
-                                reduce_only=False, priority="critical", max_attempts=10))
+                                reduce_only=False, priority="critical", max_attempts=10),
+                     ring=first.services.ring)
     db.close()
     second = Stack(database_url, tmp_path, sandbox=first.sandbox)
     waiter = JobWaiter(database_url)
@@ -142,7 +145,8 @@ def test_an_unknown_outcome_is_not_resent_while_its_swift_auction_is_open(
     job_id = enqueue(stack.db, NewJob(
         bot_id=bot["bot_id"], wallet_address=bot["wallet"], market="SOL-PERP", side="long",
         size=Decimal(1), reduce_only=False, priority="normal", max_attempts=5,
-        original_trade_id=trade["id"], outcome_unknown=True, position_before=0))
+        original_trade_id=trade["id"], outcome_unknown=True, position_before=0),
+        ring=stack.services.ring)
     waiting = jobs.wait(job_id, ("pending",), WAIT_S,  # back to pending after the first look
                         until=lambda row: row["last_error"] is not None)
     assert waiting["outcome_unknown"] and waiting["attempts"] == 0

@@ -90,7 +90,8 @@ def test_a_global_stop_refuses_every_path(stack: Stack) -> None:
     stack.wait(copy)
     job = enqueue(stack.db, NewJob(bot_id=source["bot_id"], wallet_address=source["wallet"],
                                    market="SOL-PERP", side="long", size=Decimal(1),
-                                   reduce_only=False, priority="normal", max_attempts=5))
+                                   reduce_only=False, priority="normal", max_attempts=5),
+                  ring=stack.services.ring)
     waiter = JobWaiter(stack.env["DATABASE_URL"])
     try:
         assert waiter.wait(job, ("failed",), WAIT_S)["last_error"].startswith("refused")

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from security.policy import verify_policy_hmac
-from security.webhook_auth import verify_webhook_secret
+from security.webhook_auth import authenticate_webhook
 from storage.bots import get_bot
 from storage.database import Database
 from tests.operator_cli.helpers import Cli, snapshot
@@ -43,8 +43,11 @@ def test_create_stores_the_hash_and_policy_and_shows_the_secret_once(
     assert bot.leverage == Decimal("3.5") and bot.max_position_size == Decimal("2500.5")
     ring = cli.ring()
     assert out["webhook_secret"] not in str(bot.webhook_secret_hash)
-    assert verify_webhook_secret(ring.webhook_peppers(), out["webhook_secret"],
-                                 bot.webhook_secret_hash).ok
+    assert authenticate_webhook(ring, bot.id, out["webhook_secret"],
+                                bot.webhook_secret_hash).ok
+    # bound to its bot: the same hash on another bot's row authenticates nothing
+    assert not authenticate_webhook(ring, "another-bot", out["webhook_secret"],
+                                    bot.webhook_secret_hash).ok
     assert verify_policy_hmac(ring.policy_keys(), bot.policy, bot.policy_hmac).ok
 
 
@@ -157,9 +160,10 @@ def test_rotate_secret_replaces_the_old_one(cli: Cli, db: Database, owner: str) 
     assert rotated["webhook_secret"] != created["webhook_secret"]
     bot = get_bot(db, created["bot_id"])
     assert bot is not None
-    peppers = cli.ring().webhook_peppers()
-    assert verify_webhook_secret(peppers, rotated["webhook_secret"], bot.webhook_secret_hash).ok
-    old = verify_webhook_secret(peppers, created["webhook_secret"], bot.webhook_secret_hash)
+    ring = cli.ring()
+    assert authenticate_webhook(ring, bot.id, rotated["webhook_secret"],
+                                bot.webhook_secret_hash).ok
+    old = authenticate_webhook(ring, bot.id, created["webhook_secret"], bot.webhook_secret_hash)
     assert not old.ok and old.reason == "webhook_secret_mismatch"
     assert cli("bot", "rotate-secret", "missing").code == 1
 

@@ -106,11 +106,11 @@ def test_start_up_timing_is_the_baseline_that_clearing_returns_to() -> None:
 
 
 def test_swift_latency_is_per_request_not_serialized(sandbox: SandboxServer) -> None:
-    """200 concurrent POST /orders each wait ~200 ms: together well under 200 x 200 ms."""
+    """200 concurrent POST /orders each wait ~200 ms, and the sandbox holds many of them at
+    once (serialized, it would hold one at a time: 40 s in all)."""
     url = sandbox.url
     _faults(url, swift_latency_ms=200)
     session_count = 200
-    t0 = time.monotonic()
 
     def post() -> float:
         started = time.monotonic()
@@ -121,12 +121,17 @@ def test_swift_latency_is_per_request_not_serialized(sandbox: SandboxServer) -> 
 
     jobs = [gevent.spawn(post) for _ in range(session_count)]
     gevent.joinall(jobs, raise_error=True)
-    elapsed = time.monotonic() - t0
     assert all(job.value >= 0.2 for job in jobs)
-    assert elapsed < 2.0, elapsed  # serialized would be 40 s
     posts = requests.get(f"{url}/sandbox/swift-posts", timeout=HTTP_TIMEOUT).json()["posts"]
     assert len(posts) == session_count
     assert all(p["answered_at"] - p["at"] >= 0.2 and p["status"] == 422 for p in posts)
+    # the most POSTs the sandbox held at one moment, by its own arrival and answer times
+    edges = sorted([(p["at"], 1) for p in posts] + [(p["answered_at"], -1) for p in posts])
+    held = most = 0
+    for _moment, step in edges:
+        held += step
+        most = max(most, held)
+    assert most >= 20, most
 
 
 def test_swift_post_log(sandbox: SandboxServer) -> None:
