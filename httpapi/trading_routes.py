@@ -36,6 +36,7 @@ from httpapi.ops_routes import require_admin
 from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router
 from observability.trading_metrics import SIGNALS, WEBHOOK_LATENCY
+from security.owner_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, owner_request_refusal
 from security.webhook_auth import (
     SourceIpPolicy,
     authenticate_webhook,
@@ -46,6 +47,7 @@ from storage.bots import get_bot
 from storage.journal import DATABASE_UNREACHABLE, JournalRecord, JournalRefused
 from storage.secret_cache import secret_fingerprint
 from storage.signals import record_rejection, record_signal, signal_story
+from storage.wallets import find_wallet
 from trading.alerts import AlertError, Signal, parse_alert
 from trading.dedup import signal_hashes
 
@@ -179,10 +181,25 @@ def add_trading_routes(router: Router, services: Services) -> None:
                               "queued": "journal", "duplicate": False})
 
     def manual_trade(request: Request) -> Response:
-        require_admin(services, request)
+        owner_signature = request.headers.get(SIGNATURE_HEADER)
+        if owner_signature is None:
+            require_admin(services, request)
         bot = get_bot(services.db, request.params["bot_id"])
+        wallet = None if bot is None else find_wallet(services.db, bot.wallet_address)
+        if owner_signature is not None:  # the owner's own request: nothing else authenticates
+            refusal = "owner_signature_mismatch" if bot is None or wallet is None else (
+                owner_request_refusal(wallet.address, bot.id,
+                                      request.headers.get(TIMESTAMP_HEADER), owner_signature,
+                                      request.body, time.time()))
+            if refusal is not None:
+                WEBHOOK_UNAUTHENTICATED.labels(reason=refusal).inc()
+                raise HttpError(401, f"manual trade refused: {refusal}")
         if bot is None:
             raise HttpError(404, "unknown bot")
+        if owner_signature is None and wallet is not None and wallet.is_v3:
+            raise HttpError(403, "the bot's wallet is V3: a manual trade needs its owner's "
+                            f"signature ({SIGNATURE_HEADER}, {TIMESTAMP_HEADER}); the admin "
+                            "token alone trades only legacy bots")
         body = request.json()
         if not isinstance(body, dict) or body.get("action") not in MANUAL_ACTIONS:
             raise HttpError(400, f"action must be one of {', '.join(MANUAL_ACTIONS)}")
@@ -190,7 +207,7 @@ def add_trading_routes(router: Router, services: Services) -> None:
         if use_swift is not None and not isinstance(use_swift, bool):
             raise HttpError(400, "useSwift must be true or false")
         parsed = _manual_signal(body["action"]).as_dict() | {"use_swift": use_swift}
-        key = request.headers.get("idempotency-key") or uuid.uuid4().hex
+        key = owner_signature or request.headers.get("idempotency-key") or uuid.uuid4().hex
         recorded = record_signal(services.db, bot.id, f"manual:{bot.id}:{key}"[:128], (),
                                  "manual", None, parsed)
         if not recorded.duplicate:

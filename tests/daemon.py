@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,8 +11,11 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import requests
+
+from storage.signals import SignalWaiter
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
@@ -22,6 +26,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def cli_json(daemon: Daemon, *args: str, code: int = 0) -> dict[str, Any]:
+    """Run a CLI command with `--json` against the daemon's settings; its JSON answer (the
+    exit status must be `code`)."""
+    result = daemon.cli(*args, "--json")
+    assert result.returncode == code, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def done_with_one_trade(story: dict[str, Any]) -> bool:
+    """A signal's story (`signal show`): it finished with one completed trade."""
+    return story["status"] == "done" and [t["status"] for t in story["trades"]] == ["completed"]
 
 
 class NotifyListener:
@@ -101,6 +118,18 @@ class Daemon:
         """Run another `runtime.py` command with the daemon's environment."""
         return subprocess.run([sys.executable, str(ROOT / "runtime.py"), *args], env=self.env,
                               cwd=self.dir, capture_output=True, text=True, timeout=60)
+
+    def finished(self, signal_id: str, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
+        """Wait (told by NOTIFY, within `timeout`) until the signal is final; its story as
+        `signal show` prints it."""
+        waiter = SignalWaiter(self.env["DATABASE_URL"])
+        try:
+            waiter.wait([signal_id], timeout)
+        finally:
+            waiter.close()
+        result = self.cli("signal", "show", signal_id, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
     def get(self, path: str) -> requests.Response:
         """GET a path of the webhook/API server."""

@@ -10,8 +10,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import requests
 
 from sandbox.server import SandboxServer
 from tests import pg
-from tests.daemon import ROOT, Daemon
+from tests.daemon import ROOT, Daemon, cli_json, done_with_one_trade
 
 WAIT_S = 60.0
 PG_BIN = Path(pgserver.__file__).parent / "pginstall" / "bin"  # the server's own client tools
@@ -35,28 +34,11 @@ def sandbox() -> Iterator[SandboxServer]:
     server.stop()
 
 
-def cli(daemon: Daemon, *args: str) -> dict[str, Any]:
-    result = daemon.cli(*args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def orders_at_venue(sandbox: SandboxServer, agent: str) -> int:
     """Orders of `agent` the venue executed (Swift fills and landed on-chain orders)."""
     counters = requests.get(f"{sandbox.url}/sandbox/stats", timeout=5).json()["by_authority"]
     mine = counters.get(agent, {})
     return mine.get("swift_orders_filled", 0) + mine.get("transactions_landed", 0)
-
-
-def wait_until(check: Callable[[], Any], what: str) -> Any:
-    """Poll a condition until it holds (no fixed sleeps: the deadline only bounds the wait)."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alert(daemon: Daemon, bot: dict[str, Any], n: int) -> requests.Response:
@@ -69,12 +51,6 @@ def alert(daemon: Daemon, bot: dict[str, Any], n: int) -> requests.Response:
               "timenow": f"2026-12-01T00:00:{n:02d}Z"})
 
 
-def done(daemon: Daemon, signal_id: str) -> bool:
-    """The signal finished with one completed trade."""
-    shown = cli(daemon, "signal", "show", signal_id)
-    return shown["status"] == "done" and [t["status"] for t in shown["trades"]] == ["completed"]
-
-
 def test_backup_then_restore_into_a_fresh_state_dir_trades(sandbox: SandboxServer) -> None:
     original_db = pg.fresh_database()
     env = {"DATABASE_URL": original_db, "SANDBOX_URL": sandbox.url,
@@ -83,13 +59,14 @@ def test_backup_then_restore_into_a_fresh_state_dir_trades(sandbox: SandboxServe
     second: Daemon | None = None
     backup = Path(tempfile.mkdtemp(prefix="qv-backup-"))
     try:
-        wallet = cli(first, "wallet", "create", "--fund", "1000")
-        bot = cli(first, "bot", "create", "--wallet", wallet["wallet"], "--market", "SOL-PERP",
+        wallet = cli_json(first, "wallet", "create", "--fund", "1000")
+        bot = cli_json(first, "bot", "create", "--wallet", wallet["wallet"], "--market", "SOL-PERP",
                   "--leverage", "2", "--max-position-usd", "100")
         agent = wallet["agent_public_key"]
         answer = alert(first, bot, 1)
         assert answer.status_code == 202, answer.text
-        wait_until(lambda: done(first, answer.json()["signal_id"]), "the first order")
+        story = first.finished(answer.json()["signal_id"])
+        assert done_with_one_trade(story), "the first order"
         assert orders_at_venue(sandbox, agent) == 1
 
         # Backup, as the runbook says: the database online, then the key ring and holder id.
@@ -125,7 +102,8 @@ def test_backup_then_restore_into_a_fresh_state_dir_trades(sandbox: SandboxServe
         assert second.get("/readyz").status_code == 200
         answer = alert(second, bot, 2)
         assert answer.status_code == 202, answer.text
-        wait_until(lambda: done(second, answer.json()["signal_id"]), "the order after restore")
+        story = second.finished(answer.json()["signal_id"])
+        assert done_with_one_trade(story), "the order after restore"
         assert orders_at_venue(sandbox, agent) == 2
         secret_free = second.log() + lost_key.stdout + lost_key.stderr
         assert bot["webhook_secret"] not in secret_free

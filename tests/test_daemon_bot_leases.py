@@ -4,7 +4,6 @@ holder dies, the other takes the bot over once the lease ran out. One daemon per
 
 from __future__ import annotations
 
-import json
 import secrets
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import requests
 
 from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
-from tests.daemon import ROOT, Daemon
+from tests.daemon import ROOT, Daemon, cli_json
 
 LEASE_TTL_S = "6"
 WAIT_S = 60.0
@@ -31,12 +30,6 @@ def sandbox() -> Iterator[SandboxServer]:
     server.start()
     yield server
     server.stop()
-
-
-def cli(daemon: Daemon, *args: str) -> dict[str, Any]:
-    result = daemon.cli(*args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def alert(daemon: Daemon, bot: dict[str, Any], position: int) -> str:
@@ -68,8 +61,8 @@ def test_one_holder_per_bot_across_two_daemons(database_url: str, tmp_path: Path
     second: Daemon | None = None
     waiter = SignalWaiter(database_url)
     try:
-        wallet = cli(first, "wallet", "create", "--fund", "1000")
-        bot = cli(first, "bot", "create", "--wallet", wallet["wallet"], "--market", "SOL-PERP",
+        wallet = cli_json(first, "wallet", "create", "--fund", "1000")
+        bot = cli_json(first, "bot", "create", "--wallet", wallet["wallet"], "--market", "SOL-PERP",
                   "--leverage", "2", "--max-position-usd", "100")
         opened = alert(first, bot, 1)
         assert waiter.wait([opened], WAIT_S) == {opened: "done"}

@@ -6,7 +6,6 @@ is back each one produces exactly one order at the sandbox."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -24,7 +23,7 @@ from gevent.server import StreamServer
 
 from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
-from tests.daemon import Daemon
+from tests.daemon import Daemon, cli_json
 
 WAIT_S = 60.0
 POLL_S = 0.05
@@ -96,12 +95,6 @@ def sandbox() -> Iterator[SandboxServer]:
     server.stop()
 
 
-def cli(daemon: Daemon, *args: str) -> dict[str, Any]:
-    result = daemon.cli(*args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def fills_at_venue(sandbox: SandboxServer, agent: str) -> int:
     """Orders of `agent` the venue executed: Swift fills and landed on-chain orders (a Swift
     order that expired unfilled before its on-chain fallback is not one)."""
@@ -112,7 +105,7 @@ def fills_at_venue(sandbox: SandboxServer, agent: str) -> int:
 
 def one_trade_each(daemon: Daemon, signal_ids: list[str]) -> bool:
     """Every signal finished done with exactly one trade, completed."""
-    shown = [cli(daemon, "signal", "show", signal_id) for signal_id in signal_ids]
+    shown = [cli_json(daemon, "signal", "show", signal_id) for signal_id in signal_ids]
     return all(s["status"] == "done" and [t["status"] for t in s["trades"]] == ["completed"]
                for s in shown)
 
@@ -150,8 +143,8 @@ def test_alerts_during_an_outage_are_journaled_then_each_trades_once(
     waiter = SignalWaiter(database_url)  # the test's own view of the database, not proxied
     try:
         daemon.start()
-        wallet = cli(daemon, "wallet", "create")
-        bot = cli(daemon, "bot", "create", "--wallet", wallet["wallet"], "--market",
+        wallet = cli_json(daemon, "wallet", "create")
+        bot = cli_json(daemon, "bot", "create", "--wallet", wallet["wallet"], "--market",
                   "SOL-PERP", "--leverage", "5", "--max-position-usd", "300")
         first = alert(daemon, bot, 1)  # the daemon sees the bot while the database is up
         assert first.status_code == 202 and first.json()["status"] == "accepted"
@@ -195,8 +188,8 @@ def test_the_embedded_server_is_started_again_when_its_postmaster_dies(
                      "ADMIN_TOKEN": "outage" * 6, "HEALTH_INTERVAL_MS": "300"})
     try:
         daemon.start()
-        wallet = cli(daemon, "wallet", "create")
-        bot = cli(daemon, "bot", "create", "--wallet", wallet["wallet"], "--market",
+        wallet = cli_json(daemon, "wallet", "create")
+        bot = cli_json(daemon, "bot", "create", "--wallet", wallet["wallet"], "--market",
                   "SOL-PERP", "--leverage", "5", "--max-position-usd", "300")
         answers = [alert(daemon, bot, 1)]
         pgdata = Path(daemon.env["STATE_DIR"]) / "pgdata"
@@ -210,7 +203,7 @@ def test_the_embedded_server_is_started_again_when_its_postmaster_dies(
         ids = [a.json()["signal_id"] for a in answers]
 
         def finished() -> bool:
-            shown = [cli(daemon, "signal", "show", i) for i in ids]
+            shown = [cli_json(daemon, "signal", "show", i) for i in ids]
             return all(s["status"] not in ("accepted", "processing") for s in shown)
 
         wait_until(finished, "every alert finished")

@@ -4,7 +4,6 @@ supervisor; after a restart every accepted alert has exactly one fill at the ven
 
 from __future__ import annotations
 
-import json
 import secrets
 import signal
 import threading
@@ -18,7 +17,7 @@ import requests
 
 from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
-from tests.daemon import Daemon
+from tests.daemon import Daemon, cli_json
 
 BOTS = 4
 WAIT_S = 90.0
@@ -30,12 +29,6 @@ def sandbox() -> Iterator[SandboxServer]:
     server.start()
     yield server
     server.stop()
-
-
-def cli(daemon: Daemon, *args: str) -> dict[str, Any]:
-    result = daemon.cli(*args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 class AlertStream:
@@ -98,8 +91,8 @@ def test_sigterm_under_load_drains_then_every_accepted_alert_trades_once(
     try:
         bots, agents = [], {}
         for _ in range(BOTS):
-            wallet = cli(first, "wallet", "create", "--fund", "1000")
-            bot = cli(first, "bot", "create", "--wallet", wallet["wallet"], "--market",
+            wallet = cli_json(first, "wallet", "create", "--fund", "1000")
+            bot = cli_json(first, "bot", "create", "--wallet", wallet["wallet"], "--market",
                       "SOL-PERP", "--leverage", "2", "--max-position-usd", "100")
             bots.append(bot)
             agents[bot["bot_id"]] = wallet["agent_public_key"]

@@ -4,10 +4,8 @@ row to the new key (on use and by `keys reencrypt`), and the old key can then be
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from sandbox.server import SandboxServer
 from security.server_key import load_key_ring
 from security.webhook_auth import hash_webhook_secret, stored_hash_key_id, stored_hash_version
 from tests import pg
-from tests.daemon import Daemon
+from tests.daemon import Daemon, cli_json, done_with_one_trade
 
 WAIT_S = 60.0
 
@@ -36,12 +34,6 @@ def key_file(path: Path) -> Path:
     path.write_bytes(secrets.token_bytes(32))
     path.chmod(0o600)
     return path
-
-
-def cli(daemon: Daemon, *args: str, code: int = 0) -> dict[str, Any]:
-    result = daemon.cli(*args, "--json")
-    assert result.returncode == code, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def sql(url: str, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -65,27 +57,12 @@ def orders_at_venue(sandbox: SandboxServer, agent: str) -> int:
             + mine.get("transactions_received", 0))
 
 
-def wait_until(check: Callable[[], Any], what: str) -> Any:
-    """Poll a condition until it holds; the deadline only bounds the wait."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def alert(daemon: Daemon, bot_id: str, secret: str, n: int) -> requests.Response:
     action, position = ("buy", 1) if n % 2 else ("sell", 0)
     return requests.post(f"{daemon.url}/api/webhook/tradingview/{bot_id}", timeout=10,
                          params={"secret": secret},
                          json={"action": action, "contracts": 1, "position_size": position,
                                "timenow": f"2026-12-01T00:01:{n:02d}Z"})
-
-
-def done(daemon: Daemon, signal_id: str) -> bool:
-    shown = cli(daemon, "signal", "show", signal_id)
-    return shown["status"] == "done" and [t["status"] for t in shown["trades"]] == ["completed"]
 
 
 def test_rotation_completes_through_the_running_daemon(sandbox: SandboxServer,
@@ -97,11 +74,11 @@ def test_rotation_completes_through_the_running_daemon(sandbox: SandboxServer,
     daemon = Daemon(env).start()
     state = daemon.env["STATE_DIR"]
     try:
-        wallet = cli(daemon, "wallet", "create", "--fund", "1000")
-        other = cli(daemon, "wallet", "create", "--fund", "1000")
-        bot = cli(daemon, "bot", "create", "--wallet", wallet["wallet"], "--market",
+        wallet = cli_json(daemon, "wallet", "create", "--fund", "1000")
+        other = cli_json(daemon, "wallet", "create", "--fund", "1000")
+        bot = cli_json(daemon, "bot", "create", "--wallet", wallet["wallet"], "--market",
                   "SOL-PERP", "--leverage", "2", "--max-position-usd", "100")["bot_id"]
-        victim = cli(daemon, "bot", "create", "--wallet", other["wallet"], "--market",
+        victim = cli_json(daemon, "bot", "create", "--wallet", other["wallet"], "--market",
                      "SOL-PERP", "--leverage", "2", "--max-position-usd", "100")["bot_id"]
         # a hash as written before bound hashes existed (v1, unbound), for a secret we know
         secret = "qvwh_" + secrets.token_urlsafe(32)
@@ -111,7 +88,8 @@ def test_rotation_completes_through_the_running_daemon(sandbox: SandboxServer,
 
         first = alert(daemon, bot, secret, 1)
         assert first.status_code == 202, first.text
-        wait_until(lambda: done(daemon, first.json()["signal_id"]), "the first order")
+        story = daemon.finished(first.json()["signal_id"])
+        assert done_with_one_trade(story), "the first order"
         bound = stored_hash(db, bot)
         assert stored_hash_version(bound) == "v2" and stored_hash_key_id(bound) == "k1"
 
@@ -122,7 +100,7 @@ def test_rotation_completes_through_the_running_daemon(sandbox: SandboxServer,
         assert copied.status_code == 401
         assert orders_at_venue(sandbox, other["agent_public_key"]) == 0
         # the operator repairs the row (`bot rotate-secret` may still write a legacy v1 hash)
-        victim_secret = cli(daemon, "bot", "rotate-secret", victim)["webhook_secret"]
+        victim_secret = cli_json(daemon, "bot", "rotate-secret", victim)["webhook_secret"]
         daemon.stop()
 
         # rotation: k2 current, k1 previous; the next alert moves the hash, the command the rest
@@ -131,13 +109,15 @@ def test_rotation_completes_through_the_running_daemon(sandbox: SandboxServer,
         daemon = Daemon(rotated).start()
         second = alert(daemon, bot, secret, 2)
         assert second.status_code == 202, second.text
-        wait_until(lambda: done(daemon, second.json()["signal_id"]), "the order after rotation")
+        story = daemon.finished(second.json()["signal_id"])
+        assert done_with_one_trade(story), "the order after rotation"
         assert stored_hash_key_id(stored_hash(db, bot)) == "k2"
         repaired = alert(daemon, victim, victim_secret, 1)
         assert repaired.status_code == 202, repaired.text
-        wait_until(lambda: done(daemon, repaired.json()["signal_id"]), "the repaired bot's order")
+        story = daemon.finished(repaired.json()["signal_id"])
+        assert done_with_one_trade(story), "the repaired bot's order"
         assert stored_hash_version(stored_hash(db, victim)) == "v2"
-        report = cli(daemon, "keys", "reencrypt")
+        report = cli_json(daemon, "keys", "reencrypt")
         assert report["key_ids_in_use"] == ["k2"] and report["retirable_key_ids"] == ["k1"]
         daemon.stop()
 
@@ -145,7 +125,8 @@ def test_rotation_completes_through_the_running_daemon(sandbox: SandboxServer,
         daemon = Daemon({**rotated, "SERVER_KEYS_RETIRED": "k1"}).start()
         third = alert(daemon, bot, secret, 3)
         assert third.status_code == 202, third.text
-        wait_until(lambda: done(daemon, third.json()["signal_id"]), "the order after retiring")
+        story = daemon.finished(third.json()["signal_id"])
+        assert done_with_one_trade(story), "the order after retiring"
         assert orders_at_venue(sandbox, wallet["agent_public_key"]) >= 3
         assert secret not in daemon.log()
     finally:
