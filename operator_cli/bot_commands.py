@@ -33,6 +33,7 @@ from typing import Any
 from operator_cli.context import Context, opened
 from operator_cli.ops_commands import pause_state
 from operator_cli.output import CliError, Outcome, command, plain
+from operator_cli.owner_keys import owner_subkeys, owner_umk, read_owner_signature
 from operator_cli.subaccounts import allocate, default_fund, fund_arg, sub_account_view
 from operator_cli.validation import (
     MAX_NAME,
@@ -43,7 +44,7 @@ from operator_cli.validation import (
     text_arg,
     usd_arg,
 )
-from operator_cli.wallet_commands import grant_view, owner_subkeys, owner_umk, read_owner_signature
+from operator_cli.wallet_commands import grant_view
 from security.agent_keys import open_agent_privkey
 from security.errors import SecurityError
 from security.execution import (
@@ -77,6 +78,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                              "first bot trades on sub-account 0 as it is)")
     create.add_argument("--no-venue", action="store_true",
                         help="allocate the sub-account only (`bot provision` creates it later)")
+    create.add_argument("--owner-signature-file", metavar="FILE",
+                        help="a V3 wallet's owner signature: opens its agent key to create the "
+                             "bot's sub-account (grants nothing; see `bot authorize`)")
     create.set_defaults(func=cmd_bot_create)
     publish = sub.add_parser("publish", parents=[common], help="offer a bot for copy trading")
     publish.add_argument("bot", metavar="BOT")
@@ -178,13 +182,15 @@ def cmd_bot_create(settings: Any, args: argparse.Namespace) -> Outcome:
     max_position = usd_arg(args.max_position_usd, "--max-position-usd")
     name = text_arg(args.name, "--name", MAX_NAME) or f"{market} {plain(leverage)}x"
     fund = fund_arg(args.fund_usd)
+    signature = (read_owner_signature(args.owner_signature_file)
+                 if args.owner_signature_file else None)
     with opened(settings) as ctx:
         wallet = _require_wallet(ctx, args.wallet)
         bot_id = str(uuid.uuid4())
         secret, stored_hash = _new_secret(ctx, bot_id)
         with ctx.db.connection():
             sub = allocate(ctx, wallet, fund, default_fund(leverage, max_position),
-                           use_venue=not args.no_venue)
+                           use_venue=not args.no_venue, owner_signature=signature)
             bot = bots.insert_bot(
                 ctx.db, bot_id=bot_id, wallet_address=wallet.address, name=name, market=market,
                 market_index=market_index, leverage=leverage, max_position_size=max_position,
@@ -264,7 +270,8 @@ def cmd_bot_subscribe(settings: Any, args: argparse.Namespace) -> Outcome:
             raise CliError("--capital-usd x leverage is out of range")
         bot_id = str(uuid.uuid4())
         with ctx.db.connection():
-            sub = allocate(ctx, wallet, None, capital, use_venue=not args.no_venue)
+            sub = allocate(ctx, wallet, None, capital, use_venue=not args.no_venue,
+                           owner_signature=signature)
             bot = bots.insert_bot(
                 ctx.db, bot_id=bot_id, wallet_address=wallet.address,
                 name=f"copy of {source.name}"[:MAX_NAME], market=source.market,

@@ -39,13 +39,14 @@ from solders.pubkey import Pubkey
 
 from operator_cli.context import Context, opened
 from operator_cli.output import CliError, Outcome, command, plain
+from operator_cli.owner_keys import agent_secret_for_cli, read_owner_signature
 from operator_cli.swift_account import venue_rpc
 from operator_cli.validation import MAX_USD, decimal_arg
-from security.agent_keys import open_agent_privkey_legacy
+from security.log_redaction import register_agent_keypair
 from security.row_macs import seal_bot
 from storage import subaccounts
 from storage.bots import Bot, get_bot
-from storage.wallets import Wallet, get_wallet, legacy_agent_envelope
+from storage.wallets import Wallet, find_wallet, get_wallet
 from venue.positions import UserSnapshot
 from venue.profiles import VenueProfile
 from venue.rpc_client import RpcError, RpcTransportError, error_label
@@ -85,13 +86,15 @@ class Venue:
         """Close the RPC session."""
         self.rpc.close()
 
-    def agent(self, wallet_address: str) -> Keypair:
-        """The wallet's agent key, opened from its server-sealed envelope."""
-        envelope = legacy_agent_envelope(self._ctx.db, wallet_address)
-        if envelope is None:
-            raise CliError(f"wallet {wallet_address} has no server-sealed agent key")
-        return Keypair.from_bytes(open_agent_privkey_legacy(self._ctx.ring, wallet_address,
-                                                            envelope))
+    def agent(self, wallet_address: str, owner_signature: bytes | None = None) -> Keypair:
+        """The wallet's agent key: a V3 wallet's through its owner's signature, a legacy
+        wallet's through the server key (operator_cli.owner_keys)."""
+        wallet = find_wallet(self._ctx.db, wallet_address)
+        if wallet is None:
+            raise CliError(f"unknown wallet {wallet_address}")
+        secret = agent_secret_for_cli(self._ctx, wallet, owner_signature)
+        register_agent_keypair(secret)
+        return Keypair.from_bytes(secret)
 
     def quote_units(self, usd: Decimal) -> int:
         """USD (the quote token, 1:1) in the quote mint's units."""
@@ -151,7 +154,7 @@ class Allocation:
 
 
 def allocate(ctx: Context, wallet: Wallet, fund_usd: Decimal | None, default_usd: Decimal, *,
-             use_venue: bool) -> Allocation:
+             use_venue: bool, owner_signature: bytes | None = None) -> Allocation:
     """Pick, create and fund the next sub-account of ``wallet`` (inside the caller's
     transaction, before its bot row is inserted; a CliError rolls everything back).
 
@@ -169,7 +172,7 @@ def allocate(ctx: Context, wallet: Wallet, fund_usd: Decimal | None, default_usd
         return Allocation(wanted, "main account")
     venue = Venue(ctx)
     try:
-        keypair = venue.agent(wallet.address)
+        keypair = venue.agent(wallet.address, owner_signature)
         plan = venue.plan(keypair.pubkey(), wanted)
         done = venue.provision(keypair, plan, target)
         return Allocation(plan.sub_account_id, "adopted" if plan.exists else "created", done,
@@ -198,6 +201,8 @@ def register(bot_sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     prov.add_argument("bot", metavar="BOT")
     prov.add_argument("--fund-usd", metavar="X",
                       help="collateral the sub-account should hold (moved from sub-account 0)")
+    prov.add_argument("--owner-signature-file", metavar="FILE",
+                      help="a V3 wallet's owner signature (opens its agent key)")
     prov.set_defaults(func=cmd_bot_provision)
     mig = bot_sub.add_parser("migrate-subaccounts", parents=[common],
                              help="give bots that still share a sub-account their own")
@@ -212,6 +217,8 @@ def register(bot_sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 def cmd_bot_provision(settings: Any, args: argparse.Namespace) -> Outcome:
     """Create the bot's sub-account if the venue lacks it, and top its collateral up."""
     fund = fund_arg(args.fund_usd)
+    signature = (read_owner_signature(args.owner_signature_file)
+                 if args.owner_signature_file else None)
     with opened(settings) as ctx:
         bot = get_bot(ctx.db, args.bot.strip())
         if bot is None:
@@ -223,7 +230,7 @@ def cmd_bot_provision(settings: Any, args: argparse.Namespace) -> Outcome:
             subaccounts.lock_wallet(ctx.db, bot.wallet_address)
             venue = Venue(ctx)
             try:
-                keypair = venue.agent(bot.wallet_address)
+                keypair = venue.agent(bot.wallet_address, signature)
                 plan = venue.plan(keypair.pubkey(), bot.drift_subaccount_id)
                 if plan.sub_account_id != bot.drift_subaccount_id:
                     raise CliError(

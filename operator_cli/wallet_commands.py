@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from solders.keypair import Keypair
@@ -40,6 +39,7 @@ from solders.keypair import Keypair
 from operator_cli.context import Context, opened
 from operator_cli.faucet import FaucetError, fund_agent
 from operator_cli.output import EXIT_NOT_FUNDED, CliError, Outcome, command, plain
+from operator_cli.owner_keys import agent_secret_for_cli, owner_subkeys, read_owner_signature
 from operator_cli.swift_account import (
     VenueUnreachable,
     prepare_signed_msg_orders,
@@ -54,17 +54,12 @@ from security.agent_keys import (
     seal_agent_privkey,
     seal_agent_privkey_legacy,
 )
-from security.errors import InvalidKeyMaterial, SecurityError, SignatureRefused
+from security.errors import InvalidKeyMaterial, SecurityError
 from security.key_hierarchy import (
-    SubKeys,
-    UserMasterKey,
-    derive_subkeys,
-    derive_umk,
-    parse_signature,
     umk_message,
 )
 from security.keypair_file import read_keypair_file as read_keypair
-from security.log_redaction import register_agent_keypair, register_secret
+from security.log_redaction import register_agent_keypair
 from security.signing_keys import legacy_path_on
 from storage.bots import grant_row, list_bots
 from storage.wallets import (
@@ -133,46 +128,6 @@ def read_keypair_file(path: str) -> Keypair:
         raise CliError(f"--import-key {exc}") from None
 
 
-def _read_signature(path: str) -> bytes:
-    """The owner's signature from a file (base58 or 128 hex characters)."""
-    return read_owner_signature(path)
-
-
-def read_owner_signature(path: str) -> bytes:
-    """The owner's signature from --owner-signature-file, registered for log redaction."""
-    try:
-        text = Path(path).read_text()[:1024]
-    except (OSError, UnicodeDecodeError):
-        raise CliError(f"cannot read --owner-signature-file {path!r}") from None
-    try:
-        signature = parse_signature(text)
-    except SignatureRefused:
-        raise CliError("--owner-signature-file holds no signature (expected base58 or 128 hex"
-                       " characters)") from None
-    register_secret(signature)
-    return signature
-
-
-def owner_umk(owner: str, signature: bytes) -> UserMasterKey:
-    """The owner's UMK from their signature, or the CLI's one clear refusal."""
-    try:
-        umk = derive_umk(owner, signature)
-    except SignatureRefused:
-        raise CliError("--owner-signature-file does not verify: it must be the owner's "
-                       f"signature of the UMK message for {owner} (`quantumvault wallet "
-                       f"umk-message {owner}` prints it)") from None
-    register_secret(umk.key)
-    return umk
-
-
-def owner_subkeys(owner: str, signature: bytes) -> SubKeys:
-    """The owner's sub-keys (key_privkey, key_execution, ...) from a verified signature."""
-    subkeys = derive_subkeys(owner_umk(owner, signature))
-    for key in (subkeys.key_privkey, subkeys.key_mnemonic, subkeys.key_execution):
-        register_secret(key)
-    return subkeys
-
-
 def _fund(ctx: Context, wallet: Wallet, quote: Decimal) -> dict[str, Any]:
     """Call the faucet for the wallet's agent; returns what the sandbox reported."""
     answer = fund_agent(sandbox_url(ctx.settings), wallet.agent_public_key, quote)
@@ -191,7 +146,8 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
     register_agent_keypair(secret)
     agent = str(keypair.pubkey())
     owner = address_arg(args.owner, "--owner") if args.owner else agent
-    signature = _read_signature(args.owner_signature_file) if args.owner_signature_file else None
+    signature = (read_owner_signature(args.owner_signature_file) if args.owner_signature_file
+                 else None)
     with opened(settings) as ctx:
         taken = wallet_exists(ctx.db, owner, agent)
         if taken == "address":
@@ -299,7 +255,7 @@ def cmd_wallet_init_orders(settings: Any, args: argparse.Namespace) -> Outcome:
         wallet = find_wallet(ctx.db, args.wallet)
         if wallet is None:
             raise CliError(f"unknown wallet {args.wallet}")
-        secret = _agent_secret_for_cli(ctx, wallet, signature)
+        secret = agent_secret_for_cli(ctx, wallet, signature)
     register_agent_keypair(secret)
     keypair = Keypair.from_bytes(secret)
     profile, rpc = venue_rpc(settings)
@@ -321,25 +277,7 @@ def cmd_wallet_init_orders(settings: Any, args: argparse.Namespace) -> Outcome:
                    warning=f"the transaction {report['state']}: {report.get('error')}")
 
 
-def _agent_secret_for_cli(ctx: Context, wallet: Wallet, signature: bytes | None) -> bytes:
-    """The agent key for a command the operator runs: a V3 wallet's through its owner's
-    signature (never the server key), a legacy wallet's through the server key if allowed."""
-    keys = wallet_keys(ctx.db, wallet.address)
-    assert keys is not None
-    if keys.v3_envelope is not None:
-        if signature is None:
-            raise CliError(f"wallet {wallet.address} is V3: its agent key opens only with the "
-                           "owner's signature (--owner-signature-file)")
-        try:
-            return open_agent_privkey(owner_subkeys(wallet.address, signature), keys.v3_envelope)
-        except SecurityError:
-            raise CliError("the owner's key does not open this wallet's agent key") from None
-    if keys.legacy_envelope is None:
-        raise CliError(f"wallet {wallet.address} has no agent key sealed under the server key")
-    if not legacy_path_on(ctx.settings):
-        raise CliError(f"wallet {wallet.address} is legacy and LEGACY_KEY_PATH=off: run "
-                       "`quantumvault wallet upgrade` first")
-    return open_agent_privkey_legacy(ctx.ring, wallet.address, keys.legacy_envelope)
+
 
 
 @command

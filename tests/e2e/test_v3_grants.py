@@ -15,6 +15,7 @@ from typing import Any
 
 import gevent
 import pytest
+import requests
 from prometheus_client import REGISTRY
 from solders.keypair import Keypair
 
@@ -217,3 +218,23 @@ def test_a_wrong_owner_signature_is_refused_with_a_clear_message(stack: Stack,
                           bot["sig"], "--hours", "721")
     assert code == 1 and "--hours" in err
     assert stack.cli("bot", "show", bot["bot_id"])["grant"]["state"] == "none"
+
+
+def test_a_v3_wallets_second_bot_gets_its_sub_account_through_the_owner(
+        stack: Stack, tmp_path: Path) -> None:
+    first = v3_bot(stack, tmp_path)  # sub-account 0: nothing to create
+    args = ("bot", "create", "--wallet", first["wallet"], "--market", "SOL-PERP", "--leverage",
+            "2", "--max-position-usd", "100")
+    code, err = cli_fails(stack, *args)
+    assert code == 1 and "owner's signature" in err  # never the server key for a V3 wallet
+    second = stack.cli(*args, "--owner-signature-file", first["sig"])
+    assert second["sub_account"]["id"] == 1 and second["sub_account"]["venue"] == "created"
+    stack.cli("bot", "authorize", second["bot_id"], "--owner-signature-file", first["sig"])
+    before = stack.orders_reaching_sandbox(first["agent"])  # the sub-account's creation
+    signal_id = stack.alert({"bot_id": second["bot_id"], "secret": second["webhook_secret"]},
+                            OPEN_LONG).json()["signal_id"]
+    assert stack.wait(signal_id) == {signal_id: "done"}
+    assert stack.orders_reaching_sandbox(first["agent"]) == before + 1
+    fills = requests.get(f"{stack.sandbox.url}/sandbox/fills", timeout=5, params={
+        "authority": first["agent"], "sub_account_id": 1}).json()["fills"]
+    assert len(fills) == 1  # on the second bot's own sub-account
