@@ -51,6 +51,7 @@ class BotActor(SupervisedActor):
         self._stale_s = services.settings["SIGNAL_STALE_S"]
         self._lease_ttl_s = services.settings["BOT_LEASE_TTL_S"]
         self._lease_checked_until = float("-inf")
+        self._epoch: int | None = None  # the lease epoch this actor last held the bot under
         self._resumed = False
         self._venue_pause = VENUE_PAUSE_FIRST_S / 2
         self._db_retry_due = False
@@ -69,12 +70,13 @@ class BotActor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Quiesce):  # answered once the signal in hand is done
             return True
-        if self._ctx.services.stopping.is_set():  # what is waiting runs after the restart
-            if isinstance(message, RunRetry):
-                return release_claim(self._ctx.services.db, message.job["id"], message.worker)
-            if isinstance(message, ProcessSignal):
-                return 0
         try:
+            if self._ctx.services.stopping.is_set():  # what is waiting runs after the restart
+                if isinstance(message, RunRetry):
+                    return release_claim(self._ctx.services.db, message.job["id"],
+                                         message.worker)
+                if isinstance(message, ProcessSignal):
+                    return 0
             if isinstance(message, ProcessSignal):
                 done = self._drain()
                 self._db_lost = False
@@ -113,10 +115,13 @@ class BotActor(SupervisedActor):
         if time.monotonic() < self._lease_checked_until:
             return True
         db, holder = self._ctx.services.db, self._ctx.services.holder
-        if acquire(db, self._ctx.bot_id, holder, self._lease_ttl_s) is None:
+        epoch = acquire(db, self._ctx.bot_id, holder, self._lease_ttl_s)
+        if epoch is None:
             log.debug("bot held by %s: wake-up passed on", wake_holder(db, self._ctx.bot_id),
                       extra={"bot_id": self._ctx.bot_id})
             return False
+        if epoch != self._epoch:  # held by another daemon meanwhile: settle what it left
+            self._epoch, self._resumed = epoch, False
         self._lease_checked_until = time.monotonic() + self._lease_ttl_s / 3
         return True
 

@@ -34,7 +34,7 @@ from actors.profit_share import notify_close
 from observability.trading_metrics import SWIFT_RETRIES
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
 from security.signing_keys import SigningRefused
-from security.trade_guard import check_retry_job
+from security.trade_guard import REASON_GUARD_UNAVAILABLE, check_retry_job
 from storage.bots import Bot, get_bot
 from storage.retry_queue import (
     NewJob,
@@ -70,6 +70,7 @@ from venue.positions import PerpPositionView, UserSnapshot
 log = logging.getLogger(__name__)
 
 SIGNING_REFUSED_WAIT_S = 60.0  # a retry that may not sign (no grant) looks again this often
+GUARD_UNAVAILABLE_WAIT_S = 5.0  # the guard could not read what it checks (a database hiccup)
 RECHECK_S = 5.0  # an unknown outcome whose Swift auction is still open is looked at again
 
 
@@ -198,6 +199,9 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
                          bool(job["reduce_only"]), flatten_ticket=ticket)
     verdict = check_retry_job(db, ctx.services.ring, bot, job, intent,
                               state_dir=str(ctx.services.settings["STATE_DIR"]))
+    if verdict.reason == REASON_GUARD_UNAVAILABLE:  # the guard could not tell: try again
+        release_claim(db, job_id, worker, GUARD_UNAVAILABLE_WAIT_S, f"refused: {verdict.reason}")
+        return "retry"
     if not verdict.allowed:  # an unauthenticated row: nothing of it is sent or reconciled
         settle_failed(db, job_id, worker, f"refused: {verdict.reason}")
         return "failed"

@@ -36,7 +36,12 @@ from httpapi.ops_routes import require_admin
 from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router
 from observability.trading_metrics import SIGNALS, WEBHOOK_LATENCY
-from security.owner_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, owner_request_refusal
+from security.owner_requests import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    idempotency_key,
+    owner_request_refusal,
+)
 from security.webhook_auth import (
     SourceIpPolicy,
     authenticate_webhook,
@@ -207,8 +212,10 @@ def add_trading_routes(router: Router, services: Services) -> None:
         if use_swift is not None and not isinstance(use_swift, bool):
             raise HttpError(400, "useSwift must be true or false")
         parsed = _manual_signal(body["action"]).as_dict() | {"use_swift": use_swift}
-        key = owner_signature or request.headers.get("idempotency-key") or uuid.uuid4().hex
-        recorded = record_signal(services.db, bot.id, f"manual:{bot.id}:{key}"[:128], (),
+        key = request.headers.get("idempotency-key") or uuid.uuid4().hex
+        signal_hash = (idempotency_key(bot.id, owner_signature) if owner_signature is not None
+                       else f"manual:{bot.id}:{key}"[:128])
+        recorded = record_signal(services.db, bot.id, signal_hash, (),
                                  "manual", None, parsed)
         if not recorded.duplicate:
             _wake(services, bot.id, recorded.signal_id)

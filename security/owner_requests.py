@@ -9,6 +9,8 @@ signature doubles as the idempotency key, so a replay inside the window is a dup
 
 from __future__ import annotations
 
+import hashlib
+
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
@@ -20,6 +22,13 @@ TIMESTAMP_HEADER = "x-owner-timestamp"  # unix seconds
 def owner_request_message(bot_id: str, timestamp: str, body: bytes) -> bytes:
     """What the owner signs for a manual trade of `bot_id` at `timestamp`."""
     return b"quantumvault manual trade v1\n" + f"{bot_id}\n{timestamp}\n".encode() + body
+
+
+def idempotency_key(bot_id: str, signature: str) -> str:
+    """The signal hash of an owner-signed request: one per signature, however it is spelled
+    (the canonical base58 form), and never truncated into another bot's or request's."""
+    canonical = str(Signature.from_string(signature.strip()))
+    return "manual:" + hashlib.sha256(f"{bot_id}\n{canonical}".encode()).hexdigest()
 
 
 def owner_request_refusal(owner_address: str, bot_id: str, timestamp: str | None,
