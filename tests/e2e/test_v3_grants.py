@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +65,15 @@ def v3_bot(stack: Stack, tmp: Path, name: str = "src") -> dict[str, Any]:
     return {**wallet, "bot_id": bot["bot_id"], "secret": bot["webhook_secret"]}
 
 
-def until(check: Callable[[], bool], what: str) -> None:
-    """Wait for a condition (a time-based one: nothing notifies an expiry), with a timeout."""
-    with gevent.Timeout(WAIT_S, TimeoutError(what)):
-        while not check():
-            gevent.sleep(0.05)
+def wait_for_expiry(stack: Stack, bot_id: str) -> None:
+    """Wait until the bot's grant has expired: nothing announces an expiry, so this waits once
+    for the time the database says is left (the event here is time passing), then checks."""
+    left = stack.db.fetchone("SELECT extract(epoch FROM execution_expires_at - now()) AS s"
+                             " FROM trading_bots WHERE id = %s", (bot_id,))["s"]
+    assert left is not None and float(left) < WAIT_S
+    gevent.sleep(max(0.0, float(left)) + 0.01)  # past the instant, not on it
+    assert stack.db.fetchone("SELECT now() >= execution_expires_at AS over FROM trading_bots"
+                             " WHERE id = %s", (bot_id,))["over"]
 
 
 def copies(stack: Stack, signal_id: str) -> dict[str, str]:
@@ -149,9 +152,7 @@ def test_an_expired_grant_signs_nothing_and_subscribers_still_trade(
     subscribe(stack, source, follower["wallet"])
     stack.cli("bot", "authorize", source["bot_id"], "--owner-signature-file", source["sig"],
               "--hours", "0.0003")  # about a second
-    until(lambda: stack.db.fetchone(
-        "SELECT now() >= execution_expires_at AS over FROM trading_bots WHERE id = %s",
-        (source["bot_id"],))["over"], "the grant expired")
+    wait_for_expiry(stack, source["bot_id"])
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     assert stack.wait(signal_id) == {signal_id: "skipped"}
     assert stack.story(signal_id)["status_reason"] == "auth_expired"
