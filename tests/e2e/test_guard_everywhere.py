@@ -12,16 +12,14 @@ from solders.hash import Hash
 
 import actors.order_exec as order_exec
 import tests.e2e.stack as stack_module
-from actors.profit_share import ExecutorPayer, ProfitShareActor
+from actors.profit_share import ExecutorPayer
 from actors.services import Services
-from actors.tree import root_kwargs
 from storage.emergency_stops import set_global_stop
 from storage.profit_shares import share_for_trade
-from supervision import ChildSpec
 from tests.e2e.stack import Stack
 from tests.e2e.test_profit_share import (
-    FAST,
     WAIT_S,
+    fast_profit_share,
     profitable_round_trip,
     share_waiter,
     wallet_quote,
@@ -41,17 +39,7 @@ def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     param = getattr(request, "param", {})
     extra = param if callable(param) else (lambda _s: {})
     overrides = {} if callable(param) else dict(param)
-
-    def with_fast_profit_share(services: Services) -> dict[str, Any]:
-        kwargs = root_kwargs(services)
-        children = list(kwargs["children"])
-        at = next(i for i, c in enumerate(children) if c.name == "profit_share")
-        children[at] = ChildSpec("profit_share", ProfitShareActor, kwargs={
-            "services": services, "schedule": FAST, "tick_s": 0.2, "lease_s": 1.0,
-            **extra(services)})
-        return {**kwargs, "children": children}
-
-    monkeypatch.setattr(stack_module, "root_kwargs", with_fast_profit_share)
+    monkeypatch.setattr(stack_module, "root_kwargs", fast_profit_share(extra))
     running = Stack(database_url, tmp_path, **overrides)
     try:
         yield running

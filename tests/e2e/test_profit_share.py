@@ -47,11 +47,8 @@ FAST = IouSchedule(interval_s=0.2, max_attempts=50, ttl_s=3600)
 ActorKwargs = Callable[[Services], dict[str, Any]]
 
 
-@pytest.fixture
-def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-          request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A Stack whose profit_share actor runs a fast schedule (and the test's param kwargs)."""
-    extra: ActorKwargs = getattr(request, "param", lambda _s: {})
+def fast_profit_share(extra: ActorKwargs) -> Callable[[Services], dict[str, Any]]:
+    """The daemon's tree kwargs with a profit_share actor on a fast schedule (plus `extra`)."""
 
     def with_fast_profit_share(services: Services) -> dict[str, Any]:
         kwargs = root_kwargs(services)
@@ -62,7 +59,15 @@ def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             **extra(services)})
         return {**kwargs, "children": children}
 
-    monkeypatch.setattr(stack_module, "root_kwargs", with_fast_profit_share)
+    return with_fast_profit_share
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A Stack whose profit_share actor runs a fast schedule (and the test's param kwargs)."""
+    extra: ActorKwargs = getattr(request, "param", lambda _s: {})
+    monkeypatch.setattr(stack_module, "root_kwargs", fast_profit_share(extra))
     running = Stack(database_url, tmp_path)
     try:
         yield running
