@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -12,14 +13,16 @@ import psycopg2.extensions
 from storage.embedded import EmbeddedPostgres
 
 _server: EmbeddedPostgres | None = None
+_directory: Path | None = None
 _base_uri: str = ""
 
 
 def server_uri() -> str:
     """The URI of the session's embedded server, started on first use."""
-    global _server, _base_uri
+    global _server, _directory, _base_uri
     if _server is None:
-        _server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="qv-test-pg-")))
+        _directory = Path(tempfile.mkdtemp(prefix="qv-test-pg-"))
+        _server = EmbeddedPostgres(_directory)
         _base_uri = _server.start()
     return _base_uri
 
@@ -37,8 +40,11 @@ def fresh_database() -> str:
 
 
 def stop_server() -> None:
-    """Stop the shared server (end of session)."""
-    global _server
+    """Stop the shared server and remove its data (end of session: ~1.5 GB a session)."""
+    global _server, _directory
     if _server is not None:
         _server.stop()
         _server = None
+    if _directory is not None:
+        shutil.rmtree(_directory, ignore_errors=True)
+        _directory = None
