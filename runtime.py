@@ -31,18 +31,20 @@ from gevent.event import AsyncResult
 
 import operator_cli
 from actors.dispatch import wake_backlogs
-from actors.services import Services
+from actors.node import pool_child, pool_size, process_role, worker_specs
+from actors.services import ProcessRole, Services
 from actors.shutdown import quiesce
 from actors.tree import root_kwargs
 from config import ConfigError, Settings, load_settings
 from config.settings import SETTINGS, describe
 from demo.tour import demo_environment, run_tour
 from httpapi.ops_routes import WARNING_SEPARATOR
-from observability import systemd
+from observability import multiprocess, systemd
 from observability.exporter import start_exporter
 from observability.logs import setup_logging
+from observability.process_gauges import start_process_gauges
 from security.errors import ServerKeyError
-from security.keyring_config import server_key_ring
+from security.keyring_config import key_sources, server_key_ring
 from security.log_redaction import install_log_redaction
 from storage.bot_leases import holder_id
 from storage.database import Database
@@ -51,7 +53,7 @@ from storage.journal import Journal, OutageIntake
 from storage.migrations import migrate
 from storage.secret_cache import SecretCache
 from storage.subaccounts import shared_count
-from supervision import ChildExited, Link, Ready, Supervisor, start_linked
+from supervision import ChildExited, ChildSpec, Link, Ready, Supervisor, start_linked
 from venue import cli as venue_cli
 from venue.process_venue import ProcessVenue
 from venue.profiles import PROFILES
@@ -102,11 +104,12 @@ class StartupError(Exception):
 
 
 @contextlib.contextmanager
-def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
+def assembled(settings: Settings, env: Mapping[str, str], start_child: bool = True
+              ) -> Iterator[Services]:
     """The parts of one daemon process: venue (and sandbox child), storage, services."""
     try:
         ring = server_key_ring(settings)
-        venue = ProcessVenue(settings, env, start_child=True)
+        venue = ProcessVenue(settings, env, start_child=start_child)
     except (ValueError, ServerKeyError) as exc:
         raise StartupError(str(exc)) from None
     secret_settings = [settings[s.name] for s in SETTINGS if s.secret and settings[s.name]]
@@ -124,17 +127,27 @@ def assembled(settings: Settings, env: Mapping[str, str]) -> Iterator[Services]:
             journal = Journal(settings["STATE_DIR"] / "journal", settings["JOURNAL_MAX_BYTES"],
                               settings["JOURNAL_MAX_AGE_S"])
             yield Services(settings, storage.db, admin_token(settings), venue.profile, ring,
-                           outage=OutageIntake(journal, SecretCache(), storage.revive_server))
+                           outage=OutageIntake(journal, SecretCache(), storage.revive_server),
+                           peer_env=_peer_env(settings, storage.db.dsn, venue))
         finally:
             storage.close()
     finally:
         venue.close()
 
 
-def start_tree(services: Services, on_exit: Callable[[ChildExited], None]
-               ) -> pykka.ActorRef[Any] | None:
+def _peer_env(settings: Settings, dsn: str, venue: ProcessVenue) -> dict[str, str]:
+    """What a worker process needs to share this process's database, sandbox and keys."""
+    env = {"DATABASE_URL": dsn, "SERVER_KEYS": ",".join(
+        f"{key_id}={source}" for key_id, source in key_sources(settings).items())}
+    if venue.child is not None:
+        env.update(SANDBOX_URL=venue.child.url, RPC_BACKUP_URL=venue.child.backup_rpc_url)
+    return env
+
+
+def start_tree(services: Services, on_exit: Callable[[ChildExited], None],
+               extra: tuple[ChildSpec, ...] = ()) -> pykka.ActorRef[Any] | None:
     """Start the supervision tree and resume bot backlogs; None if it failed to start."""
-    root = start_linked(Supervisor, Link("root", on_exit), **root_kwargs(services))
+    root = start_linked(Supervisor, Link("root", on_exit), **root_kwargs(services, extra))
     services.root = root
     try:
         root.ask(Ready(), timeout=STOP_TIMEOUT_S)
@@ -173,22 +186,49 @@ def state_dir_lock(state_dir: Path) -> Iterator[None]:
         yield
 
 
-def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT (exit 0) or until the tree gives up (exit 3)."""
+    role = process_role(args.role, settings["WORKERS"])
+    pooled = args.role == "all" and role is ProcessRole.INTAKE
+    if pooled and not multiprocess.enabled():  # metrics of every process of the node, one scrape
+        directory = (settings["STATE_DIR"] / "metrics").resolve()
+        multiprocess.prepare_dir(directory)
+        os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]],
+                  {**os.environ, multiprocess.ENV_VAR: str(directory)})
     try:
-        with state_dir_lock(settings["STATE_DIR"]), assembled(settings, os.environ) as services:
+        with state_dir_lock(settings["STATE_DIR"]), \
+                assembled(settings, os.environ, role is not ProcessRole.WORKER) as services:
             services.holder = holder_id(settings["STATE_DIR"])
-            exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
+            services.role = role
+            extra = (_worker_pool(services),) if pooled else ()
+            exporter = None
+            if role is not ProcessRole.WORKER or not multiprocess.enabled():
+                exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
+            else:  # a worker of a node: the intake's /metrics reads its files
+                start_process_gauges()
             try:
-                return _serve(services)
+                return _serve(services, extra)
             finally:
-                exporter.stop(timeout=2.0)
+                if exporter is not None:
+                    exporter.stop(timeout=2.0)
     except StartupError as exc:
         print(f"quantumvault: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 
-def _serve(services: Services) -> int:
+def _worker_pool(services: Services) -> ChildSpec:
+    """The intake's worker processes, their database pools sized to the server's limit."""
+    workers = services.settings["WORKERS"]
+    row = services.db.fetchone("SELECT current_setting('max_connections')::int AS n")
+    assert row is not None
+    size = pool_size(services.settings["DB_POOL_SIZE"], row["n"], workers + 1)
+    log.info("%d worker process(es), %d database connections each (max_connections %d)",
+             workers, size, row["n"])
+    specs = worker_specs(services, Path(__file__).resolve(), workers, size)
+    return pool_child(services, specs, multiprocess.mark_dead)
+
+
+def _serve(services: Services, extra: tuple[ChildSpec, ...] = ()) -> int:
     done: AsyncResult = AsyncResult()
 
     def root_exited(exited: ChildExited) -> None:
@@ -196,18 +236,21 @@ def _serve(services: Services) -> int:
             log.error("supervision tree gave up: %r", exited.reason)
             done.set(EXIT_TREE_GAVE_UP)
 
-    root = start_tree(services, root_exited)
+    root = start_tree(services, root_exited, extra)
     if root is None:
         return done.get(timeout=STOP_TIMEOUT_S)
     gevent.signal_handler(signal.SIGTERM, lambda: done.ready() or done.set(0))
     gevent.signal_handler(signal.SIGINT, lambda: done.ready() or done.set(0))
     systemd.notify("READY=1")
     s = services.settings
-    log.info("ready: webhook on %s:%s, admin on %s:%s, metrics on :%s", s["WEBHOOK_HOST"],
-             s["WEBHOOK_PORT"], s["ADMIN_HOST"], s["ADMIN_PORT"], s["METRICS_PORT"])
+    if services.role.serves_http:
+        log.info("ready: webhook on %s:%s, admin on %s:%s, metrics on :%s", s["WEBHOOK_HOST"],
+                 s["WEBHOOK_PORT"], s["ADMIN_HOST"], s["ADMIN_PORT"], s["METRICS_PORT"])
+    else:
+        log.info("ready: worker %s", services.holder)
     code = done.get()
     systemd.notify("STOPPING=1")
-    if code == 0:
+    if code == 0 and services.role.executes:
         drain_s = services.settings["DRAIN_TIMEOUT_S"]
         log.info("draining: no new work; orders in flight have up to %.0f s", drain_s)
         started = time.monotonic()
@@ -304,7 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="quantumvault", description=__doc__.splitlines()[0],
         epilog=describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the daemon").set_defaults(func=cmd_run)
+    run = sub.add_parser("run", help="run the daemon (a node: intake and WORKERS workers)")
+    run.add_argument("--role", choices=[r.value for r in ProcessRole], default="all",
+                     help="all (default): the intake, supervising WORKERS worker processes (or"
+                     " executing itself with WORKERS=0); intake or worker: that part alone")
+    run.set_defaults(func=cmd_run)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("status", help="show the running daemon's readiness").set_defaults(
         func=cmd_status)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from actors import retry_flow, signal_flow
@@ -22,6 +23,7 @@ from actors.bot_context import BotContext
 from actors.messages import ProcessSignal, Quiesce, RunRetry
 from actors.services import Services
 from storage.bot_leases import LeaseLost, acquire, wake_holder
+from storage.bot_shares import hand_over
 from storage.bots import get_bot
 from storage.journal import DATABASE_UNREACHABLE
 from storage.retry_queue import release_claim
@@ -33,6 +35,13 @@ log = logging.getLogger(__name__)
 VENUE_PAUSE_FIRST_S = 1.0
 VENUE_PAUSE_MAX_S = 30.0
 DB_RETRY_S = 1.0  # a bot that lost the database tries again this often
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Give this bot's lease to another worker (rebalancing), once nothing of it is in flight."""
+
+    target: str
 
 
 def bot_child_name(bot_id: str) -> str:
@@ -70,6 +79,8 @@ class BotActor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Quiesce):  # answered once the signal in hand is done
             return True
+        if isinstance(message, HandOver):
+            return self._hand_over(message.target)
         try:
             if self._ctx.services.stopping.is_set():  # what is waiting runs after the restart
                 if isinstance(message, RunRetry):
@@ -82,6 +93,9 @@ class BotActor(SupervisedActor):
                 self._db_lost = False
                 return done
             if isinstance(message, RunRetry):
+                if not self._held_here():  # claimed under a lease that has moved since
+                    return release_claim(self._ctx.services.db, message.job["id"],
+                                         message.worker)
                 return retry_flow.run_retry(self._ctx, message.job, message.worker)
         except DATABASE_UNREACHABLE as exc:
             return self._database_lost(exc)
@@ -122,8 +136,22 @@ class BotActor(SupervisedActor):
             return False
         if epoch != self._epoch:  # held by another daemon meanwhile: settle what it left
             self._epoch, self._resumed = epoch, False
+        self._ctx.lease_epoch = epoch  # every send is fenced by it
         self._lease_checked_until = time.monotonic() + self._lease_ttl_s / 3
         return True
+
+    def _hand_over(self, target: str) -> bool:
+        """Move the lease to `target` if the bot is idle (its mailbox is between signals here,
+        and the database shows nothing of it in flight); the next wake-up here passes on."""
+        try:
+            moved = hand_over(self._ctx.services.db, self._ctx.bot_id, self._ctx.services.holder,
+                              target, self._lease_ttl_s)
+        except DATABASE_UNREACHABLE:
+            return False
+        if moved:
+            self._lease_checked_until = float("-inf")
+            log.info("bot handed over to %s", target, extra={"bot_id": self._ctx.bot_id})
+        return moved
 
     def _drain(self) -> int:
         """Claim and run the oldest accepted signal of this bot, then wake itself for the next

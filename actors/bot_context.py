@@ -48,6 +48,9 @@ VENUE_READ_ERRORS = (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout,
 class BotContext:
     """One bot's handles; `last_sent` is when its last order left (monotonic seconds).
 
+    `lease_epoch` is set by the BotActor whenever it learns it holds the bot's lease: every
+    send is fenced by it (the order goes out only while the lease is still at that epoch).
+
     `flags` are the live Swift flags as last seen: each order asks the flags actor for the
     current ones (`current_flags`), so `quantumvault flags set` applies to the next order.
     """
@@ -66,6 +69,7 @@ class BotContext:
     flags_owner: NamedActor | None = None
     rng: random.Random = field(default_factory=random.Random)
     last_sent: float = 0.0
+    lease_epoch: int | None = None  # the bot's lease epoch this daemon holds (None: unknown)
     _keypair: Keypair | None = None
 
     @classmethod

@@ -1,4 +1,10 @@
-"""Waking a bot's actor: start it under the bots supervisor if needed, then tell it to work."""
+"""Waking a bot's actor: start it under the bots supervisor if needed, then tell it to work.
+
+Where the actor runs depends on the process's role: a process that executes everything (ALL)
+wakes the bot here; the intake executes nothing and announces the bot to the workers (NOTIFY
+signal_accepted); a worker wakes the bots it holds or that nobody holds, and announces the
+others to their holders.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ import pykka
 
 from actors.bot import BotActor, bot_child_name
 from actors.messages import ProcessSignal
-from actors.services import Services
+from actors.services import ProcessRole, Services
+from storage.bot_shares import announce, mine_or_free
+from storage.signals import ACCEPTED_CHANNEL
 from supervision import ChildSpec, Restart, StartChild, request, whereis
 
 ASK_TIMEOUT_S = 10.0
@@ -24,17 +32,36 @@ def bot_ref(services: Services, bot_id: str) -> pykka.ActorRef[Any]:
     return request(bots, StartChild(spec), ASK_TIMEOUT_S)
 
 
+def wake_bots(services: Services, bot_ids: list[str], reason: str,
+              announce_others: bool = True) -> None:
+    """Tell each bot's actor it has work (it runs its backlog in order), wherever it runs;
+    `announce_others=False`: only the bots this process runs or may take."""
+    if not bot_ids:
+        return
+    local = bot_ids
+    if services.role is not ProcessRole.ALL:
+        local = mine_or_free(services.db, services.holder, bot_ids) \
+            if services.role.executes else []
+        others = sorted(set(bot_ids) - set(local))
+        if others and announce_others:
+            announce(services.db, others, ACCEPTED_CHANNEL)
+    for bot_id in local:
+        bot_ref(services, bot_id).tell(ProcessSignal(reason))
+
+
 def wake_bot(services: Services, bot_id: str, signal_id: str) -> None:
-    """Tell the bot's actor a signal is waiting (it runs its backlog in order)."""
-    bot_ref(services, bot_id).tell(ProcessSignal(signal_id))
+    """Tell the bot's actor a signal is waiting."""
+    wake_bots(services, [bot_id], signal_id)
 
 
 def wake_backlogs(services: Services) -> int:
     """Wake every bot with accepted signals, or with signals a crash left processing (its
-    actor reconciles those on start)."""
+    actor reconciles those on start); a worker, only those it runs or may take (each worker
+    sweeps its own)."""
     rows = services.db.fetchall(
         "SELECT DISTINCT trading_bot_id FROM webhook_signals"
         " WHERE status IN ('accepted', 'processing')")
-    for row in rows:
-        wake_bot(services, row["trading_bot_id"], "backlog")
-    return len(rows)
+    bot_ids = [row["trading_bot_id"] for row in rows]
+    wake_bots(services, bot_ids, "backlog",
+              announce_others=services.role is not ProcessRole.WORKER)
+    return len(bot_ids)

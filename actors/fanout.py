@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from actors.dispatch import bot_ref
-from actors.messages import FanoutStatus, Prefetch, ProcessSignal, RouteCopies
+from actors.dispatch import wake_bots
+from actors.messages import FanoutStatus, Prefetch, RouteCopies
 from actors.services import Services
 from actors.venue_state import VenueStateClient
 from supervision import Outcome, SupervisedActor
@@ -60,6 +60,5 @@ class FanoutCoordinator(SupervisedActor):
         return super().on_receive(message)
 
     def _wake(self, route: RouteCopies) -> int:
-        for copy in route.copies:
-            bot_ref(self._services, copy.bot_id).tell(ProcessSignal(copy.copy_id))
+        wake_bots(self._services, [copy.bot_id for copy in route.copies], route.signal_id)
         return len(route.copies)

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 
 SKIPPED_RETRY_S = 0.25  # a probe that could not tell yet runs again this soon
 
-PROBE_UP = Gauge("dependency_up", "1 when the last probe of a dependency succeeded", ["probe"])
-PROBE_LATENCY = Gauge("dependency_probe_seconds", "Duration of the last probe", ["probe"])
+# Each process probes for itself: a node is up for a dependency only where every live process
+# reaches it, and shows the slowest last probe.
+PROBE_UP = Gauge("dependency_up", "1 when the last probe of a dependency succeeded", ["probe"],
+                 multiprocess_mode="livemin")
+PROBE_LATENCY = Gauge("dependency_probe_seconds", "Duration of the last probe", ["probe"],
+                      multiprocess_mode="livemax")
 
 @dataclass(frozen=True)
 class ProbeResult:

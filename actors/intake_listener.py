@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 
-from actors.dispatch import wake_backlogs, wake_bot
+from actors.dispatch import wake_backlogs, wake_bots
 from actors.services import Services
 from storage.bot_leases import HOLDER_WAKE_CHANNEL, woken_bot
 from storage.notify import listen_forever
@@ -64,11 +64,11 @@ class IntakeListener(SupervisedActor):
             return woken_bot(payload, self._services.holder)
         return payload
 
-    def _wake(self, bot_id: str) -> None:
-        try:
-            wake_bot(self._services, bot_id, "notified")
-        except Exception as exc:  # the signal stays accepted; the next wake or restart runs it
-            log.error("could not wake bot: %s", type(exc).__name__, extra={"bot_id": bot_id})
+    def _wake(self, bot_ids: tuple[str, ...]) -> None:
+        try:  # announced to every process: each wakes the bots it runs (or may take)
+            wake_bots(self._services, list(bot_ids), "notified", announce_others=False)
+        except Exception as exc:  # the signals stay accepted; the next wake or sweep runs them
+            log.error("could not wake %d bot(s): %s", len(bot_ids), type(exc).__name__)
 
     def _sweep(self) -> None:
         try:
@@ -78,8 +78,7 @@ class IntakeListener(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Woken):
-            for bot_id in message.bot_ids:
-                self._track(gevent.spawn(self._wake, bot_id))
+            self._track(gevent.spawn(self._wake, message.bot_ids))
             return None
         if isinstance(message, _Sweep):
             self._track(gevent.spawn(self._sweep))

@@ -7,8 +7,10 @@ a 5 s timeout, backup on failure, primary again after the 3-minute cooldown) at 
 time and hands every waiting call the endpoint that answered. A periodic check brings the
 primary back after the cooldown even when no call fails.
 
-An on-chain order's outcome is reported only when known (landed, failed, expired); a send
-whose answer was lost is `unknown` with its signature, so nobody sends it again blindly.
+An on-chain order is built (its blockhash chosen) before its `before_send` fence runs, so a
+transaction that passed the fence can land only until the last valid block height the fence
+recorded. Its outcome is reported only when known (landed, failed, expired); a send whose
+answer was lost is `unknown` with its signature, so nobody sends it again blindly.
 """
 
 from __future__ import annotations
@@ -207,6 +209,8 @@ class LegacyExecutor(SupervisedActor):
                                              before.user.raw, blockhash,
                                              authority=order.authority,
                                              sub_account_id=order.sub_account_id)
+        if order.before_send is not None:  # the fence: LeaseLost reaches the asker, unsent
+            order.before_send(built.signature, last_valid)
         try:
             sent = send_and_confirm(client, built, last_valid, CONFIRM_TIMEOUT_S)
         except RpcError as exc:  # refused before broadcast (preflight): known, not sent

@@ -159,6 +159,10 @@ class SwiftOrder:
     signal_id: str | None = None
     bot_id: str | None = None
     attempt: int = 0  # Swift retries of this trade before it: a retry is a new order (uuid)
+    # the send's fence (storage.trades.mark_swift_submitted): sent only while `holder` holds
+    # the bot's lease at `epoch`
+    holder: str | None = None
+    epoch: int | None = None
 
     @property
     def market_index(self) -> int:
@@ -327,6 +331,9 @@ class LegacyOrder:
     reduce_only: bool
     oracle_price: int
     slippage_bps: int
+    # the send's fence, called with the transaction's signature and last valid block height
+    # once it is built, right before it is sent; what it raises (LeaseLost) stops the send
+    before_send: Callable[[str, int], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ are marked stale as it leaves. A Swift order that could not trade (not sent, ref
 after it could no longer trade) falls back on-chain when the bot and SWIFT_FALLBACK_ENABLED
 allow it; an order whose fate is unknown is recorded as unknown and never sent again blindly.
 
+Each send is fenced where it leaves (the gateway's POST, the executor's transaction): one
+statement marks the trade as sent only while this daemon holds the bot's lease at the epoch the
+bot learnt (`BotContext.lease_epoch`). Otherwise LeaseLost reaches the BotActor: nothing was
+sent, the trade stays `pending`, and the bot's new holder reconciles it like a crash's.
+
 Swift retries (Appendix B): a definite refusal the taxonomy marks retry_swift (429, 503, slot
 too old; nothing was published) is signed again against a fresh snapshot, as a new Swift order
 (its own uuid), after a short backoff, up to SWIFT_MAX_RETRIES_BEFORE_FALLBACK retries within
@@ -24,6 +29,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import gevent
@@ -51,9 +57,16 @@ from observability.trading_metrics import SWIFT_FALLBACK_REASONS, SWIFT_ORDERS_F
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
 from security.gate import GateDecision
 from security.trade_guard import guard_trade
+from storage.bot_leases import LeaseLost
 from storage.bots import Bot
 from storage.retry_queue import NewJob, enqueue
-from storage.trades import NewTrade, SwiftStatus, open_trade, update_trade
+from storage.trades import (
+    NewTrade,
+    SwiftStatus,
+    mark_legacy_sending,
+    open_trade,
+    update_trade,
+)
 from trading.retry_policy import priority_for, swift_attempts_allowed, swift_retry_delay_s
 from trading.routing import RouteDecision, SwiftFlags, choose_route
 from trading.sizing import PlannedOrder
@@ -155,12 +168,16 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
     except VENUE_READ_ERRORS:
         oracle = req.snapshot.market.oracle_price
     ctx.sending(req.keypair.pubkey(), bot.drift_subaccount_id)
+    fence = partial(mark_legacy_sending, db, trade_id, holder=ctx.services.holder,
+                    epoch=ctx.lease_epoch)
     try:
         legacy = ctx.executor.place_and_take(
             LegacyOrder(req.keypair, req.keypair.pubkey(), bot.drift_subaccount_id,
                         bot.market_index, direction, order.base_amount, order.reduce_only,
-                        oracle, ctx.slippage_bps),
+                        oracle, ctx.slippage_bps, before_send=fence),
             max(LEGACY_WAIT_S, deadline - time.monotonic()))
+    except LeaseLost:  # fenced before the send: nothing left, nothing more is sent from here
+        raise
     except Exception as exc:  # no answer in time: the transaction may be out there
         return _counted(unknown(ctx, trade_id, "legacy", exc, context), attempts)
     return _counted(_after_legacy(ctx, bot, trade_id, req.signal_id, order, legacy, context),
@@ -218,11 +235,14 @@ def _send_swift(ctx: BotContext, req: OrderRequest, trade_id: str, direction: in
         swift_order = SwiftOrder(req.keypair, req.keypair.pubkey(), bot.drift_subaccount_id,
                                  bot.market, direction, order.base_amount, order.reduce_only,
                                  snapshot, before, trade_id, req.signal_id, bot.id,
-                                 attempt=attempt)
+                                 attempt=attempt, holder=ctx.services.holder,
+                                 epoch=ctx.lease_epoch)
         wait_s = max(1.0, deadline - time.monotonic())
         attempt += 1
         try:
             result = ctx.gateway.ask(Submit(swift_order, wait_s), wait_s + ASK_TIMEOUT_S)
+        except LeaseLost:  # fenced before the POST: nothing left, nothing more is sent
+            raise
         except Exception as exc:
             return exc, attempt
         if refused is not None and result.state == "not_sent":
@@ -336,4 +356,5 @@ def _record_fill(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
                 sub_account_id=bot.drift_subaccount_id, original_trade_id=trade_id,
                 original_execution_method=method, is_remainder=True,
                 last_error=f"partial fill: {filled} of {order.base_amount}"),
-                ring=ctx.services.ring)
+                ring=ctx.services.ring, holder=ctx.services.holder,
+                epoch=ctx.lease_epoch)

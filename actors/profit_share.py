@@ -285,9 +285,10 @@ class ProfitShareActor(SupervisedActor):
             self._sweep()
 
     def _pay_due(self) -> int:
-        """Claim due shares and settle each; returns how many were handled."""
+        """Claim the due shares of the subscriber bots this process holds and settle each;
+        returns how many were handled."""
         db = self._services.db
-        shares = claim_due(db, self._worker, self._batch, self._lease_s)
+        shares = claim_due(db, self._worker, self._batch, self._lease_s, self._services.holder)
         for share in shares:
             try:
                 state = self._settle(share)

@@ -17,6 +17,14 @@ A source signal's copies are created (once) in every case.
 
 A retry whose attempt a crash cut is claimed again once its lease runs out, its outcome unknown;
 the attempt's trade row, left pending, becomes unknown as the job reconciles it.
+
+The same holds when another daemon took the bot over (its lease epoch changed): what the former
+holder left `processing` or claimed is settled the same way by the new holder, since every
+send was fenced by the lease. A trade whose send the fence refused is left pending with nothing
+sent: its reconciliation finds the position unmoved and no order that may still trade, and
+sends what is left once. Before anything is resent, an unknown outcome's last Swift order must
+be past its auction (hash-status while it is open), and its last on-chain order must have a
+verdict or an expired blockhash (both recorded by the fence right before they left).
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from storage.signals import (
 )
 from storage.trades import (
     filled_closes_without_share,
+    last_legacy_send,
     last_swift_submission,
     signal_trades,
     swift_submissions,
@@ -66,6 +75,7 @@ from trading.alerts import never_stale
 from trading.retry_policy import PRIORITIES, after_failure, priority_for, use_swift_on_retry
 from trading.sizing import MarketRules, PlannedOrder
 from venue.positions import PerpPositionView, UserSnapshot
+from venue.tx_status import TxState
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +102,7 @@ def queue_retry(ctx: BotContext, bot: Bot, signal_id: str, order: PlannedOrder,
         position_before=user.perp(bot.market_index).base_asset_amount if unknown else None,
         swift_attempts=outcome.swift_attempts),
         delay_s=ctx.unknown_settle_s if unknown else priority.base_delay_s,
-        ring=ctx.services.ring)
+        ring=ctx.services.ring, holder=ctx.services.holder, epoch=ctx.lease_epoch)
     log.info("order queued for retry (%s)", outcome.reason,
              extra={"signal_id": signal_id, "bot_id": bot.id})
 
@@ -164,7 +174,8 @@ def _reconcile_pending(ctx: BotContext, bot: Bot, row: dict[str, Any],
             last_error="interrupted by a restart", outcome_unknown=True,
             position_before=trade["position_before_base"],
             swift_attempts=swift_submissions(db, trade["id"])),
-            delay_s=ctx.unknown_settle_s, ring=ctx.services.ring)
+            delay_s=ctx.unknown_settle_s, ring=ctx.services.ring, holder=ctx.services.holder,
+            epoch=ctx.lease_epoch)
         update_trade(db, trade["id"], status="unknown",
                      error_message="interrupted by a restart; reconciling")
     finish_signal(db, row["id"], "failed", {"interrupted": True, "reconciling": len(pending)},
@@ -213,6 +224,12 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
         log.warning("retry waits: signing refused (%s)", exc.reason, extra=context)
         return "retry"
     SWIFT_RETRIES.inc()
+    # a transaction that may still land is waited for; asked before the read, so that one
+    # that landed is in it
+    landing = _transaction_live(ctx, job) if job["outcome_unknown"] else None
+    if landing is not None:
+        settle_unknown(db, job_id, worker, RECHECK_S, landing, count_attempt=False)
+        return "unknown"
     try:  # reconciliation needs the venue as it is now: a read sent after this moment
         snapshot = ctx.venue.snapshot(bot.market_index)
         user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, time.monotonic())
@@ -333,6 +350,23 @@ def _swift_order_live(ctx: BotContext, job: dict[str, Any], slot: int) -> str | 
     placement = ctx.gateway.ask(PlacementOf(sub["hash_key"]), ASK_TIMEOUT_S)
     return (f"swift order {placement.status} (order id {placement.order_id}),"
             f" auction open until slot {sub['max_slot']}")
+
+
+def _transaction_live(ctx: BotContext, job: dict[str, Any]) -> str | None:
+    """Why the job's last on-chain order of unrecorded outcome may still land (the chain has
+    no verdict on it and its blockhash is still valid), or None when it never can again."""
+    sent = last_legacy_send(ctx.services.db, ctx.bot_id, job["signal_id"],
+                            job["original_trade_id"])
+    if sent is None:
+        return None
+    signature, last_valid = sent["tx_signature"], sent["tx_last_valid_block_height"]
+    try:
+        verdict = ctx.executor.verdict(signature, last_valid)
+    except VENUE_READ_ERRORS as exc:
+        return f"transaction {signature} not looked up ({type(exc).__name__})"
+    if verdict.state is not TxState.PENDING:
+        return None
+    return f"transaction {signature} may still land (until block height {last_valid})"
 
 
 def _settle(ctx: BotContext, bot: Bot, job: dict[str, Any], worker: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import pykka
@@ -15,6 +16,24 @@ from storage.database import Database
 from storage.journal import OutageIntake
 from supervision import request, whereis
 from venue.profiles import VenueProfile
+
+
+class ProcessRole(StrEnum):
+    """What one process of a node does (`run --role`)."""
+
+    ALL = "all"  # intake and execution in one process (WORKERS=0)
+    INTAKE = "intake"  # webhook, manual trades, admin API: commits and announces, executes nothing
+    WORKER = "worker"  # executes its fair share of the bots; serves no HTTP
+
+    @property
+    def executes(self) -> bool:
+        """Does this process run bots (and own the venue clients)?"""
+        return self is not ProcessRole.INTAKE
+
+    @property
+    def serves_http(self) -> bool:
+        """Does this process run the webhook and admin listeners?"""
+        return self is not ProcessRole.WORKER
 
 
 @dataclass
@@ -31,6 +50,9 @@ class Services:
     holder: str = field(default_factory=new_holder_id)  # whose bot leases (storage.bot_leases)
     # set once on SIGTERM: no actor takes new work (a life-cycle fact, read-only to actors)
     stopping: Event = field(default_factory=Event)
+    role: ProcessRole = ProcessRole.ALL
+    # what another process needs in its environment to share this one's database, venue, keys
+    peer_env: dict[str, str] = field(default_factory=dict)
 
 
 class NamedActor:

@@ -30,6 +30,7 @@ from actors.profit_share import notify_close
 from actors.retry_flow import queue_retry
 from security.emergency_stop import FlattenTicket, OrderOrigin
 from security.signing_keys import SigningRefused
+from storage.bot_leases import LeaseLost
 from storage.bots import Bot, get_bot
 from storage.signals import finish_signal, requeue_signal, signal_age_s
 from trading.alerts import Signal
@@ -94,6 +95,8 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
         return False
     try:
         outcomes = execute_signal(ctx, bot, row, snapshot, reference)
+    except LeaseLost:  # another process holds the bot now: it settles the signal
+        raise
     except Exception:
         # an order may have left: the signal stays `processing`, and the restarted actor
         # hands its pending trades to reconciliation instead of guessing now

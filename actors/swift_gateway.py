@@ -16,9 +16,12 @@ orders queued behind failures go straight to their fallback once Swift is marked
 Orders are signed against the market snapshot they were sized from (one slot and oracle for
 every copy of a signal) with `max_ts` at the auction's end, so a placed order that did not fill
 in its auction dies on the venue instead of lingering. A snapshot too old to be placed is
-re-signed at the current slot before anything leaves. After the POST, an accepted order (or
-one whose answer was lost: it may have been published) goes to the FillTracker, which reports
-filled, partial, expired (it can no longer trade) or unknown; only then may the caller fall back.
+re-signed at the current slot before anything leaves. The statement that records an order as
+submitted, right before its POST, is the send's fence: it marks nothing unless the order's
+daemon still holds the bot's lease at the order's epoch, and then the order is not POSTed and
+its bot is answered LeaseLost. After the POST, an accepted order (or one whose answer was lost:
+it may have been published) goes to the FillTracker, which reports filled, partial, expired (it
+can no longer trade) or unknown; only then may the caller fall back.
 
 Counting (observability.trading_metrics says what each metric means): an order is counted in
 `swift_orders` when it is handed to the gateway, sent or not; its end in `swift_orders_success`,
@@ -78,6 +81,7 @@ from observability.trading_metrics import (
     SWIFT_SUCCESS_RATE_BY_MARKET,
     is_swift_failure,
 )
+from storage.bot_leases import LeaseLost
 from storage.database import Database
 from storage.trades import log_swift_event, mark_swift_submitted
 from supervision import Outcome, Pending, SupervisedActor
@@ -352,7 +356,10 @@ class SwiftGateway(SupervisedActor):
                    "max_ts": max_ts, "message": signed.message_hex,
                    "hash_key": signed.hash_status_key}
         try:
-            mark_swift_submitted(self._db, order.trade_id, uuid, request)
+            mark_swift_submitted(self._db, order.trade_id, uuid, request, holder=order.holder,
+                                 epoch=order.epoch)
+        except LeaseLost:  # fenced: nothing leaves, and the asking bot hears it
+            raise
         except Exception:  # nothing left: the caller learns it as a gateway error
             SWIFT_AUDIT_LOG_FAILURES.labels(event="submitted").inc()
             raise
@@ -365,6 +372,9 @@ class SwiftGateway(SupervisedActor):
     def _post_done(self, done: _PostDone) -> None:
         self._in_flight -= 1
         item = done.item
+        if isinstance(done.outcome.error, LeaseLost):
+            self._lease_lost(item, done.outcome.error)
+            return
         if done.outcome.error is not None:
             # `_post` fails only before the POST (the client never raises): nothing left us,
             # so a fallback is safe
@@ -405,6 +415,13 @@ class SwiftGateway(SupervisedActor):
         else:
             self.run_in_background(lambda: self._follow(item, posted),
                                    then=lambda o: _Finished(item, o, failure))
+        self._pump()
+
+    def _lease_lost(self, item: _Queued, error: LeaseLost) -> None:
+        """The send's fence refused the order: nothing left us, and the bot that asked gets
+        LeaseLost (no fallback, no audit row: the bot's new holder reconciles the trade)."""
+        log.warning("swift order not sent: %s", error, extra=_context(item.order, None))
+        item.future.set_exception((type(error), error, error.__traceback__))
         self._pump()
 
     # --- following one published order (background greenlet) --------------------------------

@@ -36,6 +36,7 @@ from actors.messages import ReadSlot, SwiftProbe
 from actors.profit_share import ProfitShareActor
 from actors.retry_scheduler import RetryScheduler
 from actors.services import NamedActor, Services
+from actors.shared_probes import shared_probe
 from actors.swift_gateway import SwiftGateway
 from actors.venue_state import VenueState, VenueStateClient
 from actors.webhook import WebhookActor
@@ -113,22 +114,30 @@ def build_admin_router(services: Services) -> Router:
 def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
     """Swift /health, every health interval (an unreachable Swift is a warning within one), fed
     to the gateway (the owner of the health flag) every SWIFT_HEALTH_CHECK_INTERVAL_MS as
-    before: its count of failed probes keeps the plan's meaning."""
+    before: its count of failed probes keeps the plan's meaning. Asked of Swift by one process
+    of the database (actors.shared_probes), read by the others."""
     s = services.settings
     feed_s = s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000
     every_s = min(feed_s, s["HEALTH_INTERVAL_MS"] / 1000)
     fed_at = [float("-inf")]
 
-    def probe() -> ProbeResult:
+    def ask_swift() -> ProbeResult:
         health = client.health()
+        return ProbeResult(health.healthy, None if health.healthy else health.detail)
+
+    shared = shared_probe(services, "swift", ask_swift, every_s, services.role.executes)
+
+    def probe() -> ProbeResult:
+        result = shared()
         now = time.monotonic()
-        if services.root is not None and now - fed_at[0] >= feed_s - every_s / 2:
+        if (services.role.executes and services.root is not None
+                and now - fed_at[0] >= feed_s - every_s / 2):
             # the gateway may not be up yet: the next probe feeds it
             with contextlib.suppress(NoSuchChild, pykka.Timeout, pykka.ActorDeadError):
                 whereis(services.root, "swift_gateway", FEED_TIMEOUT_S).tell(
-                    SwiftProbe(health.healthy))
+                    SwiftProbe(result.ok))
                 fed_at[0] = now
-        return ProbeResult(health.healthy, None if health.healthy else health.detail)
+        return result
 
     return ProbeSpec(probe, every_s)
 
@@ -136,7 +145,8 @@ def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
 def rpc_probe(services: Services) -> ProbeSpec:
     """getSlot through the LegacyExecutor (the owner of RPC failover, so the probe sees the
     endpoint orders would use), answered within a short timeout: no answer is "unreachable".
-    Until the executor is up the probe cannot tell, and says so (ProbeSkipped)."""
+    Until the executor is up the probe cannot tell, and says so (ProbeSkipped). Asked of the
+    venue by one process of the database (actors.shared_probes), read by the others."""
     interval_s = services.settings["HEALTH_INTERVAL_MS"] / 1000
     timeout_s = max(0.5, min(RPC_PROBE_TIMEOUT_S, 0.8 * interval_s))
 
@@ -157,11 +167,27 @@ def rpc_probe(services: Services) -> ProbeSpec:
             return ProbeResult(False, f"getSlot failed: {error_label(exc)}")
         return ProbeResult(True, f"slot {slot}")
 
-    return ProbeSpec(probe, interval_s)
+    return ProbeSpec(shared_probe(services, "rpc", probe, interval_s, services.role.executes),
+                     interval_s)
 
 
-def root_children(services: Services) -> list[ChildSpec]:
-    """Child specs of the root supervisor, in start order."""
+_EXECUTION = frozenset({"legacy_executor", "venue_state", "fill_tracker", "swift_gateway",
+                        "profit_share", "lease_keeper", "bots", "retry_scheduler", "fanout",
+                        "intake_listener"})
+_HTTP = frozenset({"intake_journal", "admin_api", "webhook"})
+
+
+def root_children(services: Services, extra: tuple[ChildSpec, ...] = ()) -> list[ChildSpec]:
+    """Child specs of the root supervisor for this process's role, in start order; `extra`
+    (the intake's worker pool) starts last, so it stops first."""
+    role = services.role
+    return [spec for spec in _all_children(services)
+            if (role.executes or spec.name not in _EXECUTION)
+            and (role.serves_http or spec.name not in _HTTP)] + list(extra)
+
+
+def _all_children(services: Services) -> list[ChildSpec]:
+    """Every child a process may run, in start order."""
     s = services.settings
     policy = supervision_policy(services)
     # every market of the venue has its per-market counters at 0 before its first order
@@ -232,7 +258,7 @@ def auction_slots(services: Services) -> int:
     return configured if configured is not None else services.profile.auction_duration_slots
 
 
-def root_kwargs(services: Services) -> dict[str, Any]:
-    """Constructor arguments of the root supervisor (one_for_one, as ARCHITECTURE.md says)."""
-    return {"children": root_children(services), "strategy": Strategy.ONE_FOR_ONE,
+def root_kwargs(services: Services, extra: tuple[ChildSpec, ...] = ()) -> dict[str, Any]:
+    """Constructor arguments of the root supervisor (one_for_one)."""
+    return {"children": root_children(services, extra), "strategy": Strategy.ONE_FOR_ONE,
             **supervision_policy(services)}

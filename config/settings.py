@@ -7,6 +7,7 @@ start-up with one line naming the variable. Secrets (API keys, tokens) are never
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,13 @@ def _key_ids(raw: str) -> tuple[str, ...]:
         if not all(c.isascii() and (c.isalnum() or c in "._:-") for c in item) or len(item) > 64:
             raise ValueError(f"{item!r} is not a key id ([A-Za-z0-9._:-]{{1,64}})")
     return items
+
+
+def _workers(raw: str) -> int:
+    """A number of worker processes, or `auto`: one per core."""
+    if raw.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    return _int_range(0, 256)(raw)
 
 
 def _markets(raw: str) -> tuple[str, ...]:
@@ -208,9 +216,12 @@ SETTINGS: tuple[Setting, ...] = (
             "on SIGTERM, how long orders in flight may take to reach an outcome before the tree"
             " stops (alerts meanwhile are still accepted; they run after the restart); keep it"
             " under systemd's TimeoutStopSec"),
-    Setting("BOT_LEASE_TTL_S", "90", _float_range(3, 3600),
-            "life of a daemon's lease on its bots (renewed every third of it); another daemon on"
-            " the database takes a bot over only once its lease ran out; outlasts a failover"),
+    Setting("BOT_LEASE_TTL_S", "15", _float_range(3, 3600),
+            "life of a worker's lease on its bots (renewed every third of it): how long the bots"
+            " of a worker that died wait before another worker takes them over"),
+    Setting("WORKERS", "auto", _workers,
+            "worker processes `run` starts beside its intake process (auto: one per core; 0:"
+            " the intake process executes the bots itself)"),
     Setting("SIGNAL_STALE_S", "300", _float_range(1, 86_400),
             "a signal a crash interrupted before any order left runs again after the restart"
             " unless older than this (reduce-only signals never go stale)"),

@@ -1,8 +1,9 @@
 """GET /api/admin/swift-metrics: the seed plan's Swift summary, read from the Prometheus metrics.
 
 The numbers are computed from the process's own collectors (observability.trading_metrics),
-summing their label sets at request time, so the JSON and /metrics never disagree and nothing
-is counted twice. Every order handed to Swift is one of `totalOrders`; it traded
+or in a multi-process node from the merged metrics of all its processes (what /metrics
+serves), summing their label sets at request time, so the JSON and /metrics never disagree and
+nothing is counted twice. Every order handed to Swift is one of `totalOrders`; it traded
 (`ordersSuccess`) or fell back (`ordersFallback`) at most once, so both rates are within
 [0, 1]; `ordersFailed` counts the orders Swift failed (a fallback is not a failure, see
 trading_metrics). Ratios and means with a zero denominator are 0. Markets and reasons are
@@ -19,11 +20,13 @@ from typing import Any
 
 import pykka
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
 
 from actors.messages import IsHealthy
 from actors.services import Services
 from httpapi.ops_routes import require_admin
 from httpapi.router import Request, Response, Router
+from observability import multiprocess
 from observability.trading_metrics import (
     SWIFT_API_LATENCY,
     SWIFT_AVG_FILL_TIME_BY_MARKET,
@@ -36,15 +39,25 @@ from observability.trading_metrics import (
     SWIFT_ORDERS_SUCCESS,
     SWIFT_PRICE_IMPROVEMENT,
 )
+from storage.venue_health import read as read_probe
 from supervision import NoSuchChild, whereis
 
 ASK_TIMEOUT_S = 2.0
 
 
+def _families(metric: MetricWrapperBase) -> Iterable[Metric]:
+    """One metric's current families: the node's (every process) in multiprocess mode, read by
+    name from node_registry(), else this process's own."""
+    if not multiprocess.enabled():
+        return metric.collect()
+    name = metric.describe()[0].name
+    return [family for family in multiprocess.node_registry().collect() if family.name == name]
+
+
 def _samples(metric: MetricWrapperBase, suffix: str = "") -> Iterable[tuple[dict[str, str],
                                                                             float]]:
     """(labels, value) of one metric's samples named `<name><suffix>` (e.g. "_total")."""
-    for family in metric.collect():
+    for family in _families(metric):
         wanted = family.name + suffix
         for sample in family.samples:
             if sample.name == wanted:
@@ -130,7 +143,11 @@ def swift_metrics_summary(swift_healthy: bool | None) -> dict[str, Any]:
 
 
 def ask_swift_healthy(services: Services) -> bool | None:
-    """The SwiftGateway's own verdict, or None when the tree cannot answer in time."""
+    """The SwiftGateway's own verdict (an intake has none: the shared Swift probe's), or None
+    when the tree cannot answer in time."""
+    if not services.role.executes:
+        shared = read_probe(services.db, "swift")
+        return None if shared is None else shared.ok
     if services.root is None:
         return None
     with contextlib.suppress(NoSuchChild, LookupError, pykka.Timeout, pykka.ActorDeadError):

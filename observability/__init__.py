@@ -1,1 +1,1 @@
-"""Observability: JSON log lines, systemd notifications, the Prometheus exporter."""
+"""Observability: JSON log lines, systemd notifications, the Prometheus exporter and metrics."""

@@ -50,16 +50,20 @@ SWIFT_PRICE_IMPROVEMENT = Histogram("swift_price_improvement_bps",
 # --- per market ----------------------------------------------------------------------------
 SWIFT_ORDERS_BY_MARKET = Counter("swift_orders_by_market", "Swift orders per market",
                                  ["market"])
+# These three are ratios and means of one process's gateway: a sum over the processes of a node
+# means nothing, so a node shows its worst live process (the node-wide success ratio is
+# swift_orders_success_total / swift_orders_total).
 SWIFT_SUCCESS_RATE_BY_MARKET = Gauge("swift_success_rate_by_market",
-                                     "Filled / submitted Swift orders per market", ["market"])
+                                     "Filled / submitted Swift orders per market", ["market"],
+                                     multiprocess_mode="livemin")
 SWIFT_AVG_FILL_TIME_BY_MARKET = Gauge("swift_avg_fill_time_by_market",
                                       "Mean Swift submission-to-fill time per market (ms)",
-                                      ["market"])
+                                      ["market"], multiprocess_mode="livemax")
 # A histogram with negative buckets has no _sum (OpenMetrics), so the mean is kept here.
 SWIFT_AVG_PRICE_IMPROVEMENT_BY_MARKET = Gauge(
     "swift_avg_price_improvement_by_market",
     "Mean price improvement of Swift fills against the oracle per market since start (bps)",
-    ["market"])
+    ["market"], multiprocess_mode="livemin")
 # --- errors --------------------------------------------------------------------------------
 SWIFT_ERRORS_BY_TYPE = Counter("swift_errors_by_type",
                                "Swift orders that did not trade, by taxonomy class and reason",
@@ -67,19 +71,28 @@ SWIFT_ERRORS_BY_TYPE = Counter("swift_errors_by_type",
 SWIFT_RETRIES = Counter("swift_retries", "Retry attempts of trades")
 SWIFT_FALLBACK_REASONS = Counter("swift_fallback_reasons",
                                  "Why Swift orders went on-chain (the Swift outcome)", ["reason"])
-SWIFT_HEALTHY = Gauge("swift_healthy", "1 while the Swift gateway considers Swift healthy")
+# Every process holds it (0 until a gateway starts), so a min would say down wherever no gateway
+# runs: 1 while a live gateway of the node considers Swift healthy. Each process's own view is
+# dependency_up{probe="swift"}, a min.
+SWIFT_HEALTHY = Gauge("swift_healthy", "1 while the Swift gateway considers Swift healthy",
+                      multiprocess_mode="livemax")
 SWIFT_AUDIT_LOG_FAILURES = Counter("swift_audit_log_failures",
                                    "Swift order events that could not be written to"
                                    " swift_order_logs, by event type", ["event"])
 # --- legacy and the runtime ----------------------------------------------------------------
 LEGACY_ORDERS = Counter("legacy_orders", "On-chain placeAndTakePerpOrder transactions",
                         ["market", "outcome"])
+# Each legacy executor sets 1 for its endpoint, 0 for the other: 1 where a live process uses it.
 RPC_ACTIVE_ENDPOINT = Gauge("rpc_active_endpoint", "1 for the RPC endpoint in use",
-                            ["endpoint"])
+                            ["endpoint"], multiprocess_mode="livemax")
 RPC_RATE_LIMITED = Counter("rpc_rate_limited", "RPC answers HTTP 429 (rate limited), by endpoint",
                            ["endpoint"])
-RETRY_QUEUE_DEPTH = Gauge("retry_queue_depth", "Retry jobs pending or running", ["priority"])
-PROFIT_SHARE_IOUS_PENDING = Gauge("profit_share_ious_pending", "Unpaid profit-share IOUs")
+# Counts of a whole database table, read again by every process that runs the actor: a sum
+# would count them once per process, so the latest reading wins (a stopped actor's goes stale).
+RETRY_QUEUE_DEPTH = Gauge("retry_queue_depth", "Retry jobs pending or running", ["priority"],
+                          multiprocess_mode="livemostrecent")
+PROFIT_SHARE_IOUS_PENDING = Gauge("profit_share_ious_pending", "Unpaid profit-share IOUs",
+                                  multiprocess_mode="livemostrecent")
 GUARD_REFUSALS = Counter("guard_refusals", "Signatures that could move funds refused right"
                          " before signing (emergency stop, row MACs, caps), by what was to be"
                          " signed (order | withdrawal) and fixed reason label",
@@ -198,14 +211,17 @@ _prime_fixed_series()
 SIGNING_REFUSALS = Counter("signing_refusals", "Signatures refused before the agent key was"
                            " opened or used (no/expired/revoked/broken grant, legacy path off),"
                            " by fixed reason and origin", ["reason", "origin"])
+# Both read the whole database (security.signing_keys.watch_grants), in the processes that hold
+# bots; the others keep their start values (0, +Inf), which a max and a min ignore.
 GRANTS_LAPSED_WITH_POSITION = Gauge("v3_grants_lapsed_with_position",
                                     "Bots of V3 wallets holding a position (by their fills) whose"
                                     " execution grant is missing, revoked or expired: nothing can"
-                                    " close it until the owner authorizes again")
+                                    " close it until the owner authorizes again",
+                                    multiprocess_mode="livemax")
 GRANT_MIN_SECONDS_LEFT_WITH_POSITION = Gauge(
     "v3_grant_min_seconds_left_with_position",
     "Shortest time left (s) of the execution grants of V3 bots holding a position"
-    " (+Inf when there is none)")
+    " (+Inf when there is none)", multiprocess_mode="livemin")
 SIGNING_REFUSAL_REASONS = ("auth_disabled", "auth_expired", "grant_invalid",
                            "legacy_key_path_off", "no_agent_key", "agent_key_mismatch",
                            "grant_unavailable")

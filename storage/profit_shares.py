@@ -20,6 +20,7 @@ from typing import Any
 
 from security import row_macs
 from security.server_key import ServerKeyRing
+from storage.bot_leases import LEASED_BY
 from storage.database import Database
 from storage.notify import Listener
 
@@ -125,17 +126,21 @@ def share_for_trade(db: Database, trade_id: str) -> Share | None:
     return _share(row) if row else None
 
 
-def claim_due(db: Database, worker: str, limit: int, lease_s: float) -> list[Share]:
-    """Claim up to `limit` due shares for `worker`; shares whose lease ran out count as due."""
+def claim_due(db: Database, worker: str, limit: int, lease_s: float,
+              holder: str | None = None) -> list[Share]:
+    """Claim up to `limit` due shares for `worker`; shares whose lease ran out count as due.
+    With `holder`, only shares of subscriber bots whose lease that process holds (each share
+    is paid by its bot's holder, as its retry jobs are run)."""
+    fence = "" if holder is None else f" AND {LEASED_BY.format(bot='subscriber_bot_id')}"
     rows = db.fetchall(
         "UPDATE pending_profit_shares p SET status = 'sending', claimed_by = %(worker)s,"
         " claimed_until = now() + make_interval(secs => %(lease)s), updated_at = now()"
         " WHERE p.id IN (SELECT id FROM pending_profit_shares"
-        "  WHERE (status = 'pending' AND next_attempt_at <= now())"
-        "     OR (status = 'sending' AND claimed_until < now())"
+        "  WHERE ((status = 'pending' AND next_attempt_at <= now())"
+        f"     OR (status = 'sending' AND claimed_until < now())){fence}"
         "  ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
         f" RETURNING {', '.join('p.' + c for c in Share.__dataclass_fields__)}",
-        {"worker": worker, "lease": lease_s, "limit": limit})
+        {"worker": worker, "lease": lease_s, "limit": limit, "holder": holder})
     return sorted((_share(r) for r in rows), key=lambda s: (s.next_attempt_at, s.id))
 
 

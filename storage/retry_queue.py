@@ -22,7 +22,7 @@ from psycopg2.extras import Json
 
 from security import row_macs
 from security.server_key import ServerKeyRing
-from storage.bot_leases import LEASED_BY
+from storage.bot_leases import LEASED_BY, LeaseLost
 from storage.database import Database
 from storage.notify import Listener
 
@@ -55,18 +55,24 @@ class NewJob:
 
 
 def enqueue(db: Database, job: NewJob, delay_s: float = 0.0,
-            ring: ServerKeyRing | None = None) -> str:
+            ring: ServerKeyRing | None = None, holder: str | None = None,
+            epoch: int | None = None) -> str:
     """Add a job, due after `delay_s`; returns its id (one statement: never half a job).
 
     Unless the job says otherwise, its swift_order_id and (for a close) entry_price come from
     its original trade. With `ring` (every daemon path) the job is MAC'd (security.row_macs);
-    the retry worker refuses a job without a valid MAC."""
+    the retry worker refuses a job without a valid MAC. With `holder`, only while that process
+    holds the bot's lease at `epoch` (LeaseLost otherwise): a worker that lost the bot mid-order
+    queues nothing beside the new holder's reconciliation."""
     job_id = str(uuid.uuid4())
     mac = None if ring is None else row_macs.sign(ring, row_macs.RETRY, row_macs.retry_fields({
         "id": job_id, "bot_id": job.bot_id, "wallet_address": job.wallet_address,
         "market": job.market, "side": job.side, "size": job.size,
         "reduce_only": job.reduce_only, "sub_account_id": job.sub_account_id,
         "signal_id": job.signal_id, "webhook_payload": job.payload}))
+    fence = "" if holder is None else (
+        " WHERE EXISTS (SELECT 1 FROM bot_leases l WHERE l.bot_id = %s AND l.holder = %s"
+        " AND l.expires_at > now() AND (%s::bigint IS NULL OR l.epoch = %s) FOR SHARE)")
     row = db.fetchone(
         "WITH orig AS (SELECT swift_order_id, CASE WHEN %s AND position_before_base <> 0 THEN"
         "   round(abs(entry_quote_before) * 1000 / abs(position_before_base), 6) END AS entry"
@@ -76,17 +82,19 @@ def enqueue(db: Database, job: NewJob, delay_s: float = 0.0,
         " priority, max_attempts, signal_id, sub_account_id, original_trade_id, entry_price,"
         " original_execution_method, is_remainder, last_error, webhook_payload, next_retry_at,"
         " outcome_unknown, position_before_base, swift_attempts, swift_order_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
         " COALESCE(%s, (SELECT entry FROM orig)), %s, %s, %s, %s,"
-        " now() + make_interval(secs => %s), %s, %s, %s, (SELECT swift_order_id FROM orig))"
-        " RETURNING id",
+        " now() + make_interval(secs => %s), %s, %s, %s, (SELECT swift_order_id FROM orig)"
+        f"{fence} RETURNING id",
         (job.reduce_only, job.original_trade_id, job_id, mac,
          job.bot_id, job.wallet_address, job.market, job.side, job.size, job.reduce_only,
          job.priority, job.max_attempts, job.signal_id, job.sub_account_id,
          job.original_trade_id, job.entry_price, job.original_execution_method,
          job.is_remainder, job.last_error, Json(job.payload) if job.payload else None, delay_s,
-         job.outcome_unknown, job.position_before, job.swift_attempts))
-    assert row is not None
+         job.outcome_unknown, job.position_before, job.swift_attempts,
+         *(() if holder is None else (job.bot_id, holder, epoch, epoch))))
+    if row is None:
+        raise LeaseLost(f"this process no longer holds bot {job.bot_id}")
     return row["id"]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
-from storage.bot_leases import LEASED_BY, LeaseLost
+from storage.bot_leases import HELD_AT_EPOCH, LEASED_BY, LeaseLost
 from storage.database import Database
 
 BASE = Decimal(10**9)
@@ -102,16 +102,54 @@ def log_swift_event(db: Database, trade_id: str | None, swift_order_id: str, eve
 
 
 def mark_swift_submitted(db: Database, trade_id: str | None, swift_order_id: str,
-                         request: dict[str, Any]) -> None:
+                         request: dict[str, Any], *, holder: str | None = None,
+                         epoch: int | None = None) -> None:
     """Right before a POST: the trade is `submitted` and its signed order is in the audit log
-    (with the hash-status key and max_slot reconciliation needs), in one round trip."""
-    db.execute(
-        "UPDATE bot_trades SET swift_status = 'submitted', swift_order_id = %(uuid)s,"
-        " swift_submitted_at = now() AT TIME ZONE 'UTC', updated_at = now()"
-        " WHERE id = %(trade)s;"
+    (with the hash-status key and max_slot reconciliation needs), in one statement.
+
+    With `holder`, only while the trade is pending and that daemon holds the bot's lease at
+    `epoch` (the fence of every send: a daemon that lost the bot sends nothing); LeaseLost
+    otherwise, and nothing is marked."""
+    row = db.fetchone(
+        "WITH marked AS (UPDATE bot_trades t SET swift_status = 'submitted',"
+        " swift_order_id = %(uuid)s, swift_submitted_at = now() AT TIME ZONE 'UTC',"
+        f" updated_at = now() WHERE t.id = %(trade)s AND {_send_fence(holder)} RETURNING t.id)"
         " INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload)"
-        " VALUES (%(trade)s, %(uuid)s, 'submitted', %(request)s)",
-        {"trade": trade_id, "uuid": swift_order_id, "request": Json(request)})
+        " SELECT id, %(uuid)s, 'submitted', %(request)s FROM marked RETURNING trade_id",
+        {"trade": trade_id, "uuid": swift_order_id, "request": Json(request),
+         "holder": holder, "epoch": epoch})
+    if row is None:
+        raise _not_marked(trade_id, epoch)
+
+
+def mark_legacy_sending(db: Database, trade_id: str, signature: str,
+                        last_valid_block_height: int, *, holder: str,
+                        epoch: int | None) -> None:
+    """Right before an on-chain order is sent: its signature and the last block height it can
+    land at are on its trade (a reconciler asks the chain about it, and waits while it may
+    land), only while the trade is pending and this daemon holds the bot's lease at `epoch`;
+    LeaseLost otherwise, and nothing is marked."""
+    marked = db.execute(
+        "UPDATE bot_trades t SET tx_signature = %(signature)s,"
+        " tx_last_valid_block_height = %(last_valid)s, updated_at = now()"
+        f" WHERE t.id = %(trade)s AND {_send_fence(holder)}",
+        {"trade": trade_id, "signature": signature, "last_valid": last_valid_block_height,
+         "holder": holder, "epoch": epoch})
+    if marked != 1:
+        raise _not_marked(trade_id, epoch)
+
+
+def _not_marked(trade_id: str | None, epoch: int | None) -> LeaseLost:
+    """Why a send's mark found nothing to mark (its order must not leave)."""
+    return LeaseLost(f"trade {trade_id} not sent: not pending, or its bot is not held here"
+                     f" at lease epoch {epoch}")
+
+
+def _send_fence(holder: str | None) -> str:
+    """The condition a send's mark adds on trade `t` (none without a holder)."""
+    if holder is None:
+        return "TRUE"
+    return f"t.status = 'pending' AND {HELD_AT_EPOCH.format(bot='t.trading_bot_id')}"
 
 
 def pending_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
@@ -157,3 +195,14 @@ def swift_submissions(db: Database, trade_id: str) -> int:
     row = db.fetchone("SELECT count(*) AS n FROM swift_order_logs WHERE trade_id = %s"
                       " AND event_type = 'submitted'", (trade_id,))
     return int(row["n"]) if row else 0
+
+
+def last_legacy_send(db: Database, bot_id: str, signal_id: str | None,
+                     trade_id: str | None) -> dict[str, Any] | None:
+    """The signature and last valid block height of the latest on-chain order of this signal
+    (or trade) whose outcome was never recorded."""
+    return db.fetchone(
+        "SELECT tx_signature, tx_last_valid_block_height FROM bot_trades"
+        " WHERE trading_bot_id = %s AND (signal_id = %s OR id = %s)"
+        " AND status IN ('pending', 'unknown') AND tx_last_valid_block_height IS NOT NULL"
+        " ORDER BY created_at DESC LIMIT 1", (bot_id, signal_id, trade_id))

@@ -5,6 +5,7 @@ from gevent import monkey
 monkey.patch_all()
 
 # ruff: noqa: E402 - imports after the patch
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,11 @@ import pytest
 from storage.database import Database
 from storage.migrations import migrate
 from tests import pg
+
+# A daemon a test starts is one process (WORKERS=0: its intake executes the bots) unless the
+# test asks for worker processes (tests/test_daemon_workers.py does): a node of several
+# processes per test would double the suite's time for no more coverage.
+os.environ.setdefault("WORKERS", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -105,11 +105,12 @@ class Daemon:
         """URL of the Prometheus endpoint."""
         return f"http://127.0.0.1:{self.env['METRICS_PORT']}/metrics"
 
-    def start(self) -> Daemon:
-        """Start the daemon and wait for READY=1."""
+    def start(self, *options: str) -> Daemon:
+        """Start the daemon (`run` with `options`, e.g. --role worker) and wait for READY=1."""
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(ROOT / "runtime.py"), "run"], env=self.env, cwd=self.dir,
+                [sys.executable, str(ROOT / "runtime.py"), "run", *options], env=self.env,
+                cwd=self.dir,
                 stdout=log, stderr=subprocess.STDOUT)
         self.notify.wait_for("READY=1")
         return self

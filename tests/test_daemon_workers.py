@@ -1,0 +1,193 @@
+"""A node of worker processes on one database: bots spread over the workers, a worker killed -9
+moves its bots to the others within the lease TTL with no order lost or doubled, and a worker
+stopped past its TTL sends nothing for the bots it lost.
+
+The node (`run`, WORKERS=2) and a third worker (`run --role worker`, as on another machine)
+share one database and one sandbox; orders are counted at the sandbox, per agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from gevent.pool import Pool
+
+import runtime
+from sandbox.server import SandboxServer
+from storage.bot_shares import WORKERS_CHANNEL
+from storage.database import Database
+from storage.notify import Listener
+from storage.signals import SignalWaiter
+from tests.daemon import Daemon
+from tests.e2e.stack import environment
+
+BOTS = 50
+LEASE_TTL_S = 6.0
+WAIT_S = 120.0
+TEMPLATE = "order {side} @ 1 filled on SOLUSD. New strategy position is {position}"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    server = SandboxServer("127.0.0.1", 0, seed=21, slot_ms=100)
+    server.start()
+    yield server
+    server.stop()
+
+
+def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """One operator CLI command, in this process (fast), with --json; its JSON object."""
+    out = io.StringIO()
+    with environment(env), contextlib.redirect_stdout(out):
+        code = runtime.main([*args, "--json"])
+    assert code == 0, (args, out.getvalue())
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def eventually(db: Database, check: Callable[[], Any], what: str) -> Any:
+    """Wait until `check` answers something truthy, looking again each time a worker renews
+    its leases (they NOTIFY WORKERS_CHANNEL)."""
+    listener = Listener(db.dsn, WORKERS_CHANNEL)
+    try:
+        return listener.wait_until(lambda _cursor: check() or None, WAIT_S, what)
+    finally:
+        listener.close()
+
+
+def holders(db: Database) -> dict[str, list[str]]:
+    """Live leases: holder -> bot ids."""
+    held: dict[str, list[str]] = {}
+    for row in db.fetchall("SELECT holder, bot_id FROM bot_leases WHERE expires_at > now()"):
+        held.setdefault(row["holder"], []).append(row["bot_id"])
+    return held
+
+
+def spread(db: Database, workers: int) -> dict[str, list[str]] | None:
+    """The leases once every bot is held and each of `workers` holds its fair share."""
+    held = holders(db)
+    share = math.ceil(BOTS / workers)
+    sizes = sorted(len(bots) for bots in held.values())
+    if len(held) == workers and sum(sizes) == BOTS and sizes[-1] <= share \
+            and sizes[0] >= BOTS - share * (workers - 1):
+        return held
+    return None
+
+
+def orders(sandbox: SandboxServer) -> dict[str, int]:
+    """Orders (Swift and on-chain) the sandbox received, per agent."""
+    by_authority = requests.get(f"{sandbox.url}/sandbox/stats", timeout=5).json()["by_authority"]
+    return {agent: c.get("swift_orders_received", 0) + c.get("transactions_received", 0)
+            for agent, c in by_authority.items()}
+
+
+def alert(node: Daemon, bot: dict[str, Any], position: int) -> str:
+    """A TradingView alert to the node's intake; the signal id it answered."""
+    body = TEMPLATE.format(side="buy" if position > 0 else "sell", position=position)
+    answer = requests.post(f"{node.url}/api/webhook/tradingview/{bot['bot_id']}",
+                           params={"secret": bot["secret"]}, data=body.encode(), timeout=10)
+    assert answer.status_code == 202, answer.text
+    return answer.json()["signal_id"]
+
+
+def bots_in_metrics(node: Daemon) -> int:
+    """The node's worker_bots_held series, summed (one series per live worker)."""
+    return round(sum(float(line.rsplit(" ", 1)[1]) for line in node.metrics().splitlines()
+                     if line.startswith("worker_bots_held{")))
+
+
+def holder_pid(db: Database, holder: str) -> int:
+    """The process id a live worker registered."""
+    row = db.fetchone("SELECT pid FROM node_workers WHERE holder = %s", (holder,))
+    assert row is not None
+    return row["pid"]
+
+
+def test_workers_share_the_bots_and_take_over_a_dead_one(database_url: str, tmp_path: Path,
+                                                         sandbox: SandboxServer) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(secrets.token_bytes(32))
+    key.chmod(0o600)
+    env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
+           "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "workers" * 5,
+           "BOT_LEASE_TTL_S": str(LEASE_TTL_S), "AUCTION_DURATION_SLOTS": "10",
+           "HEALTH_INTERVAL_MS": "1000"}
+    node = Daemon({**env, "WORKERS": "2"}).start()
+    remote = Daemon(env).start("--role", "worker")  # a worker of another machine
+    db = Database(database_url, size=2)
+    waiter = SignalWaiter(database_url)
+    try:
+        cli_env = {**os.environ, **node.env}
+        bots = []
+        for _ in range(BOTS):
+            wallet = cli(cli_env, "wallet", "create", "--fund", "1000")
+            bot = cli(cli_env, "bot", "create", "--wallet", wallet["wallet"], "--market",
+                      "SOL-PERP", "--leverage", "2", "--max-position-usd", "100")
+            bots.append({"bot_id": bot["bot_id"], "secret": bot["webhook_secret"],
+                         "agent": wallet["agent_public_key"]})
+        by_id = {b["bot_id"]: b for b in bots}
+
+        # 50 bots spread over three workers, none held twice
+        first = eventually(db, lambda: spread(db, 3), "50 bots spread over 3 workers")
+        remote_holder = (Path(remote.env["STATE_DIR"]) / "holder_id").read_text().strip()
+        remote_bots = first[remote_holder]
+
+        # alerts to every bot; the remote worker is killed -9 while they run
+        pool = Pool(BOTS)
+        opened = pool.map(lambda b: alert(node, b, 1), bots[: BOTS // 2])
+        remote.kill()
+        killed_at = time.monotonic()
+        opened += pool.map(lambda b: alert(node, b, 1), bots[BOTS // 2:])
+        assert set(waiter.wait(opened, WAIT_S).values()) == {"done"}
+        # its bots were taken over by the node's workers within the TTL (plus a renewal)
+        moved = holders(db)
+        assert remote_holder not in moved and sum(len(b) for b in moved.values()) == BOTS
+        assert time.monotonic() - killed_at < WAIT_S
+        assert orders(sandbox) == {b["agent"]: 1 for b in bots}  # none lost, none doubled
+
+        # and they trade again: a close to each of the dead worker's bots
+        closed = pool.map(lambda bot_id: alert(node, by_id[bot_id], 0), remote_bots)
+        assert set(waiter.wait(closed, WAIT_S).values()) == {"done"}
+
+        # a worker stopped past its TTL loses its bots; woken again, it sends nothing for them
+        held = eventually(db, lambda: spread(db, 2), "50 bots spread over the 2 node workers")
+        stopped, others = sorted(held)
+        pid = holder_pid(db, stopped)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            reopened = pool.map(lambda bot_id: alert(node, by_id[bot_id], -1), held[stopped])
+            assert set(waiter.wait(reopened, WAIT_S).values()) == {"done"}
+            assert set(holders(db)) == {others}
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        eventually(db, lambda: spread(db, 2), "the woken worker takes its share back")
+        expected = {b["agent"]: 1 for b in bots}
+        for bot_id in remote_bots:
+            expected[by_id[bot_id]["agent"]] += 1
+        for bot_id in held[stopped]:  # a flip (long to short) is two orders: close, open
+            expected[by_id[bot_id]["agent"]] += 1 if bot_id in remote_bots else 2
+        assert orders(sandbox) == expected
+        assert "bot lease(s) lost to another process" in node.log()
+
+        # one scrape shows the node: its two workers' bots, and the orders they sent
+        eventually(db, lambda: bots_in_metrics(node) == BOTS, "worker_bots_held sums to 50")
+        report = requests.get(f"{node.admin_url}/api/admin/swift-metrics", timeout=5,
+                              headers={"Authorization": f"Bearer {env['ADMIN_TOKEN']}"}).json()
+        assert report["summary"]["totalOrders"] >= BOTS  # executed by workers, not the intake
+        assert report["swiftHealthy"] is True
+    finally:
+        waiter.close()
+        db.close()
+        remote.stop()
+        node.stop()
