@@ -31,7 +31,7 @@ from gevent.event import AsyncResult
 
 import operator_cli
 from actors.dispatch import wake_backlogs
-from actors.node import pool_child, pool_size, process_role, worker_specs
+from actors.node import connections_needed, pool_child, pool_size, process_role, worker_specs
 from actors.services import ProcessRole, Services
 from actors.shutdown import quiesce
 from actors.tree import root_kwargs
@@ -47,8 +47,7 @@ from security.errors import ServerKeyError
 from security.keyring_config import key_sources, server_key_ring
 from security.log_redaction import install_log_redaction
 from storage.bot_leases import holder_id
-from storage.database import Database
-from storage.embedded import EmbeddedPostgres
+from storage.embedded import Storage
 from storage.journal import Journal, OutageIntake
 from storage.migrations import migrate
 from storage.secret_cache import SecretCache
@@ -64,26 +63,6 @@ EXIT_CONFIG = 2
 EXIT_TREE_GAVE_UP = 3
 STOP_TIMEOUT_S = 60.0
 CLIENT_TIMEOUT_S = 5.0
-
-
-class Storage:
-    """The database of this process: the embedded server or the one in DATABASE_URL."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._embedded: EmbeddedPostgres | None = None
-        dsn = settings["DATABASE_URL"]
-        if not dsn:
-            self._embedded = EmbeddedPostgres(settings["STATE_DIR"])
-            dsn = self._embedded.start()
-        self.db = Database(dsn, size=settings["DB_POOL_SIZE"],
-                           statement_timeout_ms=settings["DB_STATEMENT_TIMEOUT_MS"])
-        self.revive_server = self._embedded.revive if self._embedded is not None else None
-
-    def close(self) -> None:
-        """Close the pool, then let go of the embedded server."""
-        self.db.close()
-        if self._embedded is not None:
-            self._embedded.stop()
 
 
 def admin_token(settings: Settings) -> str:
@@ -218,12 +197,15 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker_pool(services: Services) -> ChildSpec:
     """The intake's worker processes, their database pools sized to the server's limit."""
-    workers = services.settings["WORKERS"]
+    workers, configured = services.settings["WORKERS"], services.settings["DB_POOL_SIZE"]
     row = services.db.fetchone("SELECT current_setting('max_connections')::int AS n")
     assert row is not None
-    size = pool_size(services.settings["DB_POOL_SIZE"], row["n"], workers + 1)
+    size = pool_size(configured, row["n"], workers)
     log.info("%d worker process(es), %d database connections each (max_connections %d)",
              workers, size, row["n"])
+    if (needed := connections_needed(configured, workers, size)) > row["n"]:
+        log.warning("this node may open %d database connections, over max_connections %d: "
+                    "lower WORKERS or DB_POOL_SIZE, or raise max_connections", needed, row["n"])
     specs = worker_specs(services, Path(__file__).resolve(), workers, size)
     return pool_child(services, specs, multiprocess.mark_dead)
 

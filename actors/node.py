@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from actors.services import ProcessRole, Services
+from observability.node_metrics import WORKER_RESTARTS
 from supervision import Backoff, ChildSpec, Intensity
 from supervision.process_pool import ProcessPool, ProcessSpec
 
@@ -34,10 +35,16 @@ def process_role(option: str, workers: int) -> ProcessRole:
     return ProcessRole(option)
 
 
-def pool_size(configured: int, max_connections: int, processes: int) -> int:
-    """Connections per process so that `processes` processes stay under max_connections."""
-    budget = (max_connections - RESERVED_CONNECTIONS) // processes - LISTEN_CONNECTIONS
-    return max(MIN_POOL, min(configured, budget))
+def pool_size(configured: int, max_connections: int, workers: int) -> int:
+    """Connections per worker so that the intake (its own pool of `configured`) and `workers`
+    workers, each with its LISTEN connections, stay under the server's max_connections."""
+    left = max_connections - RESERVED_CONNECTIONS - configured - LISTEN_CONNECTIONS
+    return max(MIN_POOL, min(configured, left // workers - LISTEN_CONNECTIONS))
+
+
+def connections_needed(configured: int, workers: int, per_worker: int) -> int:
+    """What a node of `workers` workers may open at most (without the reserved slots)."""
+    return configured + LISTEN_CONNECTIONS + workers * (per_worker + LISTEN_CONNECTIONS)
 
 
 def worker_specs(services: Services, entry: Path, workers: int, db_pool: int
@@ -62,5 +69,6 @@ def pool_child(services: Services, specs: list[ProcessSpec],
         "intensity": Intensity(s["SUPERVISOR_MAX_RESTARTS"], s["SUPERVISOR_PERIOD_S"]),
         "backoff": Backoff(base_s=s["SUPERVISOR_BACKOFF_BASE_MS"] / 1000,
                            cap_s=s["SUPERVISOR_BACKOFF_CAP_MS"] / 1000),
-        "stop_grace_s": grace_s, "on_exit": on_exit},
+        "stop_grace_s": grace_s, "on_exit": on_exit,
+        "on_restart": lambda _name: WORKER_RESTARTS.inc()},
         stop_timeout=grace_s + 5.0)

@@ -515,16 +515,17 @@ def parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def report(command: str, sizes: dict[str, float | int], fleet: Fleet, workers: list[int],
-           cells: dict[int, dict[str, str]]) -> None:
+def report(command: str, load: float, sizes: dict[str, float | int], fleet: Fleet,
+           workers: list[int], cells: dict[int, dict[str, str]]) -> None:
     """The header and the table."""
     ttl = DEFAULTS["BOT_LEASE_TTL_S"]
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
                platform.machine())
     print(f"\n$ {command}\n")
-    print(f"- machine: {os.cpu_count()} cores ({cpu}), load average {os.getloadavg()[0]:.2f} at"
-          f" the end; the client, the node's processes, PostgreSQL and the sandbox share them")
+    print(f"- machine: {os.cpu_count()} cores ({cpu}), 1-min load average {load:.2f} at the"
+          f" start, {os.getloadavg()[0]:.2f} at the end; the client, the node's processes,"
+          " PostgreSQL and the sandbox share them")
     print(f"- venue: one sandbox process, {', '.join(f'{k}={v}' for k, v in VENUE_TIMING.items())};"
           " one pgserver PostgreSQL; both shared by every node")
     print(f"- node: `runtime.py run`, every setting default (BOT_LEASE_TTL_S={ttl}) but"
@@ -565,6 +566,7 @@ def main() -> None:
         os.environ.pop(name, None)
     command = shlex.join([".venv/bin/python", "bench/scale_bench.py", *sys.argv[1:]])
     print(f"$ {command}", flush=True)
+    load = os.getloadavg()[0]
     t = VENUE_TIMING
     lab = Lab(argparse.Namespace(
         seed=7, slot_ms=int(t["SANDBOX_SLOT_MS"]), rpc_latency_ms=int(t["SANDBOX_RPC_LATENCY_MS"]),
@@ -591,7 +593,7 @@ def main() -> None:
         lab.close()
         for path in (lab.dir, lab.pg.dir, lab.sandbox.log_path.parent):
             shutil.rmtree(path, ignore_errors=True)
-    report(command, sizes, fleet, workers, cells)
+    report(command, load, sizes, fleet, workers, cells)
 
 
 if __name__ == "__main__":

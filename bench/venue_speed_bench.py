@@ -97,6 +97,7 @@ from config.settings import SETTINGS
 from demo.tour import TEMPLATE, Tour, demo_environment
 from observability.logs import setup_logging
 from storage.signals import SignalWaiter
+from supervision import ChildSpec
 
 log = logging.getLogger("venue_speed_bench")
 
@@ -313,8 +314,9 @@ def run(counts: list[int], runs: int, baseline_runs: int) -> list[tuple[int, Coh
     setup_logging(settings["LOG_LEVEL"])
     original = runtime.root_kwargs
 
-    def with_seed_plan_fanout(services: Services) -> dict[str, Any]:
-        kwargs = original(services)
+    def with_seed_plan_fanout(services: Services,
+                              extra: tuple[ChildSpec, ...] = ()) -> dict[str, Any]:
+        kwargs = original(services, extra)
         replaced = {"fanout": SeedPlanFanout, "intake_listener": SeedPlanIntake}
         children = [dataclasses.replace(c, actor_class=replaced[c.name])
                     if c.name in replaced else c for c in kwargs["children"]]

@@ -8,7 +8,7 @@ on stderr and writes nothing.
 
 Where things are:
     output           CliError, the --json / human output and the error path
-    context          the database (runtime's Storage) and the lazily loaded server key ring
+    context          the database (as the daemon opens it) and the lazily loaded server key ring
     validation       amounts, leverage, percent, markets, addresses
     wallet_commands  wallet create / fund
     bot_commands     bot create / publish / subscribe / rotate-secret / list / show

@@ -1,10 +1,11 @@
 """What a command works on: the daemon's database and, only when needed, the server key ring.
 
-The database is opened with runtime's own `Storage` (embedded pgserver under STATE_DIR shared
-with a running daemon, or DATABASE_URL), and pending migrations are applied (idempotent, under
-an advisory lock). The key ring loads lazily, so `estop` works even when the server key cannot
-be read. Log redaction is on for the whole command (and undone afterwards if the command
-installed it, for in-process callers); loading the ring registers its keys with it.
+The database is opened as the daemon opens it (`storage.embedded.Storage`: the embedded
+pgserver under STATE_DIR, shared with a running daemon, or DATABASE_URL), and pending
+migrations are applied (idempotent, under an advisory lock). The key ring loads lazily, so
+`estop` works even when the server key cannot be read. Log redaction is on for the whole
+command (and undone afterwards if the command installed it, for in-process callers); loading
+the ring registers its keys with it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from security.keyring_config import server_key_ring
 from security.log_redaction import install_log_redaction, log_redaction_scope
 from security.server_key import ServerKeyRing
 from storage.database import Database
+from storage.embedded import Storage
 from storage.migrations import migrate
 
 
@@ -41,8 +43,6 @@ class Context:
 @contextlib.contextmanager
 def opened(settings: Any) -> Iterator[Context]:
     """Open the database the daemon uses, migrate it, and close it afterwards."""
-    from runtime import Storage  # lazy: runtime imports this package to build its parser
-
     with log_redaction_scope():
         storage = Storage(settings)
         try:

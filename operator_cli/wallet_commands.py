@@ -20,16 +20,18 @@ then the faucet is called. If the sandbox is unreachable the command says so on 
 exits 4 with the wallet created; `wallet fund ADDR` retries.
 
 SignedMsgUserOrders (Swift orders of an authority without it are never placed): the sandbox
-faucet creates it with the User. On a real venue `wallet create` reports the rent the agent's
-accounts need in SOL, reads the agent's balance and creates the account when the agent can pay
-(an imported, funded key); otherwise it says how much SOL to send (exit 0: the wallet is
-created), and `wallet init-orders ADDR` creates it once the SOL is there (see
-operator_cli.swift_account). If the venue cannot be read, it exits 4 with the wallet created.
+faucet creates it with the User. On a real venue `wallet create` and `wallet upgrade` report the
+rent the agent's accounts need in SOL, find the account (and keep it) or, when the agent can pay
+(an imported, funded key), create it; otherwise they say how much SOL to send (exit 0: the wallet
+is created or upgraded), and `wallet init-orders ADDR` creates it once the SOL is there (see
+operator_cli.swift_account). If the venue cannot be read, they exit 4 with the wallet created or
+upgraded.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,7 +40,7 @@ from solders.keypair import Keypair
 
 from operator_cli.context import Context, opened
 from operator_cli.faucet import FaucetError, fund_agent
-from operator_cli.output import EXIT_NOT_FUNDED, CliError, Outcome, command, plain
+from operator_cli.output import EXIT_NOT_FUNDED, EXIT_OK, CliError, Outcome, command, plain
 from operator_cli.owner_keys import agent_secret_for_cli, owner_subkeys, read_owner_signature
 from operator_cli.swift_account import (
     VenueUnreachable,
@@ -175,7 +177,7 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
             human += (" (V3: agent key sealed under the owner's key only; its bots sign once"
                       " authorized with `bot authorize`)")
         if settings["VENUE"] != "sandbox" and not args.no_fund:
-            return _prepared_for_swift(settings, keypair, human, data)
+            return _prepared_for_swift(settings, keypair, Outcome(human, data), v3 is not None)
         if not sandbox:
             return Outcome(human, data)
         try:
@@ -190,20 +192,35 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
         return Outcome(f"{human}; funded {plain(quote or Decimal(0))} USDC on the sandbox", data)
 
 
-def _prepared_for_swift(settings: Any, keypair: Keypair, human: str,
-                        data: dict[str, Any]) -> Outcome:
-    """A real venue: report the rent, create SignedMsgUserOrders if the agent can pay for it."""
+def _init_orders_command(wallet: str, v3: bool) -> str:
+    """The command that creates the account later (a V3 agent key opens only with the owner's
+    signature)."""
+    return f"quantumvault wallet init-orders {wallet}" + (
+        " --owner-signature-file FILE" if v3 else "")
+
+
+def _then(done: Outcome, suffix: str, code: int = EXIT_OK, warning: str | None = None) -> Outcome:
+    """`done` followed by one more step: its line extended, the worse exit code, both warnings."""
+    warnings = [text for text in (done.warning, warning) if text]
+    return dataclasses.replace(done, human=done.human + suffix, code=max(done.code, code),
+                               warning="; ".join(warnings) or None)
+
+
+def _prepared_for_swift(settings: Any, keypair: Keypair, done: Outcome, v3: bool) -> Outcome:
+    """A real venue: report the rent, find SignedMsgUserOrders or create it if the agent can pay
+    for it; `done` is what the command did before (its data names the wallet)."""
     agent = str(keypair.pubkey())
+    data = done.data
+    later = _init_orders_command(data["wallet"], v3)
     profile, rpc = venue_rpc(settings)
     try:
         report = prepare_signed_msg_orders(rpc, profile, keypair)
     except VenueUnreachable as exc:
         data["rent"] = rent_needs(None).describe()
         data["signed_msg_user_orders"] = "unknown"
-        return Outcome(human + "; SignedMsgUserOrders NOT checked", data, EXIT_NOT_FUNDED,
-                       warning=f"{exc}; send at least {data['rent']['total_sol']} SOL to the "
-                               f"agent {agent}, then run `quantumvault wallet init-orders "
-                               f"{data['wallet']}`")
+        return _then(done, "; SignedMsgUserOrders NOT checked", EXIT_NOT_FUNDED,
+                     f"{exc}; send at least {data['rent']['total_sol']} SOL to the agent "
+                     f"{agent}, then run `{later}`")
     finally:
         rpc.close()
     data["rent"] = report["rent"]
@@ -211,19 +228,16 @@ def _prepared_for_swift(settings: Any, keypair: Keypair, human: str,
     data["signed_msg_user_orders_report"] = report
     total = report["rent"]["total_sol"]
     if report["state"] in ("exists", "created"):
-        return Outcome(f"{human}; SignedMsgUserOrders {report['state']} (rent for it, a "
-                       f"sub-account and UserStats: {total} SOL)", data)
+        return _then(done, f"; SignedMsgUserOrders {report['state']} (rent for it, a "
+                           f"sub-account and UserStats: {total} SOL)")
     if report["state"] == "needs_sol":  # a new agent holds nothing: expected, not a failure
-        return Outcome(human + "; NOT ready for Swift until its SOL arrives", data,
-                       warning=f"the agent {agent} holds {report['balance_sol']} SOL; its "
-                               f"accounts need {total} SOL in rent and fees (SignedMsgUserOrders "
-                               f"alone {sol(report['rent']['signed_msg_user_orders'])}): send "
-                               f"it, then run `quantumvault wallet init-orders "
-                               f"{data['wallet']}`")
-    return Outcome(human + f"; SignedMsgUserOrders {report['state']}", data, EXIT_NOT_FUNDED,
-                   warning=f"creating SignedMsgUserOrders {report['state']}: "
-                           f"{report.get('error')}; retry with `quantumvault wallet "
-                           f"init-orders {data['wallet']}`")
+        return _then(done, "; NOT ready for Swift until its SOL arrives", warning=(
+            f"the agent {agent} holds {report['balance_sol']} SOL; its accounts need {total} "
+            f"SOL in rent and fees (SignedMsgUserOrders alone "
+            f"{sol(report['rent']['signed_msg_user_orders'])}): send it, then run `{later}`"))
+    return _then(done, f"; SignedMsgUserOrders {report['state']}", EXIT_NOT_FUNDED,
+                 f"creating SignedMsgUserOrders {report['state']}: {report.get('error')}; "
+                 f"retry with `{later}`")
 
 
 @command
@@ -277,13 +291,11 @@ def cmd_wallet_init_orders(settings: Any, args: argparse.Namespace) -> Outcome:
                    warning=f"the transaction {report['state']}: {report.get('error')}")
 
 
-
-
-
 @command
 def cmd_wallet_upgrade(settings: Any, args: argparse.Namespace) -> Outcome:
     """Move a legacy wallet to V3: seal its agent key under the owner's UMK, erase the server-key
-    copy; its bots then sign only through execution grants."""
+    copy; its bots then sign only through execution grants. On a real venue, also find or create
+    the agent's SignedMsgUserOrders, as `wallet create` does (run again, it finishes that step)."""
     signature = read_owner_signature(args.owner_signature_file)
     with opened(settings) as ctx:
         wallet = find_wallet(ctx.db, args.wallet.strip())
@@ -315,14 +327,21 @@ def cmd_wallet_upgrade(settings: Any, args: argparse.Namespace) -> Outcome:
     data = {"wallet": wallet.address, "agent_public_key": wallet.agent_public_key,
             "key_path": "v3", "was": wallet.key_path, "changed": changed,
             "bots_needing_grant": bot_ids}
+    done = _upgraded(wallet.address, changed, data)
+    if settings["VENUE"] == "sandbox":  # the faucet creates it there (`wallet fund`)
+        return done
+    return _prepared_for_swift(settings, Keypair.from_bytes(secret), done, True)
+
+
+def _upgraded(address: str, changed: bool, data: dict[str, Any]) -> Outcome:
+    """What `wallet upgrade` did to the key path, and what the wallet's bots need next."""
     if not changed:
-        return Outcome(f"wallet {wallet.address} is already V3; unchanged", data)
-    warning = None
-    if bot_ids:
-        warning = (f"{len(bot_ids)} bot(s) of this wallet sign nothing until authorized: "
-                   "`quantumvault bot authorize BOT --owner-signature-file FILE`")
-    return Outcome(f"upgraded wallet {wallet.address} to V3 (agent key sealed under the "
-                   "owner's key; the server-key copy is erased)", data, warning=warning)
+        return Outcome(f"wallet {address} is already V3; unchanged", data)
+    bots = data["bots_needing_grant"]
+    warning = (f"{len(bots)} bot(s) of this wallet sign nothing until authorized: "
+               "`quantumvault bot authorize BOT --owner-signature-file FILE`") if bots else None
+    return Outcome(f"upgraded wallet {address} to V3 (agent key sealed under the owner's key;"
+                   " the server-key copy is erased)", data, warning=warning)
 
 
 def grant_view(wallet: Wallet, bot_id: str, legacy_on: bool, db: Any) -> dict[str, Any]:

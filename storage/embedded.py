@@ -8,6 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from config import Settings
+from storage.database import Database
+
 log = logging.getLogger(__name__)
 
 _holders: Counter[Path] = Counter()  # holders of each data directory within this process
@@ -84,3 +87,23 @@ class EmbeddedPostgres:
             del _holders[self.data_dir]
             self._server.cleanup()
         self._server = None
+
+
+class Storage:
+    """The database of this process: the embedded server or the one in DATABASE_URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._embedded: EmbeddedPostgres | None = None
+        dsn = settings["DATABASE_URL"]
+        if not dsn:
+            self._embedded = EmbeddedPostgres(settings["STATE_DIR"])
+            dsn = self._embedded.start()
+        self.db = Database(dsn, size=settings["DB_POOL_SIZE"],
+                           statement_timeout_ms=settings["DB_STATEMENT_TIMEOUT_MS"])
+        self.revive_server = self._embedded.revive if self._embedded is not None else None
+
+    def close(self) -> None:
+        """Close the pool, then let go of the embedded server."""
+        self.db.close()
+        if self._embedded is not None:
+            self._embedded.stop()

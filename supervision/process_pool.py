@@ -24,7 +24,6 @@ from typing import Any
 
 import gevent
 
-from observability.node_metrics import WORKER_RESTARTS
 from supervision.backoff import Backoff
 from supervision.spec import Intensity
 from supervision.supervised_actor import SupervisedActor
@@ -80,14 +79,15 @@ class ProcessPool(SupervisedActor):
     """Keeps the processes of `specs` running; see the module docstring."""
 
     def __init__(self, specs: Sequence[ProcessSpec], intensity: Intensity, backoff: Backoff,
-                 stop_grace_s: float, on_exit: Callable[[int], None] = lambda _pid: None
-                 ) -> None:
+                 stop_grace_s: float, on_exit: Callable[[int], None] = lambda _pid: None,
+                 on_restart: Callable[[str], None] = lambda _name: None) -> None:
         super().__init__()
         self._specs = {spec.name: spec for spec in specs}
         self._intensity = intensity
         self._backoff = backoff
         self._grace_s = stop_grace_s
         self._on_exit = on_exit  # told each dead process's pid (metrics clean-up)
+        self._on_restart = on_restart  # told each process name about to be started again
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._deaths: deque[float] = deque()
         self._consecutive: dict[str, int] = {}
@@ -136,7 +136,7 @@ class ProcessPool(SupervisedActor):
         stable = now - self._started_at.get(exited.name, now) >= self._backoff.stable_s
         consecutive = 1 if stable else self._consecutive.get(exited.name, 0) + 1
         self._consecutive[exited.name] = consecutive
-        WORKER_RESTARTS.inc()
+        self._on_restart(exited.name)
         self.send_later(self._backoff.delay(consecutive, self._rng), _Start(exited.name))
 
     def on_exit(self) -> None:

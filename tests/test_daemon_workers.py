@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 from gevent.pool import Pool
@@ -186,6 +187,12 @@ def test_workers_share_the_bots_and_take_over_a_dead_one(database_url: str, tmp_
                               headers={"Authorization": f"Bearer {env['ADMIN_TOKEN']}"}).json()
         assert report["summary"]["totalOrders"] >= BOTS  # executed by workers, not the intake
         assert report["swiftHealthy"] is True
+
+        # the node's workers die with its intake (nothing runs bots unsupervised)
+        workers = [psutil.Process(holder_pid(db, holder)) for holder in (stopped, others)]
+        node.kill()
+        _, alive = psutil.wait_procs(workers, timeout=WAIT_S)
+        assert not alive
     finally:
         waiter.close()
         db.close()

@@ -1,5 +1,6 @@
-"""`wallet create` / `wallet fund` / `wallet init-orders` through the real CLI: keys sealed,
-owner, faucet, refusals, and on a real venue the SignedMsgUserOrders account and its rent."""
+"""`wallet create` / `wallet fund` / `wallet init-orders` / `wallet upgrade` through the real
+CLI: keys sealed, owner, faucet, refusals, and on a real venue the SignedMsgUserOrders account
+and its rent."""
 
 from __future__ import annotations
 
@@ -234,6 +235,57 @@ def test_on_a_real_venue_a_new_agent_is_told_how_much_sol_it_needs(
     _sol_only(venue, out["agent_public_key"], 0.01)
     created = cli.ok("wallet", "init-orders", out["wallet"], env=real)
     assert created["state"] == "created"
+
+
+def _transactions(venue: Any, authority: str) -> int:
+    """Transactions the venue received from this authority."""
+    stats = requests.get(f"{venue.url}/sandbox/stats", timeout=5).json()["by_authority"]
+    return stats.get(authority, {}).get("transactions_received", 0)
+
+
+def test_on_a_real_venue_wallet_upgrade_creates_signed_msg_user_orders_once(
+        cli: Cli, tmp_path: Path, venue: Any) -> None:
+    real = {"VENUE": "drift-devnet", "RPC_PRIMARY_URL": venue.url}
+    owner, agent = Keypair(), Keypair()
+    address = str(owner.pubkey())
+    sig_file = tmp_path / "owner.sig"
+    sig_file.write_text(str(owner.sign_message(umk_message(address))))
+    cli.ok("wallet", "create", "--owner", address, "--no-fund",  # legacy, no venue step
+           "--import-key", str(_keypair_file(tmp_path, agent)), env=real)
+    upgrade = ("wallet", "upgrade", address, "--owner-signature-file", str(sig_file))
+
+    poor = cli(*upgrade, "--json", env=real)  # upgraded; the agent cannot pay for the account yet
+    assert poor.code == 0 and poor.json["changed"] is True
+    assert poor.json["signed_msg_user_orders"] == "needs_sol"
+    (line,) = poor.error_lines()
+    assert f"need {poor.json['rent']['total_sol']} SOL" in line
+    assert f"wallet init-orders {address} --owner-signature-file" in line
+
+    _sol_only(venue, str(agent.pubkey()), 0.05)
+    again = cli.ok(*upgrade, env=real)  # run again, it finishes the venue step
+    assert again["changed"] is False and again["signed_msg_user_orders"] == "created"
+    assert agent.pubkey() in venue.exchange.signed_msg
+    assert _transactions(venue, str(agent.pubkey())) == 1
+
+    kept = cli.ok(*upgrade, env=real)
+    assert kept["signed_msg_user_orders"] == "exists"
+    assert _transactions(venue, str(agent.pubkey())) == 1  # found and kept, not re-created
+
+
+def test_wallet_upgrade_keeps_the_wallet_upgraded_when_the_venue_is_unreachable(
+        cli: Cli, db: Database, tmp_path: Path) -> None:
+    owner = Keypair()
+    address = str(owner.pubkey())
+    sig_file = tmp_path / "owner.sig"
+    sig_file.write_text(str(owner.sign_message(umk_message(address))))
+    cli.ok("wallet", "create", "--owner", address, "--no-fund")
+    result = cli("wallet", "upgrade", address, "--owner-signature-file", str(sig_file), "--json",
+                 env={"VENUE": "drift-devnet", "RPC_PRIMARY_URL": "http://127.0.0.1:9"})
+    assert result.code == 4 and result.json["signed_msg_user_orders"] == "unknown"
+    assert any("--owner-signature-file" in line for line in result.error_lines())
+    row = _stored(db, address)
+    assert row["agent_private_key_encrypted"] is None  # the key moved all the same
+    assert row["agent_private_key_encrypted_v3"] is not None
 
 
 def test_the_real_sandbox_faucet_funds_the_new_agent(cli: Cli) -> None:
