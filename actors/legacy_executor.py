@@ -7,21 +7,35 @@ a 5 s timeout, backup on failure, primary again after the 3-minute cooldown) at 
 time and hands every waiting call the endpoint that answered. A periodic check brings the
 primary back after the cooldown even when no call fails.
 
+Orders sent together share their reads: one latest blockhash a slot, their User and market
+accounts in batched getMultipleAccounts (before the send and after it landed), and one status
+read a slot for every open transaction (venue.tx_sender.Confirmations). At most
+`max_sends_in_flight` sendTransaction calls are on the wire at once; waiting for a confirmation
+holds none.
+
 An on-chain order is built (its blockhash chosen) before its `before_send` fence runs, so a
 transaction that passed the fence can land only until the last valid block height the fence
-recorded. Its outcome is reported only when known (landed, failed, expired); a send whose
-answer was lost is `unknown` with its signature, so nobody sends it again blindly.
+recorded. A send refused with HTTP 429 ran nothing: the same signed transaction is sent again
+after a backoff while its blockhash lives (same signature: it executes at most once), and one
+refused to the end is reported not sent (`failed`). A send whose answer was lost is sent again
+and confirmed like any other. Its outcome is reported only when known (landed, failed,
+expired): `unknown`, with its signature, only when no status could be read before the order's
+deadline, so nobody sends it again blindly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
+import pykka
 from driftpy.addresses import get_perp_market_public_key, get_user_account_public_key
+from gevent.lock import BoundedSemaphore
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 
@@ -47,22 +61,31 @@ from venue.perp_market import read_perp_market
 from venue.positions import fill_from_delta, read_user
 from venue.profiles import VenueProfile
 from venue.rpc_client import (
+    AccountBatcher,
     AccountData,
+    AllRpcDown,
     Endpoint,
     RpcError,
     RpcFailover,
     RpcTransportError,
+    SharedRead,
+    SignatureStatus,
     SolanaRpc,
     error_label,
 )
-from venue.swift_message import market_order
-from venue.tx_sender import SentTx, send_and_confirm
+from venue.swift_message import OrderSpec, market_order
+from venue.tx_sender import RESEND_FIRST_S, RESEND_MAX_S, Confirmations, SentTx, broadcast
 from venue.tx_status import TxState, TxVerdict, tx_verdict
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 30.0
-CONFIRM_TIMEOUT_S = 30.0
+CHECK_TIMEOUT_S = 30.0
+ORDER_TIMEOUT_S = 120.0  # reads, sends and confirmation of one order (its asker waits 130 s)
+SEND_TIMEOUT_S = 45.0  # the same for a SendTransaction (the profit share waits 60 s)
+MAX_SENDS_IN_FLIGHT = 16
+BLOCKHASH_LIFE_BLOCKS = 150  # a blockhash stays valid for 150 blocks (at most one a slot)
+_READ_ERRORS = (RpcError, RpcTransportError, AllRpcDown, ValueError, pykka.Timeout)
 
 
 @dataclass(frozen=True)
@@ -89,7 +112,8 @@ class LegacyExecutor(SupervisedActor):
     """Owns RpcFailover; serves reads and on-chain orders from background greenlets."""
 
     def __init__(self, profile: VenueProfile, slippage_bps: int = 50,
-                 check_interval_s: float = CHECK_INTERVAL_S) -> None:
+                 check_interval_s: float = CHECK_INTERVAL_S,
+                 max_sends_in_flight: int = MAX_SENDS_IN_FLIGHT) -> None:
         super().__init__()
         self._profile = profile
         self._slippage_bps = slippage_bps
@@ -100,12 +124,21 @@ class LegacyExecutor(SupervisedActor):
         self._failover = RpcFailover(primary, backup,
                                      on_switch=lambda _before, after: _set_endpoint_gauge(after))
         self._check: Pending | None = None
+        slot_s = profile.slot_time_ms / 1000
+        self._blockhash_life_s = BLOCKHASH_LIFE_BLOCKS * slot_s
+        self._sends = BoundedSemaphore(max_sends_in_flight)
+        self._blockhash = SharedRead(
+            lambda: self._with_failover(lambda rpc: rpc.get_latest_blockhash()), slot_s)
+        self._accounts = AccountBatcher(
+            lambda keys: self._with_failover(lambda rpc: rpc.get_multiple_accounts(keys)))
+        self._confirmations = Confirmations(self._statuses, slot_s)
 
     def on_start(self) -> None:
         _set_endpoint_gauge(self._failover.state.active)
         self.send_later(self._check_interval_s, _PeriodicCheck())
 
     def on_exit(self) -> None:
+        self._confirmations.close()
         self._failover.primary.close()
         if self._failover.backup is not None:
             self._failover.backup.close()
@@ -114,11 +147,11 @@ class LegacyExecutor(SupervisedActor):
         if isinstance(message, ReadSlot):
             return self._serve(lambda rpc: rpc.get_slot())
         if isinstance(message, ReadBlockhash):
-            return self._serve(lambda rpc: rpc.get_latest_blockhash())
+            return self.answer_later(self._blockhash.get)
         if isinstance(message, ReadSignature):
             return self._serve(lambda rpc: _verdict(rpc, message))
         if isinstance(message, ReadTradingState):
-            return self._serve(lambda rpc: self._trading_state(rpc, message))
+            return self.answer_later(lambda: self._trading_state(message))
         if isinstance(message, ReadAccounts):
             return self._serve(lambda rpc: rpc.get_multiple_accounts(list(message.keys)))
         if isinstance(message, PlaceAndTake):
@@ -158,21 +191,33 @@ class LegacyExecutor(SupervisedActor):
         client = self._failover.active()
         return self.answer_later(lambda: self._with_failover(op, client))
 
-    def _with_failover(self, op: Callable[[SolanaRpc], Any], client: SolanaRpc) -> Any:
+    def _with_failover(self, op: Callable[[SolanaRpc], Any],
+                       client: SolanaRpc | None = None) -> Any:
         """Run a read; on a broken endpoint, wait for the check and run it once more."""
         try:
-            return op(client)
+            return op(client if client is not None else self._failover.active())
         except RpcTransportError:
-            check = self.actor_ref.ask(_Recheck(), timeout=CONFIRM_TIMEOUT_S)
-            return op(check.future.get(timeout=2 * CONFIRM_TIMEOUT_S))
+            return op(self._working())
+
+    def _working(self) -> SolanaRpc:
+        """The endpoint the (shared) failover check found answering."""
+        check = self.actor_ref.ask(_Recheck(), timeout=CHECK_TIMEOUT_S)
+        return check.future.get(timeout=2 * CHECK_TIMEOUT_S)
+
+    def _checked_after_failure(self) -> None:
+        """After a failed send: wait for the failover check, whatever it finds (the next
+        attempt goes to the endpoint it leaves active)."""
+        with contextlib.suppress(Exception):
+            self._working()
 
     # --- reads -------------------------------------------------------------------------------
 
-    def _trading_state(self, rpc: SolanaRpc, want: ReadTradingState) -> TradingState:
+    def _trading_state(self, want: ReadTradingState) -> TradingState:
+        """User and market accounts, read in one batch with whatever else is asked now."""
         pid = self._profile.program_id
         user_key = get_user_account_public_key(pid, want.authority, want.sub_account_id)
         market_key = get_perp_market_public_key(pid, want.market_index)
-        slot, (user, market) = rpc.get_multiple_accounts([user_key, market_key])
+        slot, (user, market) = self._accounts.get([user_key, market_key])
         if market is None:
             raise ValueError(f"perp market {want.market_index} has no account on this venue")
         return TradingState(
@@ -184,72 +229,106 @@ class LegacyExecutor(SupervisedActor):
 
     def _place_and_take(self, order: LegacyOrder) -> LegacyResult:
         started = time.monotonic()
-        client = self._failover.active()
+        deadline = started + ORDER_TIMEOUT_S
         want = ReadTradingState(order.authority, order.sub_account_id, order.market_index)
 
         def elapsed() -> int:
             return int((time.monotonic() - started) * 1000)
 
         try:
-            before = self._with_failover(lambda rpc: self._trading_state(rpc, want), client)
+            before = self._trading_state(want)
             if before.user is None:
                 return self._result(order, LegacyResult("failed", error="UserNotFound",
                                                         elapsed_ms=elapsed()))
-            blockhash, last_valid = client.get_latest_blockhash()
-        except (RpcError, RpcTransportError, ValueError) as exc:
+            blockhash, last_valid = self._blockhash.get()
+        except _READ_ERRORS as exc:  # nothing was sent
             return self._result(order, LegacyResult("failed", error=error_label(exc),
                                                     elapsed_ms=elapsed()))
-        direction = 1 if order.direction == LONG else -1
-        limit = order.oracle_price * (10_000 + direction * order.slippage_bps) // 10_000
-        spec = market_order(direction=order.direction, base_asset_amount=order.base_amount,
-                            market_index=order.market_index, oracle_price=order.oracle_price,
-                            auction=AuctionConfig(0, 0, 1), reduce_only=order.reduce_only,
-                            limit_price=limit)
-        built = place_and_take_perp_order_tx(self._profile, order.signer, spec,
+        valid_until = min(deadline, time.monotonic() + self._blockhash_life_s)
+        built = place_and_take_perp_order_tx(self._profile, order.signer, _spec(order),
                                              before.user.raw, blockhash,
                                              authority=order.authority,
                                              sub_account_id=order.sub_account_id)
         if order.before_send is not None:  # the fence: LeaseLost reaches the asker, unsent
             order.before_send(built.signature, last_valid)
         try:
-            sent = send_and_confirm(client, built, last_valid, CONFIRM_TIMEOUT_S)
-        except RpcError as exc:  # refused before broadcast (preflight): known, not sent
+            self._broadcast(built, valid_until)
+        except RpcError as exc:  # refused at preflight, or every send refused: not sent
             return self._result(order, LegacyResult("failed", built.signature,
                                                     error=error_label(exc), elapsed_ms=elapsed()))
-        except RpcTransportError:  # the answer was lost: it may or may not have been sent
-            return self._result(order, LegacyResult("unknown", built.signature,
-                                                    error="send_unanswered", elapsed_ms=elapsed()))
-        return self._result(order, self._settle(order, before, sent, elapsed))
+        verdict = self._confirmations.wait(built.signature, last_valid, deadline)
+        return self._result(order, self._settle(order, before, built.signature, verdict,
+                                                deadline, elapsed))
 
-    def _settle(self, order: LegacyOrder, before: TradingState, sent: SentTx,
-                elapsed: Callable[[], int]) -> LegacyResult:
-        state = sent.verdict.state
-        if state is TxState.PENDING:
-            return LegacyResult("unknown", sent.signature, error="unconfirmed",
+    def _settle(self, order: LegacyOrder, before: TradingState, signature: str,
+                verdict: TxVerdict, deadline: float, elapsed: Callable[[], int]) -> LegacyResult:
+        if verdict.state is TxState.PENDING:
+            return LegacyResult("unknown", signature, error="unconfirmed", elapsed_ms=elapsed())
+        if verdict.state is not TxState.LANDED:
+            return LegacyResult("failed", signature, error=verdict.error or str(verdict.state),
                                 elapsed_ms=elapsed())
-        if state is not TxState.LANDED:
-            return LegacyResult("failed", sent.signature, error=sent.verdict.error or str(state),
-                                elapsed_ms=elapsed())
-        client = self._failover.active()
         want = ReadTradingState(order.authority, order.sub_account_id, order.market_index)
-        after = self._with_failover(lambda rpc: self._trading_state(rpc, want), client)
+        try:
+            after = self._read_until(want, deadline)
+        except _READ_ERRORS:  # it landed; what it filled is for reconciliation to read
+            return LegacyResult("unknown", signature, error="fill_unread", elapsed_ms=elapsed())
         assert before.user is not None and after.user is not None
         fill = fill_from_delta(before.user.perp(order.market_index),
                                after.user.perp(order.market_index))
         filled = abs(fill.base_filled)
         status = ("filled" if filled >= order.base_amount else
                   "partial" if filled > 0 else "not_filled")
-        return LegacyResult(status, sent.signature, filled, fill.avg_price, elapsed_ms=elapsed())
+        return LegacyResult(status, signature, filled, fill.avg_price, elapsed_ms=elapsed())
+
+    def _read_until(self, want: ReadTradingState, until: float) -> TradingState:
+        """A read after a landed transaction: retried with backoff (a 429 is no answer)."""
+        pause = RESEND_FIRST_S
+        while True:
+            try:
+                return self._trading_state(want)
+            except _READ_ERRORS:
+                if time.monotonic() + pause >= until:
+                    raise
+            gevent.sleep(pause)  # the read's backoff, not a wait for things to settle
+            pause = min(RESEND_MAX_S, pause * 2)
 
     def _result(self, order: LegacyOrder, result: LegacyResult) -> LegacyResult:
         symbol = self._profile.market(order.market_index).symbol
         LEGACY_ORDERS.labels(market=symbol, outcome=result.state).inc()
         return result
 
+    def _broadcast(self, built: BuiltTx, until: float) -> None:
+        """Send within the bound on sends in flight, with a failover check after a failure."""
+
+        def attempt() -> None:
+            with self._sends:
+                self._failover.active().send_transaction(built.raw)
+
+        broadcast(attempt, until, recover=self._checked_after_failure)
+
+    def _statuses(self, signatures: list[str]) -> tuple[int, list[SignatureStatus | None]]:
+        """Block height, then the signatures' statuses, from one endpoint (venue.tx_status)."""
+        return self._with_failover(lambda rpc: (rpc.get_block_height(),
+                                                rpc.get_signature_statuses(signatures)))
+
     def _send(self, build: Callable[[Hash], BuiltTx]) -> SentTx:
-        client = self._failover.active()
-        blockhash, last_valid = client.get_latest_blockhash()
-        return send_and_confirm(client, build(blockhash), last_valid, CONFIRM_TIMEOUT_S)
+        started = time.monotonic()
+        deadline = started + SEND_TIMEOUT_S
+        blockhash, last_valid = self._blockhash.get()
+        built = build(blockhash)
+        self._broadcast(built, min(deadline, started + self._blockhash_life_s))
+        verdict = self._confirmations.wait(built.signature, last_valid, deadline)
+        return SentTx(built.signature, verdict, time.monotonic() - started)
+
+
+def _spec(order: LegacyOrder) -> OrderSpec:
+    """A market order taking liquidity at once, limited to the order's slippage."""
+    direction = 1 if order.direction == LONG else -1
+    limit = order.oracle_price * (10_000 + direction * order.slippage_bps) // 10_000
+    return market_order(direction=order.direction, base_asset_amount=order.base_amount,
+                        market_index=order.market_index, oracle_price=order.oracle_price,
+                        auction=AuctionConfig(0, 0, 1), reduce_only=order.reduce_only,
+                        limit_price=limit)
 
 
 def _verdict(rpc: SolanaRpc, want: ReadSignature) -> TxVerdict:

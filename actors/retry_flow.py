@@ -25,6 +25,10 @@ sent: its reconciliation finds the position unmoved and no order that may still 
 sends what is left once. Before anything is resent, an unknown outcome's last Swift order must
 be past its auction (hash-status while it is open), and its last on-chain order must have a
 verdict or an expired blockhash (both recorded by the fence right before they left).
+
+A retry goes on-chain once its trade's Swift is used up or failing only when a fallback is
+allowed (the bot's and SWIFT_FALLBACK_ENABLED); without one it stays on Swift, closes included,
+and ends failed with the bot paused by the system (trading.retry_policy.retry_route).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 from actors.bot_context import ASK_TIMEOUT_S, BASE, PRICE, VENUE_READ_ERRORS, BotContext
 from actors.copies import route_copies, snapshots
 from actors.messages import SLOT_GRACE, IsHealthy, PlacementOf
-from actors.order_exec import OrderOutcome, OrderRequest, execute_order
+from actors.order_exec import OrderOutcome, OrderRequest, execute_order, no_order
 from actors.profit_share import notify_close
 from observability.trading_metrics import SWIFT_RETRIES
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
@@ -72,7 +76,8 @@ from storage.trades import (
     update_trade,
 )
 from trading.alerts import never_stale
-from trading.retry_policy import PRIORITIES, after_failure, priority_for, use_swift_on_retry
+from trading.retry_policy import PRIORITIES, RetryRoute, after_failure, priority_for, retry_route
+from trading.routing import choose_route
 from trading.sizing import MarketRules, PlannedOrder
 from venue.positions import PerpPositionView, UserSnapshot
 from venue.tx_status import TxState
@@ -278,17 +283,18 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
         settle_failed(db, job_id, worker, "remaining size below the minimum order")
         return "failed"
     swift_before = job["swift_attempts"] or 0
-    swift_ok = use_swift_on_retry(swift_before, bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S)),
-                                  ctx.swift_max_retries, ctx.current_flags().retry_with_swift)
     order = PlannedOrder(job["side"], size, job["reduce_only"], "retry",
                          dust=size < rules.min_order_size)
+    route = _retry_route(ctx, bot, order, swift_before)
+    if route.wait:  # no fallback, and Swift is marked unhealthy: a failed attempt, nothing sent
+        return _settle(ctx, bot, job, worker, no_order("swift_unhealthy"), context)
     if not mark_sending(db, job_id, worker, job["claimed_at"], "attempt", swift=False,
                         position_before=held):
         log.warning("retry job was claimed again meanwhile; not sending", extra=context)
         return "lost_claim"
     outcome = execute_order(ctx, OrderRequest(
         bot, job["signal_id"], order, origin, keypair, user, snapshot, snapshot.market.oracle_price,
-        None if swift_ok else False, ticket, swift_attempts_before=swift_before))
+        route.use_swift, ticket, swift_attempts_before=swift_before))
     if (job["reduce_only"] and bot.is_subscriber and outcome.trade_id
             and outcome.status in ("completed", "partial")):
         notify_close(ctx.services, outcome.trade_id, user.perp(bot.market_index),
@@ -296,6 +302,20 @@ def run_retry(ctx: BotContext, job: dict[str, Any], worker: str) -> str:
     if outcome.swift_attempts and outcome.trade_id is not None:
         count_swift_attempt(db, job_id, _swift_error(db, outcome), outcome.swift_attempts)
     return _settle(ctx, bot, job, worker, outcome, context)
+
+
+def _retry_route(ctx: BotContext, bot: Bot, order: PlannedOrder, swift_attempts: int) -> RetryRoute:
+    """How this attempt is sent (trading.retry_policy.retry_route), from the live flags, the
+    bot's fallback setting and Swift's health."""
+    flags = ctx.current_flags()
+    wanted = choose_route(flags, bot_id=bot.id, bot_swift_enabled=bot.swift_enabled,
+                          market=bot.market, swift_healthy=True, dust=order.dust,
+                          critical=order.reduce_only).method == "swift"
+    return retry_route(fallback_allowed=flags.fallback_enabled and bot.swift_fallback_enabled,
+                       swift_wanted=wanted,
+                       swift_healthy=bool(ctx.gateway.ask(IsHealthy(), ASK_TIMEOUT_S)),
+                       swift_attempts=swift_attempts, max_retries=ctx.swift_max_retries,
+                       retry_with_swift=flags.retry_with_swift)
 
 
 def _policy_cap(bot: Bot, held: int, sign: int, oracle_price: int) -> int:

@@ -76,9 +76,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from venue_timing import (
     AlertTiming,
+    Sample,
     StatsPoller,
     fills_since,
     fmt_ms,
+    last_read_before,
     measure,
     median,
     sandbox_pid,
@@ -147,6 +149,24 @@ class SeedPlanIntake(IntakeListener):
 
 
 @dataclass
+class BenchTiming(AlertTiming):
+    """One alert's timing, with the daemon's CPU per order (the load-independent cost)."""
+
+    cpu_ms_to_last_post: float | None = None  # per order, from the alert to the last sub POST
+    cpu_ms_per_order: float | None = None  # per order, from the alert until every copy is final
+
+
+def cpu_ms_per_order(samples: list[Sample], orders: int, until: float | None = None
+                     ) -> float | None:
+    """Daemon CPU from the alert to `until` (wall time; default: every copy final), per order
+    (source + copies): what the trade path costs whatever else the machine runs. CPU is
+    counted in 10 ms ticks, read by the poller every 20 ms."""
+    end = samples[-1] if until is None else last_read_before(samples, until)
+    used = end.cpu_s.get("daemon", 0.0) - samples[0].cpu_s.get("daemon", 0.0)
+    return used * 1000 / orders if orders and len(samples) > 1 else None
+
+
+@dataclass
 class Cohort:
     """A published source bot and its subscribers, with the position the alerts left."""
 
@@ -155,7 +175,7 @@ class Cohort:
     subscribers: set[str]
     position: int = 0
     last_posts: tuple[float, int] = (0.0, 0)  # previous alert: last POST's arrival, POSTs
-    results: dict[str, list[AlertTiming]] = field(default_factory=dict)
+    results: dict[str, list[BenchTiming]] = field(default_factory=dict)
 
 
 class Bench:
@@ -193,7 +213,7 @@ class Bench:
         return Cohort({"bot_id": bot["bot_id"], "secret": bot["webhook_secret"]},
                       creator["agent_public_key"], subscribers)
 
-    def alert(self, cohort: Cohort, measured: bool) -> AlertTiming | None:
+    def alert(self, cohort: Cohort, measured: bool) -> BenchTiming | None:
         """Fire the next alert (open if flat, else close), wait until every copy is final."""
         kind = "open" if cohort.position == 0 else "close"
         if measured:
@@ -220,8 +240,13 @@ class Bench:
         cohort.last_posts = (max(ours, default=0.0), len(ours))
         if not measured:
             return None
-        timing = measure(kind, t0, acked, cohort.source_authority, cohort.subscribers, posts,
-                         fills_since(self.sandbox, t0), poller.samples)
+        seen = measure(kind, t0, acked, cohort.source_authority, cohort.subscribers, posts,
+                       fills_since(self.sandbox, t0), poller.samples)
+        orders, last = len(copies) + 1, seen.last_sub_post_ms
+        timing = BenchTiming(
+            **vars(seen), cpu_ms_per_order=cpu_ms_per_order(poller.samples, orders),
+            cpu_ms_to_last_post=cpu_ms_per_order(
+                poller.samples, orders, None if last is None else t0 + last / 1000))
         timing.stages = self.stages(signal_id, t0, posts, cohort.subscribers)
         return timing
 
@@ -282,7 +307,7 @@ def _funded(wallet: dict[str, Any]) -> None:
         raise RuntimeError(f"sandbox faucet failed: {wallet['faucet_error']}")
 
 
-def describe(t: AlertTiming) -> str:
+def describe(t: BenchTiming) -> str:
     """One run, on one line."""
     methods = ", ".join(f"{m} {n}" for m, n in t.rpc_before_first_sub_post.items()) or "none"
     return (f"{t.kind:<5} ack {t.ack_ms:.0f} | source POST {fmt_ms(t.source_post_ms)},"
@@ -295,7 +320,13 @@ def describe(t: AlertTiming) -> str:
             f"\n      copies (median/last ms): " + ", ".join(
                 f"{k} {a:.0f}/{b:.0f}" for k, (a, b) in t.stages.items())
             + " | CPU busy alert->last sub POST: " + ", ".join(
-                f"{k} {v:.0%}" for k, v in t.cpu_busy.items()))
+                f"{k} {v:.0%}" for k, v in t.cpu_busy.items())
+            + f" | daemon CPU per order: to last sub POST {_fmt_cpu(t.cpu_ms_to_last_post)},"
+            f" until all final {_fmt_cpu(t.cpu_ms_per_order)}")
+
+
+def _fmt_cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
 
 
 def bench_environment() -> dict[str, str]:
@@ -356,8 +387,8 @@ def report(done: list[tuple[int, Cohort]], runs: int, baseline_runs: int) -> Non
           " the client; webhook ack p50 shown per row\n")
     print("subscribers | ack | alert->source POST | ->first sub POST | ->last sub POST"
           " | ->last sub fill | RPC calls (before first sub POST / total) | baseline last sub"
-          " POST | ratio")
-    print("--- | --- | --- | --- | --- | --- | --- | --- | ---")
+          " POST | ratio | daemon CPU per order (to last sub POST / until all final)")
+    print("--- | --- | --- | --- | --- | --- | --- | --- | --- | ---")
     for n, cohort in done:
         ours = cohort.results["ours"]
         base = cohort.results.get("baseline", [])
@@ -370,7 +401,9 @@ def report(done: list[tuple[int, Cohort]], runs: int, baseline_runs: int) -> Non
               f" | {fmt_ms(median(t.source_post_ms for t in ours))}"
               f" | {fmt_ms(median(t.first_sub_post_ms for t in ours))} | {fmt_ms(last)}"
               f" | {fmt_ms(median(t.last_sub_fill_ms for t in ours))}"
-              f" | {rpc_before:.0f} / {rpc_total:.0f} | {fmt_ms(base_last)} | {ratio}")
+              f" | {rpc_before:.0f} / {rpc_total:.0f} | {fmt_ms(base_last)} | {ratio}"
+              f" | {_fmt_cpu(median(t.cpu_ms_to_last_post for t in ours))}"
+              f" / {_fmt_cpu(median(t.cpu_ms_per_order for t in ours))}")
     goals = {100: 250.0, 500: 1000.0}
     print()
     for n, cohort in done:

@@ -9,29 +9,22 @@ over the limit, chunked over it, broken, too slow) the answer closes the connect
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 import gevent
 
+from httpapi import wsgi
 from httpapi.intake_metrics import HTTP_REQUESTS_REFUSED
+from httpapi.wsgi import Response, StartResponse, environ_headers, respond
 from security.errors import BadContentLength, BodyTooLarge
 from security.webhook_auth import bearer_token, check_content_length
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
-            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
-            429: "Too Many Requests", 500: "Internal Server Error",
-            503: "Service Unavailable"}
 MAX_QUERY_FIELDS = 64
 # A refused body announced up to this size is read out, so that the client reads the answer
 # instead of a reset; a larger one closes the connection unread.
@@ -54,23 +47,14 @@ class HttpError(Exception):
         self.close = close
 
 
-@dataclass(frozen=True)
-class Request:
-    """What a handler needs of one HTTP request (no NUL byte in any of its text)."""
-
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    body: bytes
-    params: Mapping[str, str] = field(default_factory=dict)
-    remote_addr: str = ""
+class Request(wsgi.Request):
+    """A request the router let through: no NUL byte in any of its text."""
 
     def json(self) -> Any:
-        """The body parsed as JSON, or HttpError 400."""
+        """The body parsed as JSON (None when empty), or HttpError 400."""
         try:
-            return json.loads(self.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+            return super().json() if self.body else None
+        except ValueError as exc:
             raise HttpError(400, f"body is not valid JSON: {exc}") from None
         except RecursionError:
             raise HttpError(400, "body is not valid JSON: nested too deeply") from None
@@ -78,16 +62,6 @@ class Request:
     def bearer_token(self) -> str:
         """The token of an `Authorization: Bearer ...` header, or an empty string."""
         return bearer_token(self.headers.get("authorization")) or ""
-
-
-@dataclass(frozen=True)
-class Response:
-    """A handler's answer."""
-
-    status: int
-    body: Any
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 Handler = Callable[[Request], Response]
@@ -139,18 +113,10 @@ class Router:
             log.exception("unhandled error in %s %r", environ.get("REQUEST_METHOD"),
                           str(environ.get("PATH_INFO", ""))[:200])
             response = Response(500, {"error": "internal error"})
-        if response.content_type == "application/json":
-            payload = json.dumps(response.body, default=str).encode()
-        else:
-            payload = str(response.body).encode()
-        reason = _REASONS.get(response.status, "")
-        headers = [("Content-Type", response.content_type),
-                   ("Content-Length", str(len(payload))), *response.headers]
-        if close:
-            _abandon_body(environ)
-            headers.append(("Connection", "close"))
-        start_response(f"{response.status} {reason}", headers)
-        return [payload]
+        if not close:
+            return respond(start_response, response)
+        _abandon_body(environ)
+        return respond(start_response, response, ("Connection", "close"))
 
     def _dispatch(self, environ: dict[str, Any]) -> Response:
         method = str(environ.get("REQUEST_METHOD", "")).upper()
@@ -222,10 +188,7 @@ def _path(raw: str) -> str:
 
 
 def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
-    headers = {key[5:].replace("_", "-").lower(): str(value)
-               for key, value in environ.items() if key.startswith("HTTP_")}
-    if "CONTENT_TYPE" in environ:
-        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    headers = environ_headers(environ)
     for name, value in headers.items():
         _no_nul(name + value, "headers")
     return headers

@@ -9,6 +9,12 @@ Swift (Appendix B): a definite refusal the plan marks retryable (429, 503, slot 
 signed again with a fresh slot and sent to Swift again after a short backoff, up to
 SWIFT_MAX_RETRIES_BEFORE_FALLBACK retries; then the order goes legacy. A trade's Swift attempts
 are counted across the order and its retry jobs, so a job whose trade used them up goes legacy.
+
+Without a fallback (the bot's, or SWIFT_FALLBACK_ENABLED off) a retry job never goes on-chain
+because Swift failed it, closes included: each attempt is routed like a new order (so a Swift
+rollback, the bot's Swift off or the other routing reasons still send it on-chain), and while
+Swift is marked unhealthy it waits (a failed attempt, nothing sent); once its attempts are used
+up it is failed and the bot paused, as after any other failure.
 """
 
 from __future__ import annotations
@@ -86,3 +92,23 @@ def use_swift_on_retry(swift_attempts: int, swift_available: bool, max_retries: 
     (SWIFT_RETRY_WITH_SWIFT) and the trade has Swift attempts left."""
     return (swift_available and retry_with_swift
             and swift_attempts < swift_attempts_allowed(max_retries))
+
+
+@dataclass(frozen=True)
+class RetryRoute:
+    """How one retry attempt is sent: `use_swift` for the order (None: routed like a new order,
+    False: on-chain at once), or `wait`: nothing is sent, a failed attempt."""
+
+    use_swift: bool | None
+    wait: bool = False
+
+
+def retry_route(*, fallback_allowed: bool, swift_wanted: bool, swift_healthy: bool,
+                swift_attempts: int, max_retries: int, retry_with_swift: bool) -> RetryRoute:
+    """The route of a retry attempt; `swift_wanted` says whether routing would pick Swift were
+    it healthy. With no fallback allowed, going on-chain because Swift failed would be the very
+    fallback the bot or the operator turned off."""
+    if not fallback_allowed:
+        return RetryRoute(None, wait=swift_wanted and not swift_healthy)
+    swift = use_swift_on_retry(swift_attempts, swift_healthy, max_retries, retry_with_swift)
+    return RetryRoute(None if swift else False)

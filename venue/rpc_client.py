@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import requests
+from gevent.event import AsyncResult, Event
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 
@@ -41,6 +42,7 @@ DEFAULT_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 5.0
 FAILOVER_COOLDOWN_S = 180.0
 _MAX_ACCOUNTS_PER_CALL = 100
+_MAX_SIGNATURES_PER_CALL = 256
 RATE_LIMIT_BUDGET_S = 2.0  # total wait on HTTP 429 answers for one call
 RATE_LIMIT_MAX_WAIT_S = 1.0  # longest single wait, whatever Retry-After says
 RATE_LIMIT_FIRST_WAIT_S = 0.05  # first backoff when there is no Retry-After
@@ -253,16 +255,13 @@ class SolanaRpc:
 
     def get_signature_statuses(self, signatures: Sequence[str], *,
                                search_history: bool = False) -> list[SignatureStatus | None]:
-        """Statuses in the order given (None = unknown to the node)."""
-        result = self.call("getSignatureStatuses",
-                           [list(signatures), {"searchTransactionHistory": search_history}])
+        """Statuses in the order given (None = unknown to the node), 256 per call."""
         out: list[SignatureStatus | None] = []
-        for v in result["value"]:
-            if v is None:
-                out.append(None)
-                continue
-            out.append(SignatureStatus(int(v["slot"]), v.get("confirmations"), v.get("err"),
-                                       v.get("confirmationStatus")))
+        for start in range(0, len(signatures), _MAX_SIGNATURES_PER_CALL):
+            chunk = list(signatures[start:start + _MAX_SIGNATURES_PER_CALL])
+            result = self.call("getSignatureStatuses",
+                               [chunk, {"searchTransactionHistory": search_history}])
+            out.extend(_status(v) for v in result["value"])
         return out
 
     def simulate_transaction(self, tx_bytes: bytes, *, sig_verify: bool = False,
@@ -278,6 +277,13 @@ class SolanaRpc:
                                 value.get("unitsConsumed"), int(result["context"]["slot"]))
 
 
+def _status(value: Any) -> SignatureStatus | None:
+    if value is None:
+        return None
+    return SignatureStatus(int(value["slot"]), value.get("confirmations"), value.get("err"),
+                           value.get("confirmationStatus"))
+
+
 def _rate_limit_wait(response: requests.Response, attempt: int) -> float:
     """Seconds to wait before retrying a 429: Retry-After (delta-seconds) capped at
     RATE_LIMIT_MAX_WAIT_S plus up to 10 % jitter, else a jittered exponential backoff."""
@@ -291,6 +297,92 @@ def _rate_limit_wait(response: requests.Response, attempt: int) -> float:
         return base + random.uniform(0.0, 0.1 * base)
     ceiling = min(RATE_LIMIT_MAX_WAIT_S, RATE_LIMIT_FIRST_WAIT_S * 2 ** attempt)
     return random.uniform(ceiling / 2, ceiling)
+
+
+T = TypeVar("T")
+AccountsRead = tuple[int, list[AccountData | None]]
+
+
+class SharedRead(Generic[T]):
+    """One read answers everyone who asks while it is in flight or within `max_age_s` of its
+    start, so orders sent together cost one call (the latest blockhash, read once a slot).
+
+    For the greenlets of one hub (no locks): the first asker reads, the others wait for it."""
+
+    def __init__(self, read: Callable[[], T], max_age_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._last: tuple[float, T] | None = None  # (when the read started, its value)
+        self._flight: AsyncResult | None = None
+
+    def get(self) -> T:
+        """The shared value, read now unless a fresh enough one is known or on its way."""
+        if self._last is not None and self._clock() - self._last[0] <= self._max_age_s:
+            return self._last[1]
+        if self._flight is not None:
+            return self._flight.get()
+        flight = self._flight = AsyncResult()
+        started = self._clock()
+        try:
+            value = self._read()
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        finally:
+            self._flight = None
+        self._last = (started, value)
+        flight.set(value)
+        return value
+
+
+@dataclass(frozen=True)
+class _AccountsAsk:
+    keys: list[Pubkey]
+    answer: AsyncResult
+
+
+class AccountBatcher:
+    """Account reads asked at once merged into getMultipleAccounts calls: an ask made while a
+    read is in flight joins the next read, so it is answered from a read sent after it was
+    made (never an older one) and N concurrent asks cost a few calls instead of N.
+
+    For the greenlets of one hub (no locks): whoever finds no read in flight reads the queue."""
+
+    def __init__(self, read: Callable[[list[Pubkey]], AccountsRead]) -> None:
+        self._read = read
+        self._queued: list[_AccountsAsk] = []
+        self._flight: Event | None = None
+
+    def get(self, keys: Sequence[Pubkey]) -> AccountsRead:
+        """(the read's context slot, the accounts in the order asked)."""
+        ask = _AccountsAsk(list(keys), AsyncResult())
+        self._queued.append(ask)
+        while not ask.answer.ready():
+            if self._flight is None:
+                self._read_queued()
+            else:
+                self._flight.wait()
+        return ask.answer.get()
+
+    def _read_queued(self) -> None:
+        batch, self._queued = self._queued, []
+        flight = self._flight = Event()
+        try:
+            keys = list(dict.fromkeys(key for ask in batch for key in ask.keys))
+            slot, accounts = self._read(keys)
+            found = dict(zip(keys, accounts, strict=True))
+            for ask in batch:
+                ask.answer.set((slot, [found[key] for key in ask.keys]))
+        except BaseException as exc:
+            for ask in batch:
+                ask.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._flight = None
+            flight.set()
 
 
 class Endpoint(StrEnum):
@@ -407,6 +499,10 @@ def error_label(exc: BaseException) -> str:
         for line in exc.logs:
             if "Error Code:" in line:
                 return line.split("Error Code:")[1].split(".")[0].strip()[:60]
+        if exc.code == 429:  # the provider's rate limit, however it was answered
+            return "rpc_unreachable"
+        if isinstance(exc.data, dict) and isinstance(exc.data.get("err"), str):
+            return exc.data["err"][:60]  # a preflight refusal (BlockhashNotFound, ...)
         return f"rpc_error_{exc.code}"
     if isinstance(exc, RpcTransportError):  # RpcRateLimited included (a transient failure)
         return "rpc_unreachable"

@@ -4,16 +4,19 @@ the SignedMsgUserOrders check (real database, real sandbox over HTTP with faults
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import gevent
+import pytest
 from solders.pubkey import Pubkey
 
 from actors.messages import CurrentFlags
-from storage.retry_queue import JobWaiter
+from storage.retry_queue import JobWaiter, NewJob, enqueue
 from supervision import Status, whereis
 from tests.e2e.stack import WAIT_S, Stack
+from trading.retry_policy import CRITICAL
 from trading.routing import SwiftFlags
 
 
@@ -84,36 +87,82 @@ def test_three_503s_go_legacy_after_the_configured_retries(stack: Stack) -> None
     assert stack.sandbox_stats(bot["agent"]).get("transactions_received", 0) == 1
 
 
-def test_a_bot_without_fallback_retries_on_swift_then_records_the_failure(
-        stack: Stack) -> None:
-    bot = stack.new_bot(max_usd="300")
-    status, opened = run(stack, bot, alert(1))
-    assert status == "done" and opened["execution_method"] == "swift"
+def close_failing_on_swift(stack: Stack, bot: dict[str, Any], status: int
+                           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open a position, turn the bot's fallback off, then close it while Swift refuses every
+    order with `status`: (the close's first trade, its retry job)."""
+    assert run(stack, bot, alert(1))[1]["execution_method"] == "swift"
     stack.cli("bot", "swift", bot["bot_id"], "--on", "--fallback", "off")
-    stack.faults(swift_status=429)  # the edge refuses everything for now
-    status, trade = run(stack, bot, alert(2, "sell", 0))  # the close
-    assert status == "failed"
-    assert (trade["execution_method"], trade["status"], trade["error_message"]) == (
-        "swift", "failed", "rate_limited")
-    assert len(set(submitted(stack, trade["id"]))) == 3
-    assert stack.sandbox_stats(bot["agent"]).get("transactions_received", 0) == 0  # no legacy
-    # a close is retried as a job, which counts every Swift attempt of the trade
+    stack.faults(swift_status=status)
+    signal_id = stack.alert(bot, alert(2, "sell", 0), "application/json").json()["signal_id"]
+    assert stack.wait(signal_id) == {signal_id: "failed"}
+    trade = stack.trades(signal_id)[0]
+    assert (trade["execution_method"], trade["status"]) == ("swift", "failed")
+    assert len(set(submitted(stack, trade["id"]))) == 3  # re-signed and retried on Swift
     (job,) = stack.db.fetchall("SELECT * FROM trade_retry_queue WHERE original_trade_id = %s",
                                (trade["id"],))
     assert job["swift_attempts"] == 3 and job["priority"] == "critical"
-    stack.faults()
+    return trade, job
+
+
+def last_attempt_ends(stack: Stack, job_id: str) -> dict[str, Any]:
+    """Fast-forward a critical retry job to its last attempt (as if nine had failed) and
+    return the job once it has ended."""
+    stack.db.execute("UPDATE trade_retry_queue SET attempts = %s WHERE id = %s",
+                     (CRITICAL.max_attempts - 1, job_id))
     waiter = JobWaiter(stack.env["DATABASE_URL"])
     try:
-        done = waiter.wait(job["id"], ("done", "failed"), WAIT_S)
+        return waiter.wait(job_id, ("done", "failed"), WAIT_S)
     finally:
         waiter.close()
-    assert done["status"] == "done" and done["swift_attempts"] == 3  # its Swift was used up
-    retried = stack.db.fetchone("SELECT * FROM bot_trades WHERE signal_id = %s AND id <> %s",
+
+
+def system_pause(stack: Stack, bot_id: str) -> tuple[str, str]:
+    """(who paused the bot, why) as `bot status` shows it."""
+    (view,) = [v for v in stack.cli("bot", "status")["bots"] if v["id"] == bot_id]
+    assert view["active"] is False
+    return view["paused_by"], view["paused_reason"]
+
+
+@pytest.mark.parametrize("stack", [{"SWIFT_FAILURES_UNHEALTHY": "100"}], indirect=True)
+def test_a_bot_without_fallback_retries_on_swift_then_records_the_failure(
+        stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    trade, job = close_failing_on_swift(stack, bot, 429)  # Swift stays healthy meanwhile
+    held = stack.position(bot["agent"])
+    ended = last_attempt_ends(stack, job["id"])
+    assert (ended["status"], ended["last_error"]) == ("failed", "rate_limited")
+    assert ended["swift_attempts"] > 3  # its Swift was used up, and it went to Swift again
+    retried = stack.db.fetchall("SELECT execution_method, status, error_message FROM bot_trades"
+                                " WHERE signal_id = %s AND id <> %s",
                                 (trade["signal_id"], trade["id"]))
-    assert retried is not None
-    assert (retried["execution_method"], retried["fallback_reason"]) == (
-        "legacy", "swift_not_requested")
+    assert retried and all(r == {"execution_method": "swift", "status": "failed",
+                                 "error_message": "rate_limited"} for r in retried)
+    assert stack.sandbox_stats(bot["agent"]).get("transactions_received", 0) == 0  # no legacy
+    assert stack.position(bot["agent"]) == held  # the failure is loud: recorded, bot paused
+    assert [t["status"] for t in stack.story(trade["signal_id"])["trades"]] == [
+        "failed"] * (1 + len(retried))
+    paused_by, reason = system_pause(stack, bot["bot_id"])
+    assert paused_by == "system" and reason.startswith("retry gave up after")
+    assert reason.endswith(": rate_limited")
+    stack.faults()  # a system pause lets the bot's closes through: the next one ends the risk
+    status, closed = run(stack, bot, alert(3, "sell", 0))
+    assert (status, closed["execution_method"]) == ("done", "swift")
     assert stack.position(bot["agent"]) == 0
+
+
+def test_without_fallback_a_retry_waits_for_an_unhealthy_swift_instead_of_going_on_chain(
+        stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    # three failed POSTs in a row mark Swift unhealthy (for 30 s at least)
+    trade, job = close_failing_on_swift(stack, bot, 503)
+    held = stack.position(bot["agent"])
+    ended = last_attempt_ends(stack, job["id"])
+    assert (ended["status"], ended["last_error"]) == ("failed", "swift_unhealthy")
+    assert ended["swift_attempts"] == 3 and len(stack.trades(trade["signal_id"])) == 1
+    assert stack.orders_reaching_sandbox(bot["agent"]) == 1  # the open: nothing on-chain
+    assert stack.position(bot["agent"]) == held
+    assert system_pause(stack, bot["bot_id"])[0] == "system"
 
 
 # --- live flags --------------------------------------------------------------------------------
@@ -168,6 +217,29 @@ def test_fallback_off_globally_records_the_swift_failure(stack: Stack) -> None:
     assert (trade["execution_method"], trade["status"], trade["error_message"]) == (
         "swift", "failed", "unavailable")
     assert stack.orders_reaching_sandbox(bot["agent"]) == 0
+
+
+def test_with_fallback_off_globally_a_job_whose_swift_is_used_up_stays_on_swift(
+        stack: Stack) -> None:
+    bot = stack.new_bot(max_usd="300")
+    stack.cli("flags", "set", "SWIFT_FALLBACK_ENABLED", "off")
+    flags_applied(stack, fallback_enabled=False)
+    # the first attempt and SWIFT_MAX_RETRIES_BEFORE_FALLBACK=2 retries: with a fallback
+    # allowed, this job would go on-chain (tests/e2e/test_retries.py)
+    job_id = enqueue(stack.db, NewJob(bot_id=bot["bot_id"], wallet_address=bot["wallet"],
+                                      market="SOL-PERP", side="long", size=Decimal(1),
+                                      reduce_only=False, priority="normal", max_attempts=5,
+                                      swift_attempts=3),
+                     ring=stack.services.ring)
+    waiter = JobWaiter(stack.env["DATABASE_URL"])
+    try:
+        assert waiter.wait(job_id, ("done", "failed"), WAIT_S)["status"] == "done"
+    finally:
+        waiter.close()
+    (trade,) = stack.db.fetchall("SELECT * FROM bot_trades WHERE trading_bot_id = %s",
+                                 (bot["bot_id"],))
+    assert (trade["execution_method"], trade["status"]) == ("swift", "completed")
+    assert stack.sandbox_stats(bot["agent"]).get("transactions_received", 0) == 0
 
 
 # --- SignedMsgUserOrders ------------------------------------------------------------------------

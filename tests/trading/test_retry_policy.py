@@ -7,9 +7,11 @@ import pytest
 from trading.retry_policy import (
     CRITICAL,
     NORMAL,
+    RetryRoute,
     after_failure,
     backoff_s,
     priority_for,
+    retry_route,
     swift_attempts_allowed,
     swift_retry_delay_s,
     use_swift_on_retry,
@@ -51,6 +53,28 @@ def test_a_trade_gets_the_first_swift_attempt_and_the_configured_retries() -> No
     assert not use_swift_on_retry(0, False, 2)  # Swift unavailable
     assert not use_swift_on_retry(0, True, 2, retry_with_swift=False)  # retries go legacy
     assert not use_swift_on_retry(1, True, 0)
+
+
+def _route(fallback: bool, wanted: bool = True, healthy: bool = True, attempts: int = 0,
+           retry_with_swift: bool = True) -> RetryRoute:
+    return retry_route(fallback_allowed=fallback, swift_wanted=wanted, swift_healthy=healthy,
+                       swift_attempts=attempts, max_retries=2, retry_with_swift=retry_with_swift)
+
+
+def test_with_a_fallback_a_retry_goes_on_chain_once_swift_is_used_up_or_failing() -> None:
+    assert _route(True) == RetryRoute(None)  # routed like a new order: Swift first
+    assert _route(True, attempts=3) == RetryRoute(False)
+    assert _route(True, healthy=False) == RetryRoute(False)
+    assert _route(True, retry_with_swift=False) == RetryRoute(False)
+
+
+def test_without_a_fallback_a_retry_never_goes_on_chain_because_swift_failed() -> None:
+    for attempts, retry_with_swift in ((3, True), (9, True), (0, False)):
+        assert _route(False, attempts=attempts, retry_with_swift=retry_with_swift) == \
+            RetryRoute(None)
+    assert _route(False, healthy=False) == RetryRoute(None, wait=True)  # nothing is sent
+    # routing that sends any order on-chain (a rollback, the bot's Swift off) still applies
+    assert _route(False, wanted=False, healthy=False) == RetryRoute(None)
 
 
 def test_swift_retries_of_one_order_back_off_briefly_with_jitter() -> None:
