@@ -52,6 +52,7 @@ from storage.retry_queue import SETTLED_CHANNEL
 from storage.signals import FINAL_STATUSES, FINISHED_CHANNEL
 from tests.daemon import Daemon
 from tests.e2e.stack import environment
+from tests.venue_view import orders_received, position
 
 T = TypeVar("T")
 
@@ -140,19 +141,12 @@ class Crash:
                 for agent in self.fleet.agents}
 
     def orders_at_venue(self, agent: str) -> int:
-        """Swift orders plus transactions the sandbox received from this agent, but for its
-        withdrawals (a subscriber's profit-share payment is a withdrawal, not an order)."""
-        stats = requests.get(f"{self.sandbox.url}/sandbox/stats", timeout=5).json()
-        mine = stats["by_authority"].get(agent, {})
-        return (mine.get("swift_orders_received", 0) + mine.get("transactions_received", 0)
-                - mine.get("withdrawals", 0))
+        """Orders the sandbox received from this agent (tests.venue_view)."""
+        return orders_received(self.sandbox.url, agent)
 
     def position(self, agent: str) -> int:
         """The agent's SOL-PERP base position at the sandbox (0 when none)."""
-        user = requests.get(f"{self.sandbox.url}/sandbox/user", params={"authority": agent},
-                            timeout=5).json()
-        return sum(int(p["base_asset_amount"]) for p in user["positions"]
-                   if p["market_index"] == 0)
+        return position(self.sandbox.url, agent)
 
     def until(self, check: Callable[[], T | None], what: str) -> T:
         """`check()` again at every slot of the sandbox until it returns something other than

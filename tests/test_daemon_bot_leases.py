@@ -18,6 +18,7 @@ import requests
 from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
 from tests.daemon import ROOT, Daemon, cli_json
+from tests.venue_view import orders_received
 
 LEASE_TTL_S = "6"
 WAIT_S = 60.0
@@ -43,12 +44,6 @@ def alert(daemon: Daemon, bot: dict[str, Any], position: int) -> str:
     return answer.json()["signal_id"]
 
 
-def orders_at_venue(sandbox: SandboxServer, agent: str) -> int:
-    counters = requests.get(f"{sandbox.url}/sandbox/stats", timeout=5).json()["by_authority"]
-    mine = counters.get(agent, {})
-    return mine.get("swift_orders_received", 0) + mine.get("transactions_received", 0)
-
-
 def test_one_holder_per_bot_across_two_daemons(database_url: str, tmp_path: Path,
                                                sandbox: SandboxServer) -> None:
     key = tmp_path / "server.key"
@@ -72,7 +67,7 @@ def test_one_holder_per_bot_across_two_daemons(database_url: str, tmp_path: Path
         # an alert the second daemon accepts runs once, in the holder
         closed = alert(second, bot, 0)
         assert waiter.wait([closed], WAIT_S) == {closed: "done"}
-        assert orders_at_venue(sandbox, wallet["agent_public_key"]) == 2
+        assert orders_received(sandbox.url, wallet["agent_public_key"]) == 2
         assert closed in first.log() and "swift order" not in second.log()
 
         # one daemon per state directory
@@ -88,7 +83,7 @@ def test_one_holder_per_bot_across_two_daemons(database_url: str, tmp_path: Path
         first.wait_exit()
         reopened = alert(second, bot, -1)
         assert waiter.wait([reopened], WAIT_S) == {reopened: "done"}
-        assert orders_at_venue(sandbox, wallet["agent_public_key"]) == 3
+        assert orders_received(sandbox.url, wallet["agent_public_key"]) == 3
         assert "no bot is held by another daemon" in second.log()
         assert second.log().count(HELD_ELSEWHERE) == 1
     finally:

@@ -1,6 +1,7 @@
 """A node of worker processes on one database: bots spread over the workers, a worker killed -9
-moves its bots to the others within the lease TTL with no order lost or doubled, and a worker
-stopped past its TTL sends nothing for the bots it lost.
+moves its bots to the others within the lease TTL with no order lost or doubled (alerts, and a
+copy-trading fan-out whose orders were on the wire), and a worker stopped past its TTL sends
+nothing for the bots it lost.
 
 The node (`run`, WORKERS=2) and a third worker (`run --role worker`, as on another machine)
 share one database and one sandbox; orders are counted at the sandbox, per agent.
@@ -33,8 +34,11 @@ from storage.notify import Listener
 from storage.signals import SignalWaiter
 from tests.daemon import Daemon
 from tests.e2e.stack import environment
+from tests.venue_view import counters, orders_received, position
 
 BOTS = 50
+SUBSCRIBERS = 11
+HOLD_MS = 2500  # Swift latency that keeps every order on the wire while a worker is killed
 LEASE_TTL_S = 6.0
 WAIT_S = 120.0
 TEMPLATE = "order {side} @ 1 filled on SOLUSD. New strategy position is {position}"
@@ -75,22 +79,21 @@ def holders(db: Database) -> dict[str, list[str]]:
     return held
 
 
-def spread(db: Database, workers: int) -> dict[str, list[str]] | None:
+def spread(db: Database, workers: int, bots: int = BOTS) -> dict[str, list[str]] | None:
     """The leases once every bot is held and each of `workers` holds its fair share."""
     held = holders(db)
-    share = math.ceil(BOTS / workers)
-    sizes = sorted(len(bots) for bots in held.values())
-    if len(held) == workers and sum(sizes) == BOTS and sizes[-1] <= share \
-            and sizes[0] >= BOTS - share * (workers - 1):
+    share = math.ceil(bots / workers)
+    sizes = sorted(len(held_bots) for held_bots in held.values())
+    if len(held) == workers and sum(sizes) == bots and sizes[-1] <= share \
+            and sizes[0] >= bots - share * (workers - 1):
         return held
     return None
 
 
 def orders(sandbox: SandboxServer) -> dict[str, int]:
     """Orders (Swift and on-chain) the sandbox received, per agent."""
-    by_authority = requests.get(f"{sandbox.url}/sandbox/stats", timeout=5).json()["by_authority"]
-    return {agent: c.get("swift_orders_received", 0) + c.get("transactions_received", 0)
-            for agent, c in by_authority.items()}
+    seen = counters(sandbox.url)
+    return {agent: orders_received(sandbox.url, agent, seen) for agent in seen}
 
 
 def alert(node: Daemon, bot: dict[str, Any], position: int) -> str:
@@ -198,3 +201,87 @@ def test_workers_share_the_bots_and_take_over_a_dead_one(database_url: str, tmp_
         db.close()
         remote.stop()
         node.stop()
+
+
+def test_a_fanout_loses_and_doubles_nothing_when_a_worker_dies_mid_flight(
+        database_url: str, tmp_path: Path, sandbox: SandboxServer) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(secrets.token_bytes(32))
+    key.chmod(0o600)
+    env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
+           "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "workers" * 5,
+           "BOT_LEASE_TTL_S": str(LEASE_TTL_S), "AUCTION_DURATION_SLOTS": "60",
+           "RETRY_LEASE_S": "4", "RETRY_TICK_MS": "200"}
+    node = Daemon({**env, "WORKERS": "2"}).start()
+    remote = Daemon(env).start("--role", "worker")
+    db = Database(database_url, size=2)
+    waiter = SignalWaiter(database_url)
+    try:
+        cli_env = {**os.environ, **node.env}
+        creator = cli(cli_env, "wallet", "create", "--fund", "1000")
+        source = cli(cli_env, "bot", "create", "--wallet", creator["wallet"], "--market",
+                     "SOL-PERP", "--leverage", "5", "--max-position-usd", "300")
+        cli(cli_env, "bot", "publish", source["bot_id"], "--profit-share-percent", "10")
+        agents = {source["bot_id"]: creator["agent_public_key"]}
+        for _ in range(SUBSCRIBERS):
+            wallet = cli(cli_env, "wallet", "create", "--fund", "1000")
+            sub = cli(cli_env, "bot", "subscribe", "--wallet", wallet["wallet"], "--to",
+                      source["bot_id"], "--capital-usd", "200")
+            agents[sub["subscriber_bot_id"]] = wallet["agent_public_key"]
+        bots = len(agents)
+        held = eventually(db, lambda: spread(db, 3, bots), "the fleet spread over 3 workers")
+        remote_holder = (Path(remote.env["STATE_DIR"]) / "holder_id").read_text().strip()
+
+        # every order on the wire (Swift answers held), then the remote worker dies
+        requests.post(f"{sandbox.url}/sandbox/faults", json={"swift_latency_ms": HOLD_MS},
+                      timeout=5).raise_for_status()
+        signal_id = alert(node, {"bot_id": source["bot_id"], "secret": source["webhook_secret"]},
+                          1)
+        until(sandbox, lambda: pending_everywhere(db, signal_id, bots), "every trade on the wire")
+        remote.kill()
+        requests.post(f"{sandbox.url}/sandbox/faults", json={"clear": True},
+                      timeout=5).raise_for_status()
+
+        # the node's workers take the dead one's bots and settle them: one order per bot
+        family = [r["id"] for r in db.fetchall(
+            "SELECT id FROM webhook_signals WHERE id = %(id)s OR parent_signal_id = %(id)s",
+            {"id": signal_id})]
+        assert len(family) == bots
+        waiter.wait(family, WAIT_S)
+        until(sandbox, lambda: settled(db, agents, sandbox), "every bot long, no job open")
+        assert remote_holder not in holders(db) and held[remote_holder]
+        seen = counters(sandbox.url)
+        assert {a: orders_received(sandbox.url, a, seen) for a in agents.values()} == {
+            a: 1 for a in agents.values()}
+    finally:
+        waiter.close()
+        db.close()
+        remote.stop()
+        node.stop()
+
+
+def until(sandbox: SandboxServer, check: Callable[[], Any], what: str) -> Any:
+    """`check()` again at every sandbox slot until it answers something truthy."""
+    clock = sandbox.exchange.clock
+    deadline = time.monotonic() + WAIT_S
+    while not (answer := check()):
+        assert time.monotonic() < deadline, f"not within {WAIT_S:g} s: {what}"
+        clock.wait_for_slot(clock.slot + 1, WAIT_S)
+    return answer
+
+
+def pending_everywhere(db: Database, signal_id: str, bots: int) -> bool:
+    """Every bot of the fan-out has its trade row written and no outcome yet."""
+    row = db.fetchone(
+        "SELECT count(*) FILTER (WHERE t.status = 'pending') AS pending FROM bot_trades t"
+        " JOIN webhook_signals s ON s.id = t.signal_id"
+        " WHERE s.id = %(id)s OR s.parent_signal_id = %(id)s", {"id": signal_id})
+    return row is not None and row["pending"] == bots
+
+
+def settled(db: Database, agents: dict[str, str], sandbox: SandboxServer) -> bool:
+    """Every bot holds a long at the venue and no retry job is open."""
+    open_jobs = db.fetchone("SELECT count(*) AS n FROM trade_retry_queue WHERE status <> 'done'"
+                            " AND status <> 'failed'")
+    return open_jobs is not None and open_jobs["n"] == 0 and all(
+        position(sandbox.url, agent) > 0 for agent in agents.values())

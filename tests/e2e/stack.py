@@ -33,6 +33,7 @@ from storage.migrations import migrate
 from storage.signals import SignalWaiter
 from supervision import Link, Ready, Supervisor, start_linked, whereis
 from tests.daemon import free_port
+from tests.venue_view import counters, orders_received, position
 from venue.profiles import load_profile
 
 ADMIN = "e2e-admin-token-xxxxxxxxxxxxxxxx"
@@ -150,24 +151,16 @@ class Stack:
 
     def position(self, agent: str, market_index: int = 0) -> int:
         """The agent's base position at the sandbox (1e9)."""
-        user = requests.get(f"{self.sandbox.url}/sandbox/user", params={"authority": agent},
-                            timeout=5).json()
-        for position in user.get("positions", []):
-            if position["market_index"] == market_index:
-                return int(position["base_asset_amount"])
-        return 0
+        return position(self.sandbox.url, agent, market_index)
 
     def sandbox_stats(self, agent: str) -> dict[str, int]:
         """The sandbox's counters for one authority (swift_orders_received, ...)."""
-        stats = requests.get(f"{self.sandbox.url}/sandbox/stats", timeout=5).json()
-        return stats["by_authority"].get(agent, {})
+        return counters(self.sandbox.url).get(agent, {})
 
     def orders_reaching_sandbox(self, agent: str) -> int:
-        """Swift orders plus transactions the sandbox received from this authority (the
-        faucet sends none, so for a bot's agent these are its orders)."""
-        counters = self.sandbox_stats(agent)
-        return counters.get("swift_orders_received", 0) + counters.get(
-            "transactions_received", 0)
+        """Swift orders plus transactions the sandbox received from this authority (its
+        withdrawals aside: tests.venue_view)."""
+        return orders_received(self.sandbox.url, agent)
 
     def faults(self, **faults: Any) -> None:
         """Set sandbox faults (clearing earlier ones first)."""
