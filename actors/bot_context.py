@@ -22,12 +22,7 @@ from actors.messages import CurrentFlags, Sending
 from actors.services import NamedActor, Services
 from actors.venue_state import VenueStateClient
 from security.log_redaction import register_agent_keypair
-from security.signing_keys import (
-    legacy_path_on,
-    open_bot_signing_key,
-    signing_refusal,
-    watch_grants,
-)
+from security.signing_keys import legacy_path_on, open_bot_signing_key, watch_grants
 from storage.bots import Bot
 from storage.ops_views import pause_bot
 from trading.routing import SwiftFlags
@@ -61,7 +56,7 @@ class BotContext:
     swift_max_retries: int
     budget_s: float
     slippage_bps: int
-    snapshot_max_age_slots: int
+    auction_slots: int  # the Swift auction: what each order has left to trade once it leaves
     unknown_settle_s: float
     venue: VenueStateClient
     gateway: NamedActor
@@ -75,6 +70,8 @@ class BotContext:
     @classmethod
     def create(cls, bot_id: str, services: Services) -> BotContext:
         """The context of bot `bot_id` from the daemon's settings."""
+        from actors.tree import auction_slots  # the tree imports every actor's module
+
         s = services.settings
         watch_grants(services.db)  # the grant gauges read this daemon's database at scrape
         return cls(
@@ -83,7 +80,7 @@ class BotContext:
             swift_max_retries=s["SWIFT_MAX_RETRIES_BEFORE_FALLBACK"],
             budget_s=s["EXECUTION_BUDGET_MS"] / 1000,
             slippage_bps=s["LEGACY_SLIPPAGE_BPS"],
-            snapshot_max_age_slots=s["SNAPSHOT_MAX_AGE_SLOTS"],
+            auction_slots=auction_slots(services),
             # an order of unknown fate is checked only after it can no longer trade: past a
             # Swift auction and a blockhash's life, which RETRY_LEASE_S is set to outlast
             unknown_settle_s=s["RETRY_LEASE_S"],
@@ -115,12 +112,6 @@ class BotContext:
             register_agent_keypair(secret)  # no later log line can carry it, nor its seed
             self._keypair = Keypair.from_bytes(secret)
         return self._keypair
-
-    def signing_refusal(self, bot: Bot, origin: str) -> str | None:
-        """The trigger points' pre-decryption check: why this bot cannot sign now, or None."""
-        return signing_refusal(self.services.db, bot.id,
-                               legacy_allowed=legacy_path_on(self.services.settings),
-                               origin=origin)
 
     def sending(self, authority: Pubkey, sub_account_id: int) -> None:
         """An order is about to leave: reads of this account made before now are stale."""

@@ -2,9 +2,12 @@
 
 The source signal's snapshot (slot, chain time, oracle, size rules) is stored with it and on
 every copy, in the same transaction that creates the copies, before the source sends anything:
-subscribers run in parallel with the source, and a copy run later (after a restart, in another
-process) still trades against the snapshot the alert was priced at, unless that snapshot is too
-old to be placed: then it takes a fresh one and keeps the first as its reference price.
+subscribers run in parallel with the source, and every copy, however long the fan-out lasts and
+in whichever process it runs, is sized and signed against that one snapshot, its auction
+lengthened by the snapshot's age (`swift_gateway.auction_slots_for`), for as long as a signed
+auction can reach back to its slot (255 slots, ~100 s). A copy that runs later than that
+(behind a long backlog, after a restart) takes a fresh snapshot and keeps the first as its
+reference price.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from solders.pubkey import Pubkey
 from actors.bot_context import BotContext
 from actors.messages import CopyTarget, RouteCopies
 from actors.services import NamedActor
+from actors.swift_gateway import auction_slots_for
 from storage.bots import Bot
 from storage.signals import copy_to_subscribers
 from venue.snapshot import MarketSnapshot
@@ -32,7 +36,7 @@ def snapshots(ctx: BotContext, bot: Bot, row: dict[str, Any]) -> tuple[MarketSna
         fresh = ctx.venue.snapshot(bot.market_index)
         return fresh, fresh
     reference = MarketSnapshot.from_json(stored)
-    if reference.slots_behind(ctx.venue.now()) <= ctx.snapshot_max_age_slots:
+    if auction_slots_for(reference, ctx.venue.now(), ctx.auction_slots) is not None:
         return reference, reference
     return ctx.venue.snapshot(bot.market_index), reference
 

@@ -366,7 +366,8 @@ class ExecutorClient:
         return self._ask(ReadAccounts(keys), self._timeout_s)
 
     def latest_blockhash(self) -> tuple[Hash, int]:
-        """A fresh blockhash and the last block height at which a tx using it can land."""
+        """The latest blockhash (read at most once a slot) and the last block height at which
+        a transaction using it can land."""
         return self._ask(ReadBlockhash(), self._timeout_s)
 
     def verdict(self, signature: str, last_valid_block_height: int) -> TxVerdict:

@@ -1,20 +1,22 @@
 """One claimed signal of one bot: snapshot, copies for subscribers, trigger point, orders.
 
-A source signal takes the market snapshot (one read per market per slot, shared) and creates
-its subscriber copies with that snapshot in one transaction, then hands them to the fan-out
-*before* its own order: subscribers trade in parallel with the source, whatever its outcome.
-A copy trades against the source's snapshot; a copy that runs later than the snapshot can be
-placed (after a restart, or behind its bot's previous signal) takes a fresh one, and a
-subscription's maximum deviation from the source's reference price is checked against it.
+The claimed row carries the bot as it is now (storage.signals.claim_next). A source signal
+takes the market snapshot (one read per market per slot, shared) and creates its subscriber
+copies with that snapshot in one transaction, then hands them to the fan-out *before* its own
+order: subscribers trade in parallel with the source, whatever its outcome. A copy trades
+against the source's snapshot; a copy that runs later than the snapshot can be placed (after a
+restart, or behind its bot's previous signal) takes a fresh one, and a subscription's maximum
+deviation from the source's reference price is checked against it.
 
 Then the seed plan's early trigger points (bot paused, execution authorization disabled or
 expired) skip the bot's own orders (a bot the system paused still sends its reduce-only
-closes). The authorization check is security.signing_keys' (issue 13): a V3 bot runs only on an
-unexpired, unrevoked grant, a legacy bot only while LEGACY_KEY_PATH=on; a flatten skips no
-pause but fails (recorded, counted) when its bot cannot sign, since a flatten never falls back
-to the server key either. Otherwise orders are sized from the snapshot and the bot's
-User account (batched and cached by VenueState) and executed one after the other (a flip's open
-is sized from the account its close left).
+closes). The authorization check is security.signing_keys' (issue 13), made once per signal by
+opening the bot's key through its one opener, which refuses from the grant's rows before it
+decrypts anything: a V3 bot runs only on an unexpired, unrevoked grant, a legacy bot only while
+LEGACY_KEY_PATH=on; a flatten skips no pause but fails (recorded, counted) when its bot cannot
+sign, since a flatten never falls back to the server key either. Otherwise orders are sized
+from the snapshot and the bot's User account (batched and cached by VenueState) and executed
+one after the other (a flip's open is sized from the account its close left).
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from solders.keypair import Keypair
+
 from actors.bot_context import PRICE, VENUE_READ_ERRORS, BotContext
 from actors.copies import route_copies, snapshots
 from actors.order_exec import OrderOutcome, OrderRequest, execute_order, no_order
 from actors.profit_share import notify_close
 from actors.retry_flow import queue_retry
+from actors.swift_gateway import auction_slots_for
 from security.emergency_stop import FlattenTicket, OrderOrigin
 from security.signing_keys import SigningRefused
 from storage.bot_leases import LeaseLost
-from storage.bots import Bot, get_bot
+from storage.bots import Bot
 from storage.signals import finish_signal, requeue_signal, signal_age_s
 from trading.alerts import Signal
 from trading.collateral import free_collateral_usd
@@ -66,35 +71,37 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
     db = ctx.services.db
     signal_id = row["id"]
     context = {"signal_id": signal_id, "bot_id": ctx.bot_id}
-    bot = get_bot(db, ctx.bot_id)
+    bot: Bot | None = row["bot"]
     assert bot is not None
     try:
         snapshot, reference = snapshots(ctx, bot, row)
     except VENUE_READ_ERRORS as exc:  # nothing was sent and nothing routed: wait in order
-        return _wait_for_venue(ctx, row, [no_order(f"venue_unreachable: {type(exc).__name__}")])
+        return _wait_for_venue(ctx, row, [_unreachable(exc)])
     if row["source"] == "webhook":
         route_copies(ctx, row, reference)
     if row["source"] == "flatten":  # no pause stops a flatten; a missing grant does
-        refused = ctx.signing_refusal(bot, "flatten")
-        if refused is not None:
-            finish_signal(db, signal_id, "failed", {"trigger": refused}, refused)
+        signer = _signer(ctx, bot, "flatten")
+        if isinstance(signer, str):
+            finish_signal(db, signal_id, "failed", {"trigger": signer}, signer)
             log.error("flatten cannot sign: %s (the position stays open until the owner"
-                      " authorizes the bot again)", refused, extra=context)
+                      " authorizes the bot again)", signer, extra=context)
             return False
-        skip = None
     else:
-        skip = trigger_point(ctx, bot, signing_origin(row))
-    if skip is not None:
-        finish_signal(db, signal_id, "skipped", {"trigger": skip}, skip)
-        log.info("signal skipped: %s", skip, extra=context)
+        signer = trigger_point(ctx, bot, signing_origin(row))
+    if isinstance(signer, str):
+        finish_signal(db, signal_id, "skipped", {"trigger": signer}, signer)
+        log.info("signal skipped: %s", signer, extra=context)
         return False
-    deviation = _deviation_refusal(row, snapshot, reference)
+    try:
+        deviation = _deviation_refusal(ctx, bot, row, reference)
+    except VENUE_READ_ERRORS as exc:  # nothing was sent: wait in order
+        return _wait_for_venue(ctx, row, [_unreachable(exc)])
     if deviation is not None:
         finish_signal(db, signal_id, "skipped", {"trigger": "price_deviation"}, deviation)
         log.info("copy skipped: %s", deviation, extra=context)
         return False
     try:
-        outcomes = execute_signal(ctx, bot, row, snapshot, reference)
+        outcomes = execute_signal(ctx, bot, row, signer, snapshot, reference)
     except LeaseLost:  # another process holds the bot now: it settles the signal
         raise
     except Exception:
@@ -119,6 +126,10 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
     return False
 
 
+def _unreachable(exc: BaseException) -> OrderOutcome:
+    return no_order(f"venue_unreachable: {type(exc).__name__}")
+
+
 def _wait_for_venue(ctx: BotContext, row: dict[str, Any], outcomes: list[OrderOutcome]) -> bool:
     db = ctx.services.db
     if signal_age_s(db, row["id"]) < VENUE_WAIT_S:
@@ -135,8 +146,9 @@ def _outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
     return {k: v for k, v in outcome.__dict__.items() if k != "user_after"}
 
 
-def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook") -> str | None:
-    """The plan's early exits: paused, auth disabled, auth expired, legacy path off.
+def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook") -> Keypair | str:
+    """The plan's early exits as their reason (paused, auth disabled, auth expired, legacy path
+    off), else the key the bot signs this signal with.
 
     A bot the system paused (retries exhausted, an open it cannot afford) goes on: its plan
     keeps only reduce-only orders (`closes_only`), so the close that ends its risk is never
@@ -144,7 +156,16 @@ def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook") -> str | N
     """
     if not bot.is_active and not bot.closes_only:
         return "bot_paused"
-    return ctx.signing_refusal(bot, origin)  # before any decryption; counted when refused
+    return _signer(ctx, bot, origin)
+
+
+def _signer(ctx: BotContext, bot: Bot, origin: str) -> Keypair | str:
+    """The bot's key, or why it may not sign now (counted): one read of its grant per signal,
+    and a refused grant is refused from its rows, before any decryption."""
+    try:
+        return ctx.keypair(bot, origin)
+    except SigningRefused as exc:
+        return exc.reason
 
 
 def closes_only(bot: Bot, plan: SizingPlan) -> SizingPlan:
@@ -157,35 +178,33 @@ def closes_only(bot: Bot, plan: SizingPlan) -> SizingPlan:
                       f"paused by the system ({bot.paused_reason}): only closes run")
 
 
-def _deviation_refusal(row: dict[str, Any], snapshot: MarketSnapshot,
+def _deviation_refusal(ctx: BotContext, bot: Bot, row: dict[str, Any],
                        reference: MarketSnapshot) -> str | None:
-    """An opening copy whose market moved further from the source's price than its subscription
-    allows. Copies that reduce, close or flip always trade: skipping one would leave the
-    subscriber holding a position the creator has left."""
+    """An opening copy whose market (as read now: one read per market per slot, shared) moved
+    further from the source's price than its subscription allows. Copies that reduce, close or
+    flip always trade: skipping one would leave the subscriber holding a position the creator
+    has left."""
     parsed = row.get("parsed") or {}
     limit = parsed.get("max_deviation_bps")
     if row["source"] != "fanout" or not limit or parsed.get("kind") not in ("open", "increase"):
         return None
-    ref, now = reference.market.oracle_price, snapshot.market.oracle_price
+    ref = reference.market.oracle_price
+    now = ctx.venue.snapshot(bot.market_index).market.oracle_price
     moved = abs(now - ref) * 10_000 / ref
     if moved <= float(limit):
         return None
     return f"price moved {moved:.1f} bps from the source's {ref / 1e6} (limit {limit} bps)"
 
 
-def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], snapshot: MarketSnapshot,
-                   reference: MarketSnapshot) -> list[OrderOutcome]:
+def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], keypair: Keypair,
+                   snapshot: MarketSnapshot, reference: MarketSnapshot) -> list[OrderOutcome]:
     """Size the signal's orders and run them one after the other."""
     parsed = row["parsed"] or {}
     signal = Signal.from_dict(parsed)
-    try:  # the grant is read again here: a revocation since the trigger point still holds
-        keypair = ctx.keypair(bot, signing_origin(row))
-    except SigningRefused as exc:  # nothing signed: a failed signal with its reason
-        return [no_order(f"signing_refused: {exc.reason}")]
     try:
         user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)
     except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed signal, not a crash
-        return [no_order(f"venue_unreachable: {type(exc).__name__}")]
+        return [_unreachable(exc)]
     if user is None:
         return [no_order("venue_user_missing")]
     limits = BotLimits(bot.leverage, bot.max_position_size)
@@ -201,7 +220,7 @@ def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], snapshot: Mar
     outcomes: list[OrderOutcome] = []
     for order in plan.orders:
         if order.purpose == "flip_open":  # size the open from the account the close left
-            if snapshot.slots_behind(ctx.venue.now()) > ctx.snapshot_max_age_slots:
+            if auction_slots_for(snapshot, ctx.venue.now(), ctx.auction_slots) is None:
                 snapshot = ctx.venue.snapshot(bot.market_index)
                 oracle = Decimal(snapshot.market.oracle_price) / PRICE
             if outcomes:

@@ -15,8 +15,14 @@ orders queued behind failures go straight to their fallback once Swift is marked
 
 Orders are signed against the market snapshot they were sized from (one slot and oracle for
 every copy of a signal) with `max_ts` at the auction's end, so a placed order that did not fill
-in its auction dies on the venue instead of lingering. A snapshot too old to be placed is
-re-signed at the current slot before anything leaves. The statement that records an order as
+in its auction dies on the venue instead of lingering. An order signed after its snapshot's slot
+(the tail of a long fan-out, an order that waited for budget) keeps that slot and oracle: its
+auction is lengthened by the snapshot's age (`auction_slots_for`), so it still has the
+configured auction from the moment it leaves (the program places an order only while slot +
+auction duration is not behind the chain, and prices it along the auction from its signed
+slot: a late copy joins the signal's price path where it stands, with the same end price).
+Only a snapshot older than a u8 auction can reach (~100 s at 400 ms slots) is re-signed at the
+current slot before anything leaves. The statement that records an order as
 submitted, right before its POST, is the send's fence: it marks nothing unless the order's
 daemon still holds the bot's lease at the order's epoch, and then the order is not POSTed and
 its bot is answered LeaseLost. After the POST, an accepted order (or one whose answer was lost:
@@ -29,7 +35,11 @@ or, when Swift failed it (`trading_metrics.is_swift_failure`: no answer, 429, 5x
 malformed, a gateway error), in `swift_orders_failed`; every order that did not trade in
 `swift_errors_by_type`. Every event of a sent order is a row of swift_order_logs (submitted,
 accepted or failed, placed, filled, expired, unknown) with the taxonomy's code in `error_code`;
-a row that cannot be written is counted in `swift_audit_log_failures`.
+a row that cannot be written is counted in `swift_audit_log_failures`. Under a fan-out the
+fences and the audit rows are written in batches (`_Coalesced`: the orders that reach that step
+while the previous statement is in flight go in the next one, each fenced on its own), and each
+order waits for its own statement, so nothing leaves before its mark and no caller is answered
+before its order's rows are written.
 
 SignedMsgUserOrders: without that account the venue accepts Swift orders and never places them.
 `HasSignedMsgOrders` answers from a per-authority cache (an account that exists is remembered
@@ -44,10 +54,13 @@ import hashlib
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import gevent
 import pykka
+from gevent.event import AsyncResult
 from solders.pubkey import Pubkey
 
 from actors.messages import (
@@ -83,20 +96,73 @@ from observability.trading_metrics import (
 )
 from storage.bot_leases import LeaseLost
 from storage.database import Database
-from storage.trades import log_swift_event, mark_swift_submitted
+from storage.trades import SwiftEvent, SwiftMark, log_swift_events, mark_swift_submitted_many
 from supervision import Outcome, Pending, SupervisedActor
 from venue.auction import LONG, AuctionConfig
 from venue.profiles import VenueProfile
 from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
 from venue.signed_msg_user_orders import signed_msg_user_orders_address
+from venue.snapshot import ChainTime, MarketSnapshot
 from venue.swift_client import SubmitResult, SwiftClient
 from venue.swift_errors import SwiftOutcome
 from venue.swift_message import SignedOrder, build_message, market_order, sign_order
 
 log = logging.getLogger(__name__)
 
-RESIGN_MARGIN_SLOTS = 3  # a snapshot this close to its order's max_slot is re-signed fresh
+MAX_AUCTION_SLOTS = 255  # auction_duration is a u8 of the signed message
 SIGNED_MSG_RECHECK_S = 60.0  # an authority found without SignedMsgUserOrders is read again after
+MOST_PER_STATEMENT = 200  # fences or audit rows written in one statement, at most
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def auction_slots_for(snapshot: MarketSnapshot, now: ChainTime, auction_slots: int) -> int | None:
+    """The auction an order signed now at this snapshot's slot carries, so that it still has
+    `auction_slots` to be placed and to trade: the snapshot's age plus those (the program
+    silently drops an order whose slot + auction duration is behind the chain, and prices it
+    along the auction from its signed slot); None once that no longer fits the message's u8
+    (the server's own limit, a slot 500 behind, lies further)."""
+    duration = snapshot.slots_behind(now) + auction_slots
+    return duration if duration <= MAX_AUCTION_SLOTS else None
+
+
+class _Coalesced(Generic[T, R]):
+    """One statement for every caller that arrives while the previous one is in flight
+    (DataLoader-style): a caller alone when the gateway is idle, batches under a fan-out, and
+    no timer. Each caller waits for the statement its item went in and gets that statement's
+    answer for it, or its error."""
+
+    def __init__(self, run: Callable[[list[T]], list[R]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[T, AsyncResult]] = []
+        self._running = False
+
+    def __call__(self, item: T) -> R:
+        done = AsyncResult()
+        self._waiting.append((item, done))
+        if not self._running:
+            self._running = True
+            gevent.spawn(self._drain)
+        return done.get()
+
+    def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[:MOST_PER_STATEMENT]
+                del self._waiting[:MOST_PER_STATEMENT]
+                try:
+                    answers = self._run([item for item, _ in batch])
+                except BaseException as exc:
+                    for _, done in batch:
+                        done.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, done), answer in zip(batch, answers, strict=True):
+                    done.set(answer)
+        finally:
+            self._running = False
 
 
 @dataclass
@@ -106,6 +172,15 @@ class _Queued:
     future: pykka.Future[Any]
     window_s: float  # how long it may wait for budget: its auction window
     give_up_at: float | None = None  # set when it first finds no budget (not for the wire)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """The fence of one POST: its trade's mark, and the lease it is sent under."""
+
+    mark: SwiftMark
+    holder: str | None
+    epoch: int | None
 
 
 @dataclass(frozen=True)
@@ -159,6 +234,8 @@ class SwiftGateway(SupervisedActor):
         self._venue = venue
         self._tracker = tracker
         self._db = db
+        self._marks: _Coalesced[_Mark, Exception | None] = _Coalesced(self._mark)
+        self._events: _Coalesced[SwiftEvent, None] = _Coalesced(self._write_events)
         self._auction = auction
         self._failures_unhealthy = failures_unhealthy
         self._probe_failures = 0
@@ -322,47 +399,71 @@ class SwiftGateway(SupervisedActor):
             self.run_in_background(lambda i=item: self._post(i),
                                    then=lambda outcome, i=item: _PostDone(i, outcome))
 
-    def _signed(self, order: SwiftOrder) -> tuple[SignedOrder, str, int, int]:
-        """The signed message, its uuid, max_slot and max_ts (the auction's end)."""
+    def _signed(self, order: SwiftOrder) -> tuple[SignedOrder, str, int, int, int]:
+        """The signed message, its uuid, slot, max_slot and max_ts (the auction's end)."""
         snap = order.snapshot
-        if self._venue.now().slot + RESIGN_MARGIN_SLOTS > snap.slot + self._auction.duration_slots:
-            # it waited so long that it would die before it is placed: price and sign it
-            # against the market as it is now (one read per market per slot, shared), or at
-            # least at the current slot when the venue cannot be read
+        duration = auction_slots_for(snap, self._venue.now(), self._auction.duration_slots)
+        if duration is None:
+            # older than a signed auction can reach: price and sign it against the market as
+            # it is now (one read per market per slot, shared), or at least at the current
+            # slot when the venue cannot be read
             try:
                 snap = self._venue.snapshot(order.market_index)
             except (RpcError, RpcTransportError, AllRpcDown, pykka.Timeout, ValueError):
                 now = self._venue.now()
                 snap = dataclasses.replace(snap, slot=now.slot, unix_ts=now.unix_ts)
+            duration = self._auction.duration_slots
         slot, unix_ts = snap.slot, snap.unix_ts
-        auction_s = self._auction.duration_slots * snap.slot_ms / 1000
-        max_ts = unix_ts + max(1, round(auction_s))
+        max_ts = unix_ts + max(1, round(duration * snap.slot_ms / 1000))
         spec = dataclasses.replace(market_order(
             direction=order.direction, base_asset_amount=order.base_amount,
             market_index=order.market_index, oracle_price=snap.market.oracle_price,
-            auction=self._auction, reduce_only=order.reduce_only), max_ts=max_ts)
+            auction=dataclasses.replace(self._auction, duration_slots=duration),
+            reduce_only=order.reduce_only), max_ts=max_ts)
         message = build_message(spec, slot, slot_offset=0, sub_account_id=order.sub_account_id,
                                 uuid=uuid_for(order.trade_id, order.attempt))
-        return (sign_order(order.signer, message), message.uuid.decode("ascii"),
-                slot + self._auction.duration_slots, max_ts)
+        return (sign_order(order.signer, message), message.uuid.decode("ascii"), slot,
+                slot + duration, max_ts)
+
+    def _mark(self, marks: list[_Mark]) -> list[Exception | None]:
+        """One batch of send fences: a statement per lease epoch among them; per mark, None
+        (marked: its order may leave), the LeaseLost that fenced it, or the error that kept
+        its statement from being written (its order does not leave either)."""
+        answers: list[Exception | None] = [None] * len(marks)
+        epochs: dict[tuple[str | None, int | None], list[int]] = defaultdict(list)
+        for i, mark in enumerate(marks):
+            epochs[(mark.holder, mark.epoch)].append(i)
+        for (holder, epoch), where in epochs.items():
+            try:
+                refused: list[Exception | None] = [*mark_swift_submitted_many(
+                    self._db, [marks[i].mark for i in where], holder=holder, epoch=epoch)]
+            except Exception as exc:
+                refused = [exc] * len(where)
+            for i, answer in zip(where, refused, strict=True):
+                answers[i] = answer
+        return answers
+
+    def _write_events(self, events: list[SwiftEvent]) -> list[None]:
+        """One batch of audit rows, in one statement."""
+        log_swift_events(self._db, events)
+        return [None] * len(events)
 
     def _post(self, item: _Queued) -> _Posted:
         """Sign, record, POST (background greenlet)."""
         order = item.order
-        signed, uuid, max_slot, max_ts = self._signed(order)
+        signed, uuid, slot, max_slot, max_ts = self._signed(order)
         request = {"market_index": order.market_index, "direction": order.direction,
                    "base_amount": order.base_amount, "reduce_only": order.reduce_only,
-                   "slot": max_slot - self._auction.duration_slots, "max_slot": max_slot,
+                   "slot": slot, "max_slot": max_slot,
                    "max_ts": max_ts, "message": signed.message_hex,
                    "hash_key": signed.hash_status_key}
-        try:
-            mark_swift_submitted(self._db, order.trade_id, uuid, request, holder=order.holder,
-                                 epoch=order.epoch)
-        except LeaseLost:  # fenced: nothing leaves, and the asking bot hears it
-            raise
-        except Exception:  # nothing left: the caller learns it as a gateway error
+        refused = self._marks(_Mark(SwiftMark(order.trade_id, uuid, request), order.holder,
+                                    order.epoch))
+        if isinstance(refused, LeaseLost):  # fenced: nothing leaves, and the asking bot hears it
+            raise refused
+        if refused is not None:  # nothing left: the caller learns it as a gateway error
             SWIFT_AUDIT_LOG_FAILURES.labels(event="submitted").inc()
-            raise
+            raise refused
         log.info("swift order submitted", extra=_context(order, uuid))
         sent_at = time.monotonic()
         submitted = self._client.submit(signed.body)
@@ -514,7 +615,7 @@ class SwiftGateway(SupervisedActor):
         """One swift_order_logs row; a row that cannot be written is logged and counted."""
         log.info("swift order %s", event, extra=_context(order, uuid))
         try:
-            log_swift_event(self._db, order.trade_id, uuid, event, **fields)
+            self._events(SwiftEvent(order.trade_id, uuid, event, **fields))
         except Exception:
             SWIFT_AUDIT_LOG_FAILURES.labels(event=event).inc()
             log.exception("could not record swift event %s", event, extra=_context(order, uuid))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from driftpy.constants.numeric_constants import PRICE_PRECISION, QUOTE_PRECISION
+from solana.constants import LAMPORTS_PER_SOL
 from solders.pubkey import Pubkey
 
+from httpapi.wsgi import Request, Response
 from sandbox.exchange import Exchange
-from sandbox.markets import PRICE_PRECISION, QUOTE_PRECISION
-from sandbox.wsgi import Request, Response, json_response
 
 
 class BadRequest(ValueError):
@@ -57,7 +58,7 @@ def faucet(ex: Exchange, req: Request) -> Response:
     authority = _authority(body.get("authority"))
     quote = _units(body, "quote", QUOTE_PRECISION)
     wallet = _units(body, "wallet_quote", QUOTE_PRECISION)
-    sol = _units(body, "sol", 1_000_000_000) if "sol" in body or "sol_raw" in body \
+    sol = _units(body, "sol", LAMPORTS_PER_SOL) if "sol" in body or "sol_raw" in body \
         else 10_000_000_000
     num_orders = int(body.get("num_orders", 8))
     if not 1 <= num_orders <= 128:
@@ -71,7 +72,7 @@ def faucet(ex: Exchange, req: Request) -> Response:
             user.delegate = _authority(body["delegate"])
             user.touch(ex.slot)
         token = ex.token_account(authority)
-        return json_response(200, {
+        return Response(200, {
             "authority": str(authority),
             "user": str(user.address) if user else None,
             "signed_msg_user_orders": str(ex.signed_msg[authority].address)
@@ -92,7 +93,7 @@ def faults(ex: Exchange, req: Request) -> Response:
             ex.faults.update(_body(req))
         except (TypeError, ValueError) as exc:
             raise BadRequest(str(exc)) from exc
-    return json_response(200, ex.faults.as_dict())
+    return Response(200, ex.faults.as_dict())
 
 
 def liquidity(ex: Exchange, req: Request) -> Response:
@@ -105,7 +106,7 @@ def liquidity(ex: Exchange, req: Request) -> Response:
                              float(body.get("fraction", 0.5)))
         except (TypeError, ValueError) as exc:
             raise BadRequest(str(exc)) from exc
-    return json_response(200, ex.liquidity.as_dict())
+    return Response(200, ex.liquidity.as_dict())
 
 
 def oracle(ex: Exchange, req: Request) -> Response:
@@ -118,14 +119,14 @@ def oracle(ex: Exchange, req: Request) -> Response:
         with ex.lock:
             ex.oracles.set_price(idx, _units(body, "price", PRICE_PRECISION),
                                  freeze=bool(body.get("freeze", False)))
-    wanted = req.query_one("market_index")
+    wanted = req.query.get("market_index")
     prices = ex.oracles.prices()
     if wanted is not None:
         idx = int(wanted)
         if idx not in prices:
             raise BadRequest("unknown market_index")
         prices = {idx: prices[idx]}
-    return json_response(200, {"slot": ex.slot, "prices": {
+    return Response(200, {"slot": ex.slot, "prices": {
         str(i): {"price": p, "symbol": ex.markets[i].symbol} for i, p in prices.items()}})
 
 
@@ -136,7 +137,7 @@ def config(ex: Exchange, req: Request) -> Response:
             ex.update_config(_body(req))
         except (TypeError, ValueError) as exc:
             raise BadRequest(str(exc)) from exc
-    return json_response(200, asdict(ex.config))
+    return Response(200, asdict(ex.config))
 
 
 def step(ex: Exchange, req: Request) -> Response:
@@ -144,7 +145,7 @@ def step(ex: Exchange, req: Request) -> Response:
     n = int(_body(req).get("slots", 1))
     if not 0 <= n <= 10_000:
         raise BadRequest("slots must be within 0..10000")
-    return json_response(200, {"slot": ex.clock.step(n)})
+    return Response(200, {"slot": ex.clock.step(n)})
 
 
 def stats(ex: Exchange, req: Request) -> Response:
@@ -153,23 +154,23 @@ def stats(ex: Exchange, req: Request) -> Response:
         snap = ex.stats.snapshot()
         snap["slot"] = ex.slot
         snap["pending_swift_orders"] = len(ex.pending)
-    return json_response(200, snap)
+    return Response(200, snap)
 
 
 def user(ex: Exchange, req: Request) -> Response:
     """GET /sandbox/user?authority=...[&sub_account_id=N]: a readable summary of a User
     account (sub-account 0 by default)."""
-    info = ex.describe_user(_authority(req.query_one("authority")),
-                            int(req.query_one("sub_account_id") or 0))
+    info = ex.describe_user(_authority(req.query.get("authority")),
+                            int(req.query.get("sub_account_id") or 0))
     if info is None:
-        return json_response(404, {"error": "no such user"})
-    return json_response(200, info)
+        return Response(404, {"error": "no such user"})
+    return Response(200, info)
 
 
 def fills(ex: Exchange, req: Request) -> Response:
     """GET /sandbox/fills[?authority=][&sub_account_id=]: the fill log."""
-    who = req.query_one("authority")
-    sub_raw = req.query_one("sub_account_id")
+    who = req.query.get("authority")
+    sub_raw = req.query.get("sub_account_id")
     try:
         sub = int(sub_raw) if sub_raw not in (None, "") else None
     except ValueError as exc:
@@ -177,32 +178,32 @@ def fills(ex: Exchange, req: Request) -> Response:
     with ex.lock:
         rows = [f for f in ex.fill_log if (who is None or f["authority"] == who)
                 and (sub is None or f["sub_account_id"] == sub)]
-    return json_response(200, {"fills": rows})
+    return Response(200, {"fills": rows})
 
 
 def swift_posts(ex: Exchange, req: Request) -> Response:
     """GET /sandbox/swift-posts[?since=<unix time>]: every POST /orders, oldest first:
     {"at", "slot", "authority", "status", "message", "error", "answered_at"}."""
-    since_raw = req.query_one("since")
+    since_raw = req.query.get("since")
     try:
         since = float(since_raw) if since_raw not in (None, "") else None
     except ValueError as exc:
         raise BadRequest("since must be a number (unix time)") from exc
     with ex.lock:
         rows = [dict(r) for r in ex.swift_posts if since is None or r["at"] > since]
-    return json_response(200, {"posts": rows})
+    return Response(200, {"posts": rows})
 
 
 def rpc_log(ex: Exchange, req: Request) -> Response:
     """GET /sandbox/rpc-log?since=<unix time>: each JSON-RPC call after it, {"at", "method"}
     (wall time of arrival), so a benchmark can count the calls made before an event."""
     try:
-        since = float(req.query_one("since") or 0)
+        since = float(req.query.get("since") or 0)
     except ValueError as exc:
         raise BadRequest("since must be a number (unix time)") from exc
-    return json_response(200, {"calls": ex.stats.rpc_calls_since(since)})
+    return Response(200, {"calls": ex.stats.rpc_calls_since(since)})
 
 
 def state(ex: Exchange, req: Request) -> Response:
     """GET /sandbox/state: slot, seed and a digest of all account bytes (determinism checks)."""
-    return json_response(200, {"slot": ex.slot, "seed": ex.seed, "digest": ex.state_digest()})
+    return Response(200, {"slot": ex.slot, "seed": ex.seed, "digest": ex.state_digest()})

@@ -16,6 +16,7 @@ from hashlib import sha256
 from typing import Any
 
 from driftpy.addresses import get_perp_market_public_key
+from driftpy.constants.numeric_constants import QUOTE_PRECISION
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 
@@ -46,7 +47,7 @@ from sandbox.makers import (
     maker_accepts,
     round_to_step,
 )
-from sandbox.markets import QUOTE_MINT, QUOTE_PRECISION, MarketSpec, default_markets
+from sandbox.markets import QUOTE_MINT, MarketSpec, default_markets
 from sandbox.oracle import OracleBook
 from sandbox.ratelimit import RpcRateLimiter
 from sandbox.stats import Stats

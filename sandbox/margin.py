@@ -9,8 +9,10 @@ funding, no maintenance margin or liquidation, no open-order margin, no fee tier
 
 from __future__ import annotations
 
+from driftpy.constants.numeric_constants import BASE_PRECISION
+
 from sandbox.accounts import UserState
-from sandbox.markets import BASE_PRECISION, MarketSpec
+from sandbox.markets import MarketSpec
 
 
 def quote_for(base: int, price: int) -> int:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from driftpy.constants.numeric_constants import PRICE_PRECISION
 from driftpy.constants.perp_markets import mainnet_perp_market_configs
 from driftpy.constants.spot_markets import mainnet_spot_market_configs
 from solders.pubkey import Pubkey
 
-PRICE_PRECISION = 1_000_000
-BASE_PRECISION = 1_000_000_000
-QUOTE_PRECISION = 1_000_000
 QUOTE_SPOT_MARKET_INDEX = 0
 QUOTE_MINT: Pubkey = mainnet_spot_market_configs[0].mint
 QUOTE_DECIMALS = mainnet_spot_market_configs[0].decimals

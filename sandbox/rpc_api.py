@@ -26,10 +26,10 @@ import base58
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from httpapi.wsgi import Request, Response
 from sandbox import transactions
 from sandbox.exchange import FINALIZED_AFTER_SLOTS, Exchange
 from sandbox.markets import QUOTE_DECIMALS
-from sandbox.wsgi import Request, Response, json_response
 
 RATE_LIMITED_MESSAGE = "Too many requests for a specific RPC call"
 
@@ -61,12 +61,12 @@ def handle(ex: Exchange, req: Request) -> Response:
     try:
         payload = json.loads(req.body.decode("utf-8"))
     except ValueError:
-        return json_response(200, _error(None, RpcError(-32700, "Parse error")))
+        return Response(200, _error(None, RpcError(-32700, "Parse error")))
     if isinstance(payload, list):
         if not payload:
-            return json_response(200, _error(None, RpcError(-32600, "Invalid request")))
-        return json_response(200, [_one(ex, item) for item in payload])
-    return json_response(200, _one(ex, payload))
+            return Response(200, _error(None, RpcError(-32600, "Invalid request")))
+        return Response(200, [_one(ex, item) for item in payload])
+    return Response(200, _one(ex, payload))
 
 
 def peek(body: bytes) -> tuple[int, Any]:
@@ -83,10 +83,9 @@ def peek(body: bytes) -> tuple[int, Any]:
 
 def rate_limited(wait_s: float, req_id: Any = None) -> Response:
     """A provider's rate-limit answer: HTTP 429, Retry-After, JSON-RPC error code 429."""
-    resp = json_response(429, _error(req_id, RpcError(429, RATE_LIMITED_MESSAGE)))
     retry_after = 1 if math.isinf(wait_s) else max(1, math.ceil(wait_s))
-    resp.headers.append(("Retry-After", str(retry_after)))
-    return resp
+    return Response(429, _error(req_id, RpcError(429, RATE_LIMITED_MESSAGE)),
+                    headers=(("Retry-After", str(retry_after)),))
 
 
 def _error(req_id: Any, err: RpcError) -> dict[str, Any]:

@@ -26,16 +26,19 @@ import socket
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from httpapi.wsgi import Request, Response, environ_headers, respond
 from sandbox import admin_api, rpc_api, swift_api
 from sandbox.exchange import Exchange, ExchangeConfig
 from sandbox.markets import MarketSpec
-from sandbox.wsgi import Request, Response, json_response, text_response
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 Route = Callable[[Exchange, Request], Response]
 
@@ -86,6 +89,19 @@ class _Handler(WSGIHandler):
             raise OSError(errno.ECONNRESET, "sandbox fault: connection reset") from None
 
 
+def _request(environ: dict[str, Any]) -> Request:
+    """The request as a venue reads it: leniently (no gate of the daemon's), the body bounded."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(min(length, MAX_BODY_BYTES)) if length > 0 else b""
+    return Request(method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
+                   path=environ.get("PATH_INFO", "/") or "/",
+                   query=dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)),
+                   headers=environ_headers(environ), body=body)
+
+
 class SandboxApp:
     """The WSGI application: routing plus latency and outage faults."""
 
@@ -94,12 +110,7 @@ class SandboxApp:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
-        req = Request.from_environ(environ)
-        resp = self.route(req)
-        headers = [("Content-Type", resp.content_type),
-                   ("Content-Length", str(len(resp.body))), *resp.headers]
-        start_response(resp.wsgi_status(), headers)
-        return [resp.body]
+        return respond(start_response, self.route(_request(environ)))
 
     def route(self, req: Request) -> Response:
         """Dispatch one request."""
@@ -107,14 +118,14 @@ class SandboxApp:
         if req.path.startswith("/sandbox/"):
             allowed_route = ADMIN_ROUTES.get(req.path)
             if allowed_route is None:
-                return text_response(404, f"No route {req.path}")
+                return Response.text(404, f"No route {req.path}")
             allowed, fn = allowed_route
             if req.method not in allowed:
-                return text_response(405, "Method Not Allowed")
+                return Response.text(405, "Method Not Allowed")
             try:
                 return fn(ex, req)
             except (admin_api.BadRequest, ValueError) as exc:
-                return json_response(400, {"error": str(exc)})
+                return Response(400, {"error": str(exc)})
         swift = SWIFT_ROUTES.get((req.method, req.path))
         if swift is not None:
             posted = swift_api.post_arrived(ex, req) if req.path == "/orders" else None
@@ -126,7 +137,7 @@ class SandboxApp:
         which = RPC_PATHS.get(req.path)
         if which is not None:
             if req.method != "POST":
-                return text_response(405, "Used HTTP Method is not allowed. POST or OPTIONS "
+                return Response.text(405, "Used HTTP Method is not allowed. POST or OPTIONS "
                                           "is required")
             self._delay(ex.faults.latency_ms + ex.faults.rpc_latency_ms)
             down = ex.faults.rpc_primary_down if which == "primary" else ex.faults.rpc_backup_down
@@ -143,8 +154,8 @@ class SandboxApp:
                     return rpc_api.rate_limited(wait, first_id)
             return rpc_api.handle(ex, req)
         if req.path in {p for _, p in SWIFT_ROUTES}:
-            return text_response(405, "Method Not Allowed")
-        return text_response(404, f"No route {req.path}")
+            return Response.text(405, "Method Not Allowed")
+        return Response.text(404, f"No route {req.path}")
 
     def _delay(self, ms: int) -> None:
         if ms > 0:
@@ -156,7 +167,7 @@ class SandboxApp:
             raise _ConnectionReset()
         if mode == "hang":
             gevent.sleep(self.ex.faults.hang_seconds())
-        return text_response(503, "Service Unavailable")
+        return Response.text(503, "Service Unavailable")
 
 
 def _check_loopback(host: str) -> None:

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import json
 import time
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 import gevent
 
+from httpapi.wsgi import Request, Response
 from sandbox import swift_orders
 from sandbox.exchange import MAX_SWIFT_POSTS, Exchange
-from sandbox.wsgi import Request, Response, json_response, reply, text_response
-
-_EDGE_TEXT = {
-    429: "Too Many Requests",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 
 
 def post_arrived(ex: Exchange, req: Request) -> dict[str, Any]:
@@ -51,14 +46,10 @@ def post_answered(record: dict[str, Any], resp: Response) -> None:
     """Complete a :func:`post_arrived` record with the answer (status, message, error)."""
     message: Any = None
     error: Any = None
-    if resp.content_type == "application/json":
-        try:
-            payload = json.loads(resp.body)
-            message, error = payload.get("message"), payload.get("error")
-        except (ValueError, AttributeError):
-            message = resp.body[:200].decode("utf-8", "replace")
+    if isinstance(resp.body, dict):
+        message, error = resp.body.get("message"), resp.body.get("error")
     else:
-        message = resp.body[:200].decode("utf-8", "replace")
+        message = resp.payload()[:200].decode("utf-8", "replace")
     record.update(status=resp.status, message=message, error=error, answered_at=time.time())
 
 
@@ -69,54 +60,55 @@ def post_orders(ex: Exchange, req: Request) -> Response:
     if override is not None:
         ex.stats.incr("swift_fault_status")
         if override == 500:
-            return json_response(500, {"message": swift_orders.MSG_DELIVERY_FAILED,
-                                       "error": "redis publish error: sandbox fault"})
-        resp = text_response(override, _EDGE_TEXT[override])
-        if override == 429:
-            resp.headers.append(("Retry-After", "1"))
-        return resp
+            return Response(500, {"message": swift_orders.MSG_DELIVERY_FAILED,
+                                  "error": "redis publish error: sandbox fault"})
+        retry_after = (("Retry-After", "1"),) if override == 429 else ()
+        return Response.text(override, HTTPStatus(override).phrase, retry_after)
     if faults.swift_timeout:
         ex.stats.incr("swift_fault_timeout")
         process = faults.swift_timeout_process
         gevent.sleep(faults.hang_seconds())
         if not process:
-            return text_response(504, _EDGE_TEXT[504])
+            return Response.text(504, HTTPStatus(504).phrase)
     content_type = req.headers.get("content-type", "")
     if not content_type.startswith("application/json"):
-        return text_response(415, "Expected request with `Content-Type: application/json`")
+        return Response.text(415, "Expected request with `Content-Type: application/json`")
     try:
         body = req.json()
     except ValueError as exc:
-        return text_response(400, f"Failed to parse the request body as JSON: {exc}")
+        return Response.text(400, f"Failed to parse the request body as JSON: {exc}")
     status, payload = swift_orders.process_order(ex, body)
-    return reply(status, payload)
+    return _reply(status, payload)
 
 
 def get_hash_status(ex: Exchange, req: Request) -> Response:
     """GET /confirmation/hash-status?hash=... (the real server url-decodes the value again)."""
     if ex.faults.hash_status_500:
-        return text_response(500, "error finding")
-    from urllib.parse import unquote
-
-    raw = req.query_one("hash")
+        return Response.text(500, "error finding")
+    raw = req.query.get("hash")
     status, payload = swift_orders.hash_status(ex, None if raw is None else unquote(raw))
-    return reply(status, payload)
+    return _reply(status, payload)
 
 
 def get_health(ex: Exchange, req: Request) -> Response:
     """GET /health: 200 "ok" or 412 with the server's flag list."""
     if ex.faults.health_412:
-        return text_response(
+        return Response.text(
             412,
             "slot_sub_healthy=false | ws_sub_healthy=true \n"
             "            | user_account_fetcher_healthy=true |\n"
             "            redis_healthy=true|rpc_healthy=true",
         )
-    return text_response(200, "ok")
+    return Response.text(200, "ok")
 
 
 def get_confirmation_health(ex: Exchange, req: Request) -> Response:
     """GET /confirmation/health: 200 "ok" or 412 "redis_healthy=false"."""
     if ex.faults.health_412:
-        return text_response(412, "redis_healthy=false")
-    return text_response(200, "ok")
+        return Response.text(412, "redis_healthy=false")
+    return Response.text(200, "ok")
+
+
+def _reply(status: int, payload: Any) -> Response:
+    """The Swift server's answer: text for a string, JSON for anything else."""
+    return Response.text(status, payload) if isinstance(payload, str) else Response(status, payload)

@@ -28,6 +28,8 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import base58
+
 from security.webhook_auth import SECRET_RE
 
 REDACTED = "[REDACTED]"
@@ -37,7 +39,6 @@ _TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{8,}")
 _TOKEN_FULL = re.compile(r"[A-Za-z0-9+/=_\-]+\Z")
 _BYTES_LITERAL = re.compile(r"b'(?:[^'\\\n]|\\.)*'" + r'|b"(?:[^"\\\n]|\\.)*"')
 _INT_LIST = re.compile(r"\[\s*\d{1,3}(?:\s*,\s*\d{1,3}){7,}\s*\]")
-_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 _KEY_LIKE = [
     re.compile(
@@ -59,17 +60,6 @@ _STANDARD_ATTRS = frozenset(
 ) | {"message", "asctime", "taskName"}
 
 
-def base58_encode(data: bytes) -> str:
-    """Bitcoin-alphabet base58 (the Solana text form of keys and signatures)."""
-    num = int.from_bytes(data, "big")
-    out = []
-    while num:
-        num, rem = divmod(num, 58)
-        out.append(_B58_ALPHABET[rem])
-    pad = len(data) - len(data.lstrip(b"\x00"))
-    return "1" * pad + "".join(reversed(out))
-
-
 def encodings_of(secret: bytes) -> set[str]:
     """The token-like text forms a byte secret is likely to be logged in."""
     b64 = base64.b64encode(secret).decode()
@@ -77,7 +67,7 @@ def encodings_of(secret: bytes) -> set[str]:
     forms = {
         secret.hex(),
         secret.hex().upper(),
-        base58_encode(secret),
+        base58.b58encode(secret).decode(),  # Solana's text form of keys and signatures
         b64,
         b64.rstrip("="),
         b64url,

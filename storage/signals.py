@@ -15,6 +15,7 @@ from typing import Any
 from psycopg2.extras import Json
 
 from storage.bot_leases import LEASED_BY
+from storage.bots import BOT_COLUMNS, bot_from_row
 from storage.database import Database
 from storage.notify import Listener
 
@@ -22,6 +23,9 @@ PENDING_LIMIT = 1000
 FINISHED_CHANNEL = "signal_finished"
 ACCEPTED_CHANNEL = "signal_accepted"  # payload: the bot id; a running daemon wakes that bot
 FINAL_STATUSES = ("done", "failed", "partial", "skipped", "rejected", "expired")
+_BOT_PREFIX = "bot__"  # the claimed signal's bot columns, apart from the signal's own
+_BOT_NAMES = tuple(name.strip() for name in BOT_COLUMNS.split(","))
+_BOT_FIELDS = ", ".join(f"b.{name} AS {_BOT_PREFIX}{name}" for name in _BOT_NAMES)
 
 
 @dataclass(frozen=True)
@@ -249,17 +253,25 @@ def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
 
 def claim_next(db: Database, bot_id: str, holder: str) -> dict[str, Any] | None:
     """Take the bot's oldest accepted signal for processing (None when there is none, or when
-    `holder` does not hold the bot's lease).
+    `holder` does not hold the bot's lease), with the bot's row as it is now under "bot" (one
+    round trip for what the signal runs on).
 
     Only the bot's own actor in the lease holder claims its signals, so the oldest is never
     skipped; SKIP LOCKED keeps a concurrent claimer from waiting on it.
     """
-    return db.fetchone(
-        "UPDATE webhook_signals SET status = 'processing' WHERE id = ("
+    row = db.fetchone(
+        "WITH claimed AS (UPDATE webhook_signals SET status = 'processing' WHERE id = ("
         " SELECT id FROM webhook_signals WHERE trading_bot_id = %(bot)s AND status = 'accepted'"
         f" AND {LEASED_BY.format(bot='%(bot)s')}"
-        " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted' RETURNING *",
+        " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted' RETURNING *)"
+        f" SELECT claimed.*, {_BOT_FIELDS} FROM claimed"
+        " LEFT JOIN trading_bots b ON b.id = claimed.trading_bot_id",
         {"bot": bot_id, "holder": holder})
+    if row is None:
+        return None
+    fields = {name: row.pop(f"{_BOT_PREFIX}{name}") for name in _BOT_NAMES}
+    row["bot"] = bot_from_row(fields) if fields["id"] is not None else None
+    return row
 
 
 class SignalWaiter:

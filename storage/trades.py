@@ -6,6 +6,7 @@ at each step is in swift_order_logs, one row per event with the taxonomy's code 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -87,18 +88,55 @@ def update_trade(db: Database, trade_id: str, **fields: Any) -> None:
                {**fields, "id": trade_id})
 
 
+@dataclass(frozen=True)
+class SwiftEvent:
+    """One event of a Swift order's life, a row of swift_order_logs."""
+
+    trade_id: str | None
+    swift_order_id: str
+    event_type: str
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    latency_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class SwiftMark:
+    """A Swift order about to be POSTed: its trade, uuid and signed request (what
+    reconciliation needs: hash-status key, max_slot)."""
+
+    trade_id: str | None
+    swift_order_id: str
+    request: dict[str, Any]
+
+
+def log_swift_events(db: Database, events: Sequence[SwiftEvent]) -> None:
+    """Append events of Swift orders to swift_order_logs in one statement (raises when it
+    cannot: the caller counts them). A NUL in an error message (venue text) becomes U+FFFD:
+    PostgreSQL text cannot hold one, and one answer must not cost the rows written with it."""
+    if not events:
+        return
+    db.execute(
+        "INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload,"
+        " response_payload, error_code, error_message, latency_ms) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(events)),
+        [value for e in events for value in (
+            e.trade_id, e.swift_order_id, e.event_type, Json(e.request) if e.request else None,
+            Json(e.response) if e.response else None, e.error_code,
+            None if e.error_message is None else e.error_message.replace("\x00", "\ufffd"),
+            e.latency_ms)])
+
+
 def log_swift_event(db: Database, trade_id: str | None, swift_order_id: str, event_type: str,
                     *, request: dict[str, Any] | None = None,
                     response: dict[str, Any] | None = None, error_code: str | None = None,
                     error_message: str | None = None, latency_ms: int | None = None) -> None:
     """Append one event of a Swift order's life to swift_order_logs (raises when it cannot:
     the caller counts it)."""
-    db.execute(
-        "INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload,"
-        " response_payload, error_code, error_message, latency_ms)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (trade_id, swift_order_id, event_type, Json(request) if request else None,
-         Json(response) if response else None, error_code, error_message, latency_ms))
+    log_swift_events(db, [SwiftEvent(trade_id, swift_order_id, event_type, request, response,
+                                     error_code, error_message, latency_ms)])
 
 
 def mark_swift_submitted(db: Database, trade_id: str | None, swift_order_id: str,
@@ -110,16 +148,38 @@ def mark_swift_submitted(db: Database, trade_id: str | None, swift_order_id: str
     With `holder`, only while the trade is pending and that daemon holds the bot's lease at
     `epoch` (the fence of every send: a daemon that lost the bot sends nothing); LeaseLost
     otherwise, and nothing is marked."""
-    row = db.fetchone(
-        "WITH marked AS (UPDATE bot_trades t SET swift_status = 'submitted',"
-        " swift_order_id = %(uuid)s, swift_submitted_at = now() AT TIME ZONE 'UTC',"
-        f" updated_at = now() WHERE t.id = %(trade)s AND {_send_fence(holder)} RETURNING t.id)"
+    (refused,) = mark_swift_submitted_many(db, [SwiftMark(trade_id, swift_order_id, request)],
+                                           holder=holder, epoch=epoch)
+    if refused is not None:
+        raise refused
+
+
+def mark_swift_submitted_many(db: Database, marks: Sequence[SwiftMark], *,
+                              holder: str | None = None,
+                              epoch: int | None = None) -> list[LeaseLost | None]:
+    """`mark_swift_submitted` for several orders of bots held at the same `epoch`, in one
+    statement: each mark is fenced on its own (its trade pending, its bot held here at
+    `epoch`); per mark, None when it was marked (its order may leave) or the LeaseLost that
+    keeps it from leaving."""
+    if not marks:
+        return []
+    params: dict[str, Any] = {"holder": holder, "epoch": epoch}
+    rows = []
+    for i, mark in enumerate(marks):
+        params |= {f"t{i}": mark.trade_id, f"u{i}": mark.swift_order_id,
+                   f"r{i}": Json(mark.request)}
+        rows.append(f"(%(t{i})s, %(u{i})s, %(r{i})s::jsonb)")
+    marked = db.fetchall(
+        f"WITH v (trade, uuid, request) AS (VALUES {', '.join(rows)}),"
+        " marked AS (UPDATE bot_trades t SET swift_status = 'submitted',"
+        " swift_order_id = v.uuid, swift_submitted_at = now() AT TIME ZONE 'UTC',"
+        f" updated_at = now() FROM v WHERE t.id = v.trade AND {_send_fence(holder)}"
+        " RETURNING t.id, v.uuid, v.request)"
         " INSERT INTO swift_order_logs (trade_id, swift_order_id, event_type, request_payload)"
-        " SELECT id, %(uuid)s, 'submitted', %(request)s FROM marked RETURNING trade_id",
-        {"trade": trade_id, "uuid": swift_order_id, "request": Json(request),
-         "holder": holder, "epoch": epoch})
-    if row is None:
-        raise _not_marked(trade_id, epoch)
+        " SELECT id, uuid, 'submitted', request FROM marked RETURNING trade_id", params)
+    done = {row["trade_id"] for row in marked}
+    return [None if mark.trade_id in done else _not_marked(mark.trade_id, epoch)
+            for mark in marks]
 
 
 def mark_legacy_sending(db: Database, trade_id: str, signature: str,

@@ -22,6 +22,15 @@ def orders_received(sandbox_url: str, agent: str, seen: dict[str, Any] | None = 
             - mine.get("withdrawals", 0))
 
 
+def orders_executed(sandbox_url: str, agent: str, seen: dict[str, Any] | None = None) -> int:
+    """Orders of this agent the venue executed: Swift orders filled and transactions landed,
+    but for its withdrawals. A Swift order that expired unfilled and went on-chain counts once
+    here (twice in orders_received)."""
+    mine = (counters(sandbox_url) if seen is None else seen).get(agent, {})
+    return (mine.get("swift_orders_filled", 0) + mine.get("transactions_landed", 0)
+            - mine.get("withdrawals", 0))
+
+
 def position(sandbox_url: str, agent: str, market_index: int = 0) -> int:
     """The agent's base position in a market at the sandbox, sub-account 0 (1e9; 0 if none)."""
     user = requests.get(f"{sandbox_url}/sandbox/user", params={"authority": agent},

@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-BASE_PRECISION = 10**9
-QUOTE_PRECISION = 10**6
+from driftpy.constants.numeric_constants import BASE_PRECISION, QUOTE_PRECISION
 
 IOU_INTERVAL_S = 300.0
 IOU_MAX_ATTEMPTS = 50

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from trading.alerts import Signal
+from driftpy.constants.numeric_constants import BASE_PRECISION
 
-BASE_PRECISION = 10**9
+from trading.alerts import Signal
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from anchorpy import Context
 from driftpy.addresses import (
@@ -94,6 +95,11 @@ def _ix(profile: VenueProfile, name: str, *args, accounts: dict, remaining=()) -
         *args, ctx=Context(accounts=accounts, remaining_accounts=list(remaining)))
 
 
+def _spot_index(profile: VenueProfile, spot_market_index: int | None) -> int:
+    """The spot market asked for, or the profile's quote market."""
+    return profile.quote_spot_market_index if spot_market_index is None else spot_market_index
+
+
 def place_and_take_perp_order_ix(
     profile: VenueProfile,
     authority: Pubkey,
@@ -140,53 +146,32 @@ def place_and_take_perp_order_tx(
     return build_tx(signer, [ix], blockhash, budget)
 
 
-def deposit_ix(profile: VenueProfile, authority: Pubkey, amount: int,
-               user_token_account: Pubkey, user: UserAccount | None, *,
-               spot_market_index: int | None = None, sub_account_id: int = 0,
-               reduce_only: bool = False) -> Instruction:
-    """deposit into a sub-account from an SPL token account (defaults to the quote market)."""
+def token_ix(name: Literal["deposit", "withdraw"], profile: VenueProfile, authority: Pubkey,
+             amount: int, user_token_account: Pubkey, user: UserAccount | None, *,
+             reduce_only: bool, spot_market_index: int | None = None,
+             sub_account_id: int = 0) -> Instruction:
+    """deposit into, or withdraw from, a sub-account through an SPL token account (default: the
+    quote market). `reduce_only`: a deposit only repays a borrow, a withdraw never borrows.
+
+    Both take the same arguments and accounts; withdraw also names the program signer that owns
+    the vault (driftpy's get_deposit_ix / get_withdraw_ix account maps).
+    """
     pid = profile.program_id
-    index = profile.quote_spot_market_index if spot_market_index is None else spot_market_index
+    index = _spot_index(profile, spot_market_index)
+    accounts = {
+        "state": get_state_public_key(pid),
+        "user": get_user_account_public_key(pid, authority, sub_account_id),
+        "user_stats": get_user_stats_account_public_key(pid, authority),
+        "authority": authority,
+        "spot_market_vault": get_spot_market_vault_public_key(pid, index),
+        "user_token_account": user_token_account,
+        "token_program": TOKEN_PROGRAM_ID,
+    }
+    if name == "withdraw":
+        accounts["drift_signer"] = get_drift_client_signer_public_key(pid)
     remaining = remaining_accounts(profile, [user] if user is not None else [],
                                    writable_spot=[index])
-    return _ix(
-        profile, "deposit", index, amount, reduce_only,
-        accounts={
-            "state": get_state_public_key(pid),
-            "user": get_user_account_public_key(pid, authority, sub_account_id),
-            "user_stats": get_user_stats_account_public_key(pid, authority),
-            "authority": authority,
-            "spot_market_vault": get_spot_market_vault_public_key(pid, index),
-            "user_token_account": user_token_account,
-            "token_program": TOKEN_PROGRAM_ID,
-        },
-        remaining=remaining,
-    )
-
-
-def withdraw_ix(profile: VenueProfile, authority: Pubkey, amount: int,
-                user_token_account: Pubkey, user: UserAccount | None, *,
-                spot_market_index: int | None = None, sub_account_id: int = 0,
-                reduce_only: bool = True) -> Instruction:
-    """withdraw from a sub-account to an SPL token account; reduce_only=True never borrows."""
-    pid = profile.program_id
-    index = profile.quote_spot_market_index if spot_market_index is None else spot_market_index
-    remaining = remaining_accounts(profile, [user] if user is not None else [],
-                                   writable_spot=[index])
-    return _ix(
-        profile, "withdraw", index, amount, reduce_only,
-        accounts={
-            "state": get_state_public_key(pid),
-            "user": get_user_account_public_key(pid, authority, sub_account_id),
-            "user_stats": get_user_stats_account_public_key(pid, authority),
-            "authority": authority,
-            "spot_market_vault": get_spot_market_vault_public_key(pid, index),
-            "drift_signer": get_drift_client_signer_public_key(pid),
-            "user_token_account": user_token_account,
-            "token_program": TOKEN_PROGRAM_ID,
-        },
-        remaining=remaining,
-    )
+    return _ix(profile, name, index, amount, reduce_only, accounts=accounts, remaining=remaining)
 
 
 def transfer_deposit_ix(profile: VenueProfile, authority: Pubkey, amount: int,
@@ -197,7 +182,7 @@ def transfer_deposit_ix(profile: VenueProfile, authority: Pubkey, amount: int,
     sub-accounts of ``authority`` (driftpy's get_transfer_deposit_ix account map; ``users`` are
     the decoded accounts that exist, for remaining accounts; the sender must keep its margin)."""
     pid = profile.program_id
-    index = profile.quote_spot_market_index if spot_market_index is None else spot_market_index
+    index = _spot_index(profile, spot_market_index)
     return _ix(
         profile, "transfer_deposit", index, amount,
         accounts={
@@ -223,8 +208,8 @@ def withdraw_tx(profile: VenueProfile, authority: Keypair, amount: int, user: Us
     if create_ata:
         ixs.append(create_idempotent_associated_token_account(authority.pubkey(), owner,
                                                               profile.quote_mint))
-    ixs.append(withdraw_ix(profile, authority.pubkey(), amount, ata, user,
-                           sub_account_id=sub_account_id))
+    ixs.append(token_ix("withdraw", profile, authority.pubkey(), amount, ata, user,
+                        reduce_only=True, sub_account_id=sub_account_id))
     return build_tx(authority, ixs, blockhash, budget)
 
 
@@ -257,7 +242,8 @@ def profit_share_tx(profile: VenueProfile, authority: Keypair, amount: int,
     own_ata = get_associated_token_address(me, mint)
     ixs = [
         create_idempotent_associated_token_account(me, me, mint),
-        withdraw_ix(profile, me, amount, own_ata, user, sub_account_id=sub_account_id),
+        token_ix("withdraw", profile, me, amount, own_ata, user, reduce_only=True,
+                 sub_account_id=sub_account_id),
         create_idempotent_associated_token_account(me, recipient, mint),
         transfer_checked(TransferCheckedParams(
             program_id=TOKEN_PROGRAM_ID, source=own_ata, mint=mint,
@@ -267,32 +253,32 @@ def profit_share_tx(profile: VenueProfile, authority: Keypair, amount: int,
     return build_tx(authority, ixs, blockhash, budget)
 
 
-def initialize_user_stats_ix(profile: VenueProfile, authority: Pubkey,
-                             payer: Pubkey | None = None) -> Instruction:
-    """initializeUserStats (once per authority, before its first sub-account)."""
+def _initialize_accounts(profile: VenueProfile, authority: Pubkey,
+                         payer: Pubkey | None) -> dict[str, Pubkey]:
+    """The accounts both initialize instructions name (the payer funds the new account)."""
     pid = profile.program_id
-    return _ix(profile, "initialize_user_stats", accounts={
+    return {
         "user_stats": get_user_stats_account_public_key(pid, authority),
         "state": get_state_public_key(pid),
         "authority": authority,
         "payer": payer or authority,
         "rent": RENT,
         "system_program": SYSTEM_PROGRAM_ID,
-    })
+    }
+
+
+def initialize_user_stats_ix(profile: VenueProfile, authority: Pubkey,
+                             payer: Pubkey | None = None) -> Instruction:
+    """initializeUserStats (once per authority, before its first sub-account)."""
+    return _ix(profile, "initialize_user_stats",
+               accounts=_initialize_accounts(profile, authority, payer))
 
 
 def initialize_user_ix(profile: VenueProfile, authority: Pubkey, sub_account_id: int = 0,
                        name: str | None = None, payer: Pubkey | None = None) -> Instruction:
     """initializeUser for a sub-account, name padded to 32 bytes like driftpy's encode_name."""
-    pid = profile.program_id
     if name is None:
         name = DEFAULT_USER_NAME if sub_account_id == 0 else f"Subaccount {sub_account_id + 1}"
-    return _ix(profile, "initialize_user", sub_account_id, encode_name(name), accounts={
-        "user": get_user_account_public_key(pid, authority, sub_account_id),
-        "user_stats": get_user_stats_account_public_key(pid, authority),
-        "state": get_state_public_key(pid),
-        "authority": authority,
-        "payer": payer or authority,
-        "rent": RENT,
-        "system_program": SYSTEM_PROGRAM_ID,
-    })
+    user = get_user_account_public_key(profile.program_id, authority, sub_account_id)
+    return _ix(profile, "initialize_user", sub_account_id, encode_name(name),
+               accounts={"user": user, **_initialize_accounts(profile, authority, payer)})

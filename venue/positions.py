@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from driftpy.constants.numeric_constants import BASE_PRECISION
 from driftpy.decode.user import decode_user
 from driftpy.types import UserAccount
 from solders.pubkey import Pubkey
 
-BASE_PRECISION = 1_000_000_000
 USER_DISCRIMINATOR = hashlib.sha256(b"account:User").digest()[:8]
 USER_ACCOUNT_SIZE = 4376
 

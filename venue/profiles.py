@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from driftpy.constants.config import DRIFT_PROGRAM_ID
@@ -36,10 +37,6 @@ from driftpy.constants.spot_markets import (
 from solders.pubkey import Pubkey
 
 from venue.redact import redact_url
-
-BASE_PRECISION = 1_000_000_000
-PRICE_PRECISION = 1_000_000
-QUOTE_PRECISION = 1_000_000
 
 DEFAULT_VENUE = "sandbox"
 
@@ -195,75 +192,56 @@ _DEVNET_USDC = devnet_spot_market_configs[0]
 _MAINNET_USDT = next(c for c in mainnet_spot_market_configs if c.symbol == "USDT")
 
 
+def _quote(config: SpotMarketConfig) -> dict[str, Any]:
+    """A profile's quote fields for the spot market ``config``."""
+    return {"quote_spot_market_index": config.market_index, "quote_mint": config.mint,
+            "quote_oracle": config.oracle}
+
+
 def _base_profiles() -> dict[str, VenueProfile]:
-    mainnet_markets = _market_table(mainnet_perp_market_configs)
-    mainnet_spot = _spot_oracles(mainnet_spot_market_configs)
-    return {
-        "drift-mainnet": VenueProfile(
-            name="drift-mainnet",
-            program_id=DRIFT_PROGRAM_ID,
-            swift_base_url="https://swift.drift.trade",
-            rpc_primary_url="https://api.mainnet-beta.solana.com",
-            rpc_backup_url=None,
-            quote_spot_market_index=_MAINNET_USDC.market_index,
-            quote_mint=_MAINNET_USDC.mint,
-            quote_oracle=_MAINNET_USDC.oracle,
-            markets=mainnet_markets,
-            slot_time_ms=400,
-            spot_oracles=mainnet_spot,
-            paused_program=DRIFT_V2_PAUSED,
+    """Every profile: Drift mainnet, and the others as what they change of it."""
+    mainnet = VenueProfile(
+        name="drift-mainnet",
+        program_id=DRIFT_PROGRAM_ID,
+        swift_base_url="https://swift.drift.trade",
+        rpc_primary_url="https://api.mainnet-beta.solana.com",
+        rpc_backup_url=None,
+        **_quote(_MAINNET_USDC),
+        markets=_market_table(mainnet_perp_market_configs),
+        spot_oracles=_spot_oracles(mainnet_spot_market_configs),
+        paused_program=DRIFT_V2_PAUSED,
+    )
+    devnet = dataclasses.replace(
+        mainnet,
+        name="drift-devnet",
+        swift_base_url="https://master.swift.drift.trade",
+        rpc_primary_url="https://api.devnet.solana.com",
+        **_quote(_DEVNET_USDC),
+        markets=_market_table(devnet_perp_market_configs),
+        spot_oracles=_spot_oracles(devnet_spot_market_configs),
+    )
+    # Velocity relaunch: program id from velocity-exchange/velocity-v1 declare_id! (non
+    # "mainnet-beta" build), Swift host from its SDK config, USDT as quote. The quote spot
+    # market index (Drift mainnet's), its oracle and the market table are assumed to mirror
+    # Drift mainnet until Velocity publishes its own tables: all of these are provisional.
+    velocity = dataclasses.replace(
+        mainnet,
+        name="velocity",
+        program_id=Pubkey.from_string("vELoC1audYbSYVRXn1vPaV8Axoa9oU6BYmNGZZBDZ1P"),
+        swift_base_url="https://swift.velocity.exchange",
+        quote_mint=_MAINNET_USDT.mint,
+        quote_oracle=_MAINNET_USDT.oracle,
+        provisional=frozenset(
+            {"program_id", "swift_base_url", "quote_spot_market_index", "quote_mint",
+             "quote_oracle", "markets", "spot_oracles"}
         ),
-        "drift-devnet": VenueProfile(
-            name="drift-devnet",
-            program_id=DRIFT_PROGRAM_ID,
-            swift_base_url="https://master.swift.drift.trade",
-            rpc_primary_url="https://api.devnet.solana.com",
-            rpc_backup_url=None,
-            quote_spot_market_index=_DEVNET_USDC.market_index,
-            quote_mint=_DEVNET_USDC.mint,
-            quote_oracle=_DEVNET_USDC.oracle,
-            markets=_market_table(devnet_perp_market_configs),
-            slot_time_ms=400,
-            spot_oracles=_spot_oracles(devnet_spot_market_configs),
-            paused_program=DRIFT_V2_PAUSED,
-        ),
-        # Velocity relaunch: program id from velocity-exchange/velocity-v1 declare_id! (non
-        # "mainnet-beta" build), Swift host from its SDK config, USDT as quote. The quote spot
-        # market index/oracle and the market table are assumed to mirror Drift mainnet until
-        # Velocity publishes its own tables: all of these are provisional.
-        "velocity": VenueProfile(
-            name="velocity",
-            program_id=Pubkey.from_string("vELoC1audYbSYVRXn1vPaV8Axoa9oU6BYmNGZZBDZ1P"),
-            swift_base_url="https://swift.velocity.exchange",
-            rpc_primary_url="https://api.mainnet-beta.solana.com",
-            rpc_backup_url=None,
-            quote_spot_market_index=0,
-            quote_mint=_MAINNET_USDT.mint,
-            quote_oracle=_MAINNET_USDT.oracle,
-            markets=mainnet_markets,
-            slot_time_ms=400,
-            provisional=frozenset(
-                {"program_id", "swift_base_url", "quote_spot_market_index", "quote_mint",
-                 "quote_oracle", "markets", "spot_oracles"}
-            ),
-            spot_oracles=mainnet_spot,
-        ),
-        # Local simulator: Drift's program id so driftpy PDAs and decoders apply unchanged, the
-        # mainnet market table, and URLs that are only known once the sandbox is running.
-        "sandbox": VenueProfile(
-            name="sandbox",
-            program_id=DRIFT_PROGRAM_ID,
-            swift_base_url="",
-            rpc_primary_url="",
-            rpc_backup_url=None,
-            quote_spot_market_index=_MAINNET_USDC.market_index,
-            quote_mint=_MAINNET_USDC.mint,
-            quote_oracle=_MAINNET_USDC.oracle,
-            markets=mainnet_markets,
-            slot_time_ms=400,
-            spot_oracles=mainnet_spot,
-        ),
-    }
+        paused_program=None,
+    )
+    # Local simulator: Drift's program id so driftpy PDAs and decoders apply unchanged, the
+    # mainnet market table, and URLs that are only known once the sandbox is running.
+    sandbox = dataclasses.replace(mainnet, name="sandbox", swift_base_url="",
+                                  rpc_primary_url="", paused_program=None)
+    return {profile.name: profile for profile in (mainnet, devnet, velocity, sandbox)}
 
 
 PROFILES: Mapping[str, VenueProfile] = MappingProxyType(_base_profiles())

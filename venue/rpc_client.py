@@ -504,6 +504,6 @@ def error_label(exc: BaseException) -> str:
         if isinstance(exc.data, dict) and isinstance(exc.data.get("err"), str):
             return exc.data["err"][:60]  # a preflight refusal (BlockhashNotFound, ...)
         return f"rpc_error_{exc.code}"
-    if isinstance(exc, RpcTransportError):  # RpcRateLimited included (a transient failure)
+    if isinstance(exc, RpcTransportError | AllRpcDown):  # RpcRateLimited included: transient
         return "rpc_unreachable"
     return type(exc).__name__

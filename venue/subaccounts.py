@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from driftpy.addresses import get_user_account_public_key, get_user_stats_account_public_key
+from driftpy.constants.numeric_constants import SPOT_BALANCE_PRECISION
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -38,9 +39,9 @@ from spl.token.instructions import get_associated_token_address
 from venue.drift_program import drift_program
 from venue.legacy_tx import (
     build_tx,
-    deposit_ix,
     initialize_user_ix,
     initialize_user_stats_ix,
+    token_ix,
     transfer_deposit_ix,
 )
 from venue.positions import UserSnapshot, read_user
@@ -116,8 +117,8 @@ def quote_balance(user: UserSnapshot | None, profile: VenueProfile) -> int:
     spot = user.spot.get(profile.quote_spot_market_index)
     if spot is None or spot.is_borrow:
         return 0
-    # scaled balance is 1e9 per token at cumulative interest 1.0 (SPOT_BALANCE_PRECISION)
-    return spot.scaled_balance * 10 ** profile.quote_decimals // 10 ** 9
+    # a scaled balance is SPOT_BALANCE_PRECISION per token at cumulative interest 1.0
+    return spot.scaled_balance * 10 ** profile.quote_decimals // SPOT_BALANCE_PRECISION
 
 
 def is_flat(user: UserSnapshot) -> bool:
@@ -151,8 +152,8 @@ def _fund_ix(profile: VenueProfile, plan: SubAccountPlan, amount: int,
     source = plan.source.raw if plan.source is not None else None
     if plan.sub_account_id == FUNDING_SOURCE:
         ata = get_associated_token_address(authority, profile.quote_mint)
-        return deposit_ix(profile, authority, amount, ata, source,
-                          sub_account_id=FUNDING_SOURCE), "deposit"
+        return token_ix("deposit", profile, authority, amount, ata, source, reduce_only=False,
+                        sub_account_id=FUNDING_SOURCE), "deposit"
     if not source_exists:
         raise SubAccountError(f"sub-account {FUNDING_SOURCE} of {authority} does not exist on the "
                               "venue: nothing to fund the new sub-account from")

@@ -70,9 +70,10 @@ def broadcast(attempt: Callable[[], object], until: float,
     """Send (`attempt`: one sendTransaction of the same signed bytes) until an endpoint takes
     it, resending after 429s and lost answers until `until` (the blockhash's end).
 
-    Returns once the transaction may be out there. Raises the node's RpcError when the first
-    answer is a refusal at preflight (nothing sent), NotAccepted when every attempt was
-    refused. `recover` runs after each failed attempt (the caller's failover check)."""
+    Returns once the transaction may be out there. Raises the node's RpcError when it refuses
+    the transaction (at preflight) and no earlier attempt may have gone out, NotAccepted when
+    every attempt was refused. `recover` runs after each failed attempt (the caller's
+    failover check)."""
     maybe_out = False
     endpoint = "rpc"
     pause = RESEND_FIRST_S

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,10 @@ def test_an_unfilled_swift_order_falls_back_only_once_it_can_no_longer_trade(
         "SELECT request_payload FROM swift_order_logs WHERE trade_id = %s"
         " AND event_type = 'submitted'", (trade["id"],))
     signed = submitted["request_payload"]
-    assert signed["max_slot"] == signed["slot"] + 10  # the profile's auction, not 50 slots
+    (post,) = swift_posts(stack, bot["agent"])
+    # the profile's auction, not 50 slots: 10 slots from the moment it left (its signed slot
+    # is its snapshot's; the slot clock the daemon extrapolates may be one off the sandbox's)
+    assert abs(signed["max_slot"] - post["slot"] - 10) <= 1
     (fill,) = fills(stack, bot["agent"])  # one fill: the Swift order never traded
     assert fill["source"] != "swift_maker"
     # never earlier: the on-chain order landed after the Swift order's last slot and after
@@ -160,7 +164,6 @@ def test_rpc_rate_limits_cost_time_but_never_an_order(stack: Stack) -> None:
         assert stack.position(bot["agent"]) > 0
 
 
-@pytest.mark.parametrize("slow_stack", [{"SNAPSHOT_MAX_AGE_SLOTS": "0"}], indirect=True)
 def test_an_opening_copy_beyond_its_price_deviation_is_skipped_with_the_reason(
         slow_stack: Stack) -> None:
     stack = slow_stack
@@ -187,6 +190,35 @@ def test_an_opening_copy_beyond_its_price_deviation_is_skipped_with_the_reason(
     assert copy["trades"] == [] and "price moved" in copy["status_reason"]
     assert "limit 5 bps" in copy["status_reason"]
     assert len(fills(stack, wallet["agent_public_key"])) == 1  # only the first copy traded
+
+
+@pytest.mark.parametrize("slow_stack", [{"SWIFT_RATE_BURST": "1", "SWIFT_RATE_PER_S": "1.5"}],
+                         indirect=True)
+def test_every_copy_is_signed_at_the_source_snapshot_however_long_the_fan_out_lasts(
+        slow_stack: Stack) -> None:
+    stack = slow_stack
+    source, followers = stack.published_with_subscribers(5)
+    signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    stack.wait(signal_id)
+    made = copies(stack, signal_id)
+    all_done(stack, made)
+    # one token, then one every 0.67 s: the last of the six orders leaves some 8 slots after
+    # the source's snapshot, still inside its 10-slot wait for budget
+    snapshot = stack.db.fetchone("SELECT snapshot FROM webhook_signals WHERE id = %s",
+                                 (signal_id,))["snapshot"]
+    trades = [t for s in [signal_id, *made] for t in stack.trades(s)]
+    assert [t["execution_method"] for t in trades] == ["swift"] * 6
+    assert {t["reference_price"] for t in trades} == {
+        Decimal(snapshot["market"]["oracle_price"]) / 10**6}
+    agents = {bot["bot_id"]: bot["agent"] for bot in [source, *followers]}
+    for trade in trades:
+        (signed,) = stack.db.fetchall(
+            "SELECT request_payload FROM swift_order_logs WHERE trade_id = %s"
+            " AND event_type = 'submitted'", (trade["id"],))
+        order = signed["request_payload"]
+        (post,) = swift_posts(stack, agents[trade["trading_bot_id"]])
+        assert order["slot"] == snapshot["slot"]  # one slot and oracle for every order
+        assert abs(order["max_slot"] - post["slot"] - 10) <= 1  # 10 slots from leaving
 
 
 @pytest.mark.parametrize("stack", [{"SWIFT_RATE_BURST": "2", "SWIFT_RATE_PER_S": "6"}],

@@ -6,10 +6,10 @@ import base64
 import json
 from pathlib import Path
 
+import base58
 from solders.keypair import Keypair
 
 from security.key_hierarchy import umk_message
-from security.redaction import base58_encode
 from storage.database import Database
 from tests.operator_cli.helpers import Cli, write_key
 from tests.security.helpers import wallet as fixed_wallet
@@ -17,7 +17,8 @@ from tests.security.helpers import wallet as fixed_wallet
 
 def _forms(secret: bytes) -> set[str]:
     """Text forms a leaked key would take."""
-    return {secret.hex(), base58_encode(secret), base64.b64encode(secret).decode().rstrip("="),
+    return {secret.hex(), base58.b58encode(secret).decode(),
+            base64.b64encode(secret).decode().rstrip("="),
             base64.urlsafe_b64encode(secret).decode().rstrip("="),
             json.dumps(list(secret)), ", ".join(str(b) for b in secret)}
 

@@ -8,12 +8,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import base58
 from solders.keypair import Keypair
 
 from security.agent_keys import open_agent_privkey
 from security.execution import open_grant
 from security.key_hierarchy import derive_subkeys, derive_umk, umk_message
-from security.redaction import base58_encode
 from storage.database import Database
 from tests.operator_cli.helpers import Cli, snapshot
 
@@ -27,7 +27,8 @@ def _sig(tmp: Path, owner: Keypair, name: str = "owner.sig") -> tuple[Path, byte
 
 
 def _forms(secret: bytes) -> set[str]:
-    return {secret.hex(), base58_encode(secret), base64.b64encode(secret).decode().rstrip("="),
+    return {secret.hex(), base58.b58encode(secret).decode(),
+            base64.b64encode(secret).decode().rstrip("="),
             base64.urlsafe_b64encode(secret).decode().rstrip("="), json.dumps(list(secret))}
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import base58
 import pytest
 
 from security.agent_keys import (
@@ -38,7 +39,6 @@ from security.execution import (
 )
 from security.key_hierarchy import derive_subkeys, derive_umk, umk_message
 from security.policy import BotPolicy, compute_policy_hmac, verify_policy_hmac
-from security.redaction import base58_encode
 from security.server_key import SealedItem, load_server_key_file, reencrypt_all
 from security.webhook_auth import (
     generate_webhook_secret,
@@ -55,7 +55,8 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 def _forms(secret: bytes) -> set[str]:
     b64 = base64.b64encode(secret).decode()
-    return {secret.hex(), secret.hex().upper(), base58_encode(secret), b64, b64.rstrip("="),
+    return {secret.hex(), secret.hex().upper(), base58.b58encode(secret).decode(), b64,
+            b64.rstrip("="),
             base64.urlsafe_b64encode(secret).decode().rstrip("="), repr(secret)[2:-1]}
 
 

@@ -7,11 +7,12 @@ import io
 import logging
 from collections.abc import Iterator
 
+import base58
 import pytest
 from solders.keypair import Keypair
 
 from security import redaction
-from security.redaction import REDACTED, RedactingFilter, SecretRegistry, base58_encode
+from security.redaction import REDACTED, RedactingFilter, SecretRegistry
 
 SECRET = bytes(range(0x40, 0x60))  # 32 bytes
 KEYPAIR = bytes(Keypair.from_seed(bytes(range(7, 39))))
@@ -24,7 +25,7 @@ def forms(secret: bytes) -> list[str]:
     return [
         secret.hex(),
         secret.hex().upper(),
-        base58_encode(secret),
+        base58.b58encode(secret).decode(),
         b64,
         b64.rstrip("="),
         base64.urlsafe_b64encode(secret).decode().rstrip("="),
@@ -71,7 +72,7 @@ def test_scrubs_msg_in_every_encoding(captured: tuple[logging.Logger, io.StringI
 
 def test_scrubs_args(captured: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = captured
-    logger.warning("raw=%r hex=%s b58=%s", SECRET, SECRET.hex(), base58_encode(KEYPAIR),
+    logger.warning("raw=%r hex=%s b58=%s", SECRET, SECRET.hex(), base58.b58encode(KEYPAIR).decode(),
                    extra={"extra_field": "-"})
     logger.warning("dict %(k)s", {"k": KEYPAIR[:32].hex()}, extra={"extra_field": "-"})
     logger.warning("mnemonic: %s", MNEMONIC.replace(" ", "  \n "), extra={"extra_field": "-"})
@@ -115,7 +116,7 @@ def test_key_like_shapes_without_registration() -> None:
 def test_ordinary_text_survives() -> None:
     registry = SecretRegistry()
     registry.register(SECRET)
-    sig = base58_encode(bytes(range(64)))
+    sig = base58.b58encode(bytes(range(64))).decode()
     line = f"order placed tx={sig} market=SOL-PERP size=1.5 reason=webhook_secret_mismatch"
     assert registry.scrub(line) == line
 
@@ -140,7 +141,7 @@ def test_install_scrubs_records_from_any_logger() -> None:
     try:
         logger.error("leak %s", SECRET.hex())
         try:
-            raise RuntimeError(base58_encode(SECRET))
+            raise RuntimeError(base58.b58encode(SECRET).decode())
         except RuntimeError:
             logger.exception("boom")
     finally:
@@ -173,7 +174,7 @@ def test_embedded_forms_are_found() -> None:
     registry.register(SECRET)
     for line in (f"0x{SECRET.hex()}", f"prefix{SECRET.hex()}ffff", repr(bytearray(SECRET)),
                  repr(b"header" + SECRET + b"trailer"), str(list(b"ab" + SECRET)),
-                 f"key={base58_encode(SECRET)}."):
+                 f"key={base58.b58encode(SECRET).decode()}."):
         scrubbed = registry.scrub(line)
         for form in forms(SECRET):
             assert form not in scrubbed, (line, form)
@@ -187,7 +188,8 @@ def test_many_registered_secrets_stay_fast() -> None:
     keys = [i.to_bytes(4, "big") * 16 for i in range(3000)]
     for key in keys:
         registry.register_ed25519_keypair(key)
-    line = f"signed order for wallet with key {keys[1500].hex()} tx=" + base58_encode(bytes(64))
+    line = (f"signed order for wallet with key {keys[1500].hex()} tx="
+            + base58.b58encode(bytes(64)).decode())
     start = time.perf_counter()
     for _ in range(300):
         scrubbed = registry.scrub(line)

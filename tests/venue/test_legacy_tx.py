@@ -37,12 +37,12 @@ from venue.auction import AuctionConfig
 from venue.drift_types import from_order_params
 from venue.legacy_tx import (
     ComputeBudget,
-    deposit_ix,
     initialize_user_ix,
     initialize_user_stats_ix,
     place_and_take_perp_order_tx,
     profit_share_tx,
     spl_transfer_tx,
+    token_ix,
     withdraw_tx,
 )
 from venue.profiles import PROFILES
@@ -204,9 +204,9 @@ def test_withdraw_tx() -> None:
     assert accounts[8:] == [m.pubkey for m in _driftpy_remaining([user], writable_spot=[0])]
 
 
-def test_deposit_ix() -> None:
+def test_deposit_token_ix() -> None:
     authority, source = Pubkey.new_unique(), Pubkey.new_unique()
-    ix = deposit_ix(MAINNET, authority, 7_000_000, source, None)
+    ix = token_ix("deposit", MAINNET, authority, 7_000_000, source, None, reduce_only=False)
     decoded = program().coder.instruction.parse(bytes(ix.data))
     assert decoded.name == "deposit"
     assert (decoded.data.market_index, decoded.data.amount, decoded.data.reduce_only) == (
