@@ -38,6 +38,7 @@ from actors.tree import root_kwargs
 from config import ConfigError, Settings, load_settings
 from config.settings import SETTINGS, describe
 from demo.tour import demo_environment, run_tour
+from httpapi.listeners import listener_specs
 from httpapi.ops_routes import WARNING_SEPARATOR
 from observability import multiprocess, systemd
 from observability.exporter import start_exporter
@@ -123,10 +124,22 @@ def _peer_env(settings: Settings, dsn: str, venue: ProcessVenue) -> dict[str, st
     return env
 
 
+def tree_kwargs(services: Services, extra: tuple[ChildSpec, ...] = (),
+                changes: Mapping[str, ChildSpec | None] | None = None) -> dict[str, Any]:
+    """The root supervisor's arguments for this process's role: its actors, its HTTP listeners
+    when it serves HTTP, `extra` (a node's worker pool); `changes` swaps children by name."""
+    listeners = listener_specs(services) if services.role.serves_http else ()
+    return root_kwargs(services, listeners, extra, changes)
+
+
 def start_tree(services: Services, on_exit: Callable[[ChildExited], None],
-               extra: tuple[ChildSpec, ...] = ()) -> pykka.ActorRef[Any] | None:
-    """Start the supervision tree and resume bot backlogs; None if it failed to start."""
-    root = start_linked(Supervisor, Link("root", on_exit), **root_kwargs(services, extra))
+               extra: tuple[ChildSpec, ...] = (),
+               changes: Mapping[str, ChildSpec | None] | None = None
+               ) -> pykka.ActorRef[Any] | None:
+    """Start the supervision tree and resume bot backlogs; None if it failed to start (the
+    runtime, the demo, the end-to-end tests and the benchmarks all start it here)."""
+    root = start_linked(Supervisor, Link("root", on_exit),
+                        **tree_kwargs(services, extra, changes))
     services.root = root
     try:
         root.ask(Ready(), timeout=STOP_TIMEOUT_S)

@@ -1,25 +1,20 @@
-"""The supervision tree of the daemon, as data: which actors run, in which order, how restarted.
+"""The supervision tree of a process, as data: which actors run, in which order, how restarted.
 
 Children start in this order and stop in reverse: the health monitor first (its probes feed the
 others), the live flags next (every order asks them), then the owners of shared state (RPC
-failover in the legacy executor, the slot clock
-and account cache in venue_state, open Swift orders in the fill tracker, Swift health in the
-gateway), the keeper of this daemon's bot leases (nothing claims work before they exist), the
-bot supervisor (bot actors are added on demand), the fan-out, the admin listener
-(ADMIN_HOST:ADMIN_PORT: admin-token routes and health, loopback by default) and the webhook
-server last, so nothing is accepted before the actors that handle it are up, and intake is the
-first thing to stop.
-
-Which routes each listener serves (`PUBLIC_ONLY` / `ADMIN_ONLY` below): the public webhook
-listener has the webhook, manual trades (owners call them from outside; failed admin tokens are
-rate-limited) and /healthz, /readyz for load balancers; the admin listener has every /api/admin
-route, signal stories, manual trades (for the operator) and /healthz, /readyz.
+failover in the legacy executor, the slot clock and account cache in venue_state, open Swift
+orders in the fill tracker, Swift health in the gateway), the keeper of this process's bot
+leases (nothing claims work before they exist), the bot supervisor (bot actors are added on
+demand), the fan-out and the listeners for work announced by others; then the HTTP listeners
+(httpapi.listeners, passed in by the runtime) and last the worker pool of a node's intake.
+Which of them a process runs depends on its role (actors.services.ProcessRole).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pykka
@@ -39,11 +34,6 @@ from actors.services import NamedActor, Services
 from actors.shared_probes import shared_probe
 from actors.swift_gateway import SwiftGateway
 from actors.venue_state import VenueState, VenueStateClient
-from actors.webhook import WebhookActor
-from httpapi.admin_routes import add_admin_routes
-from httpapi.ops_routes import add_ops_routes
-from httpapi.router import Router
-from httpapi.trading_routes import add_trading_routes
 from observability.systemd import report_supervisor_event
 from observability.trading_metrics import prime_market_series
 from supervision import (
@@ -74,41 +64,6 @@ def supervision_policy(services: Services) -> dict[str, Any]:
         "backoff": Backoff(base_s=s["SUPERVISOR_BACKOFF_BASE_MS"] / 1000,
                            cap_s=s["SUPERVISOR_BACKOFF_CAP_MS"] / 1000),
     }
-
-
-ADMIN_MAX_CONNECTIONS = 64
-_ADMIN_PREFIXES = ("/api/admin/", "/api/signals/")
-
-
-def _public_route(_method: str, pattern: str) -> bool:
-    """Routes of the public webhook listener: everything but admin and signal stories."""
-    return not pattern.startswith(_ADMIN_PREFIXES)
-
-
-def _admin_route(_method: str, pattern: str) -> bool:
-    """Routes of the admin listener: admin, signal stories, manual trades, health."""
-    return (pattern.startswith(_ADMIN_PREFIXES) or pattern.endswith("/manual-trade")
-            or pattern in ("/healthz", "/readyz"))
-
-
-def _routes(services: Services, accept: Any) -> Router:
-    """One route table, filtered for a listener."""
-    router = Router(max_body_bytes=services.settings["WEBHOOK_MAX_BODY_BYTES"],
-                    read_timeout_s=services.settings["WEBHOOK_READ_TIMEOUT_S"], accept=accept)
-    add_ops_routes(router, services)
-    add_trading_routes(router, services)
-    add_admin_routes(router, services)
-    return router
-
-
-def build_router(services: Services) -> Router:
-    """The HTTP routes served by the public webhook actor."""
-    return _routes(services, _public_route)
-
-
-def build_admin_router(services: Services) -> Router:
-    """The HTTP routes served by the admin listener."""
-    return _routes(services, _admin_route)
 
 
 def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
@@ -174,16 +129,26 @@ def rpc_probe(services: Services) -> ProbeSpec:
 _EXECUTION = frozenset({"legacy_executor", "venue_state", "fill_tracker", "swift_gateway",
                         "profit_share", "lease_keeper", "bots", "retry_scheduler", "fanout",
                         "intake_listener"})
-_HTTP = frozenset({"intake_journal", "admin_api", "webhook"})
+_HTTP = frozenset({"intake_journal"})
 
 
-def root_children(services: Services, extra: tuple[ChildSpec, ...] = ()) -> list[ChildSpec]:
-    """Child specs of the root supervisor for this process's role, in start order; `extra`
-    (the intake's worker pool) starts last, so it stops first."""
+def root_children(services: Services, listeners: tuple[ChildSpec, ...] = (),
+                  extra: tuple[ChildSpec, ...] = (),
+                  changes: Mapping[str, ChildSpec | None] | None = None) -> list[ChildSpec]:
+    """Child specs of the root supervisor for this process's role, in start order: the actors,
+    then the HTTP `listeners` (built by httpapi.listeners: intake is the first thing to stop),
+    then `extra` (the intake's worker pool: started last, stopped first). `changes` replaces
+    (or, with None, leaves out) children by name: tests and benchmarks assemble the same tree."""
     role = services.role
-    return [spec for spec in _all_children(services)
-            if (role.executes or spec.name not in _EXECUTION)
-            and (role.serves_http or spec.name not in _HTTP)] + list(extra)
+    children = [spec for spec in _all_children(services)
+                if (role.executes or spec.name not in _EXECUTION)
+                and (role.serves_http or spec.name not in _HTTP)] + list(listeners) + list(extra)
+    changes = changes or {}
+    unknown = set(changes) - {spec.name for spec in children}
+    if unknown:
+        raise ValueError(f"no such child to change: {sorted(unknown)}")
+    return [changes.get(spec.name, spec) for spec in children
+            if changes.get(spec.name, spec) is not None]
 
 
 def _all_children(services: Services) -> list[ChildSpec]:
@@ -238,17 +203,6 @@ def _all_children(services: Services) -> list[ChildSpec]:
         ChildSpec("fanout", FanoutCoordinator, kwargs={"services": services}),
         ChildSpec("intake_listener", IntakeListener, kwargs={"services": services}),
         ChildSpec("intake_journal", JournalReplay, kwargs={"services": services}),
-        ChildSpec("admin_api", WebhookActor, kwargs={
-            "host": s["ADMIN_HOST"], "port": s["ADMIN_PORT"],
-            "app": build_admin_router(services),
-            "max_connections": ADMIN_MAX_CONNECTIONS,
-            "read_timeout_s": s["WEBHOOK_READ_TIMEOUT_S"],
-        }),
-        ChildSpec("webhook", WebhookActor, kwargs={
-            "host": s["WEBHOOK_HOST"], "port": s["WEBHOOK_PORT"], "app": build_router(services),
-            "max_connections": s["WEBHOOK_MAX_CONNECTIONS"],
-            "read_timeout_s": s["WEBHOOK_READ_TIMEOUT_S"],
-        }),
     ]
 
 
@@ -258,7 +212,10 @@ def auction_slots(services: Services) -> int:
     return configured if configured is not None else services.profile.auction_duration_slots
 
 
-def root_kwargs(services: Services, extra: tuple[ChildSpec, ...] = ()) -> dict[str, Any]:
+def root_kwargs(services: Services, listeners: tuple[ChildSpec, ...] = (),
+                extra: tuple[ChildSpec, ...] = (),
+                changes: Mapping[str, ChildSpec | None] | None = None) -> dict[str, Any]:
     """Constructor arguments of the root supervisor (one_for_one)."""
-    return {"children": root_children(services, extra), "strategy": Strategy.ONE_FOR_ONE,
+    return {"children": root_children(services, listeners, extra, changes),
+            "strategy": Strategy.ONE_FOR_ONE,
             **supervision_policy(services)}

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +20,19 @@ import pykka
 import requests
 
 import runtime
-from actors.dispatch import wake_backlogs
 from actors.services import Services
-from actors.tree import root_kwargs
 from actors.webhook import GetAddress
 from config import load_settings
 from sandbox.server import SandboxServer
-from security.keyring_config import server_key_ring
 from storage.bot_leases import holder_id
-from storage.database import Database
-from storage.migrations import migrate
 from storage.signals import SignalWaiter
-from supervision import Link, Ready, Supervisor, start_linked, whereis
+from supervision import ChildSpec, whereis
 from tests.daemon import free_port
 from tests.venue_view import counters, orders_received, position
-from venue.profiles import load_profile
 
 ADMIN = "e2e-admin-token-xxxxxxxxxxxxxxxx"
+# children of the tree a test swaps (or, with None, leaves out), made once services exist
+Changes = Callable[[Services], Mapping[str, ChildSpec | None]]
 WAIT_S = 60.0
 
 
@@ -57,7 +53,7 @@ class Stack:
     """One database, one sandbox, one supervision tree, one webhook server."""
 
     def __init__(self, database_url: str, state_dir: Path, sandbox: SandboxServer | None = None,
-                 **overrides: str) -> None:
+                 changes: Changes | None = None, **overrides: str) -> None:
         self.sandbox = sandbox or SandboxServer("127.0.0.1", 0, seed=11, slot_ms=100)
         if sandbox is None:
             self.sandbox.start()
@@ -74,19 +70,17 @@ class Stack:
             "SWIFT_HEALTH_CHECK_INTERVAL_MS": "1000", "HEALTH_INTERVAL_MS": "1000",
             "EXECUTION_BUDGET_MS": "20000", "SUPERVISOR_BACKOFF_BASE_MS": "10",
             "METRICS_PORT": str(free_port()), **overrides}
-        settings = load_settings(self.env)
-        self.db = Database(database_url, size=10)
-        migrate(self.db)
-        profile = load_profile(self.env, sandbox_url=self.sandbox.url)
-        self.services = Services(settings, self.db, ADMIN, profile,
-                                 server_key_ring(settings, self.env),
-                                 holder=holder_id(state_dir))  # as runtime.py: its state dir's
+        # assembled and started exactly as `quantumvault run` does (one process, WORKERS=0)
+        self._parts = contextlib.ExitStack()
+        self.services = self._parts.enter_context(
+            runtime.assembled(load_settings(self.env), self.env))
+        self.services.holder = holder_id(state_dir)  # as runtime.py: its state dir's
+        self.db = self.services.db
         self.exits: list[Any] = []
-        self.root = start_linked(Supervisor, Link("root", self.exits.append),
-                                 **root_kwargs(self.services))
-        self.services.root = self.root
-        self.root.ask(Ready(), timeout=WAIT_S)
-        wake_backlogs(self.services)  # as runtime.py does after a restart
+        root = runtime.start_tree(self.services, self.exits.append,
+                                  changes=changes(self.services) if changes else None)
+        assert root is not None, self.exits
+        self.root = root
         host, port = whereis(self.root, "webhook", 5).ask(GetAddress(), timeout=5)
         self.url = f"http://{host}:{port}"
         host, port = whereis(self.root, "admin_api", 5).ask(GetAddress(), timeout=5)
@@ -193,6 +187,6 @@ class Stack:
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             self.root.stop(block=True, timeout=WAIT_S)
         self.waiter.close()
-        self.db.close()
+        self._parts.close()
         if not keep_sandbox:
             self.sandbox.stop()

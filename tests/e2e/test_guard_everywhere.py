@@ -11,7 +11,6 @@ import pytest
 from solders.hash import Hash
 
 import actors.order_exec as order_exec
-import tests.e2e.stack as stack_module
 from actors.profit_share import ExecutorPayer
 from actors.services import Services
 from storage.emergency_stops import set_global_stop
@@ -32,15 +31,14 @@ OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
 
 
 @pytest.fixture
-def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def stack(database_url: str, tmp_path: Path,
           request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A Stack with a fast IOU schedule; a callable param gives the profit_share actor's
     extra kwargs, a dict param the settings overrides."""
     param = getattr(request, "param", {})
     extra = param if callable(param) else (lambda _s: {})
     overrides = {} if callable(param) else dict(param)
-    monkeypatch.setattr(stack_module, "root_kwargs", fast_profit_share(extra))
-    running = Stack(database_url, tmp_path, **overrides)
+    running = Stack(database_url, tmp_path, changes=fast_profit_share(extra), **overrides)
     try:
         yield running
     finally:

@@ -223,7 +223,7 @@ def test_metrics_summary_and_daily_operations_on_a_live_flow(stack: Stack,
 
 
 def test_swift_metrics_route_is_served_by_the_tree(stack: Stack) -> None:
-    """Fails until actors/tree.py build_router calls add_admin_routes(router, services)."""
+    """Fails unless httpapi/listeners.py build_router calls add_admin_routes(router, services)."""
     answer = swift_metrics(stack.admin_url)
     assert answer.status_code == 200, answer.text
     assert set(answer.json()) >= {"summary", "byMarket", "errorBreakdown", "swiftHealthy"}

@@ -20,17 +20,15 @@ from solders.hash import Hash
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
-import tests.e2e.stack as stack_module
 from actors.profit_share import (
     ExecutorPayer,
     ProfitShareActor,
     SubscriberClosed,
 )
 from actors.services import Services
-from actors.tree import root_kwargs
 from storage.profit_shares import ShareWaiter, share_for_trade
 from supervision import ChildSpec, CrashDrill, request, whereis
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Changes, Stack
 from trading.profit_share import IouSchedule
 from venue.legacy_tx import BuiltTx
 from venue.positions import read_user
@@ -47,28 +45,22 @@ FAST = IouSchedule(interval_s=0.2, max_attempts=50, ttl_s=3600)
 ActorKwargs = Callable[[Services], dict[str, Any]]
 
 
-def fast_profit_share(extra: ActorKwargs) -> Callable[[Services], dict[str, Any]]:
-    """The daemon's tree kwargs with a profit_share actor on a fast schedule (plus `extra`)."""
+def fast_profit_share(extra: ActorKwargs) -> Changes:
+    """The tree with a profit_share actor on a fast schedule (plus `extra` kwargs)."""
 
-    def with_fast_profit_share(services: Services) -> dict[str, Any]:
-        kwargs = root_kwargs(services)
-        children = list(kwargs["children"])
-        at = next(i for i, c in enumerate(children) if c.name == "profit_share")
-        children[at] = ChildSpec("profit_share", ProfitShareActor, kwargs={
+    def changes(services: Services) -> dict[str, ChildSpec | None]:
+        return {"profit_share": ChildSpec("profit_share", ProfitShareActor, kwargs={
             "services": services, "schedule": FAST, "tick_s": 0.2, "lease_s": 1.0,
-            **extra(services)})
-        return {**kwargs, "children": children}
+            **extra(services)})}
 
-    return with_fast_profit_share
+    return changes
 
 
 @pytest.fixture
-def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-          request: pytest.FixtureRequest) -> Iterator[Stack]:
+def stack(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A Stack whose profit_share actor runs a fast schedule (and the test's param kwargs)."""
     extra: ActorKwargs = getattr(request, "param", lambda _s: {})
-    monkeypatch.setattr(stack_module, "root_kwargs", fast_profit_share(extra))
-    running = Stack(database_url, tmp_path)
+    running = Stack(database_url, tmp_path, changes=fast_profit_share(extra))
     try:
         yield running
     finally:

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-import tests.e2e.stack as stack_module
 from actors.services import Services
-from actors.tree import root_kwargs
 from storage.profit_shares import ShareWaiter, share_for_trade
+from supervision import ChildSpec
 from tests.e2e.stack import WAIT_S, Stack
 from tests.e2e.test_profit_share import wallet_quote
 
@@ -18,15 +15,14 @@ OPEN = '{"action": "buy", "contracts": 1, "position_size": 1, "timenow": "open"}
 CLOSE = '{"action": "sell", "contracts": 1, "position_size": 0, "timenow": "close"}'
 
 
-def without_profit_share(services: Services) -> dict:
-    kwargs = root_kwargs(services)
-    return {**kwargs, "children": [c for c in kwargs["children"] if c.name != "profit_share"]}
+def without_profit_share(_services: Services) -> dict[str, ChildSpec | None]:
+    """The tree without its profit_share actor: no share is ever made."""
+    return {"profit_share": None}
 
 
 def test_a_close_whose_share_was_not_recorded_is_paid_after_the_restart(
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stack_module, "root_kwargs", without_profit_share)
-    first = Stack(database_url, tmp_path)  # no profit_share actor: the share is never made
+        database_url: str, tmp_path: Path) -> None:
+    first = Stack(database_url, tmp_path, changes=without_profit_share)
     source = first.new_bot(max_usd="300")
     first.cli("bot", "publish", source["bot_id"], "--profit-share-percent", "10")
     wallet = first.cli("wallet", "create", "--fund", "1000")
@@ -46,7 +42,6 @@ def test_a_close_whose_share_was_not_recorded_is_paid_after_the_restart(
     first.db.execute("UPDATE webhook_signals SET status = 'processing' WHERE id = %s",
                      (copy["id"],))
     first.close(keep_sandbox=True)
-    monkeypatch.setattr(stack_module, "root_kwargs", root_kwargs)
 
     before = wallet_quote(first, source["wallet"])
     second = Stack(database_url, tmp_path, sandbox=first.sandbox)

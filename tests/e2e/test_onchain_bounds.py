@@ -1,0 +1,155 @@
+"""On-chain orders at scale, through the real daemon, sandbox and PostgreSQL.
+
+Many on-chain orders against a rate-limited RPC provider all reach a known outcome, each sent
+once, and are confirmed together (a status read a slot, not one per order per poll); an
+unfilled Swift order falls back on-chain after its last valid slot and within two slots of it;
+a 100-subscriber fan-out from a cold start reads the venue a handful of times before its last
+Swift POST, with the sandbox's RPC latency on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox.server import SandboxServer
+from tests.e2e.stack import Stack
+
+OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
+ON_CHAIN_ORDERS = 40  # subscribers, plus the source
+RPS_LIMIT = 10  # the provider's requests per second (and burst): far below one call per order
+FANOUT = 100
+RPC_LATENCY_MS = 40
+RPC_CALLS_BEFORE_LAST_POST = 10  # issue 10's goal for a 100-subscriber fan-out
+
+
+def sandbox_get(stack: Stack, path: str, **params: Any) -> dict[str, Any]:
+    answer = requests.get(f"{stack.sandbox.url}{path}", params=params, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def rpc_calls(stack: Stack) -> dict[str, int]:
+    """JSON-RPC calls the sandbox answered so far, per method (429s not included)."""
+    return sandbox_get(stack, "/sandbox/stats")["rpc_calls"]
+
+
+def copies(stack: Stack, signal_id: str) -> list[str]:
+    return [r["id"] for r in stack.db.fetchall(
+        "SELECT id FROM webhook_signals WHERE parent_signal_id = %s", (signal_id,))]
+
+
+def landing_slot(stack: Stack, signature: str) -> int:
+    """The slot the sandbox landed a transaction in (its getSignatureStatuses record)."""
+    answer = requests.post(stack.sandbox.url, timeout=10, json={
+        "jsonrpc": "2.0", "id": 1, "method": "getSignatureStatuses",
+        "params": [[signature], {"searchTransactionHistory": True}]}).json()
+    (status,) = answer["result"]["value"]
+    return int(status["slot"])
+
+
+@pytest.fixture
+def slow_stack(database_url: str, tmp_path: Path,
+               request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Slots of 400 ms, as on Solana (and as the daemon's venue profile says), 10-slot
+    auctions."""
+    sandbox = SandboxServer("127.0.0.1", 0, seed=23, slot_ms=400)
+    sandbox.start()
+    running = Stack(database_url, tmp_path, sandbox=sandbox, **getattr(request, "param", {}))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.mark.parametrize("slow_stack", [{"SWIFT_ENABLED": "false"}], indirect=True)
+def test_many_on_chain_orders_against_a_rate_limit_all_land_once(slow_stack: Stack) -> None:
+    stack = slow_stack
+    source, followers = stack.published_with_subscribers(ON_CHAIN_ORDERS - 1)
+    bots = [source, *followers]
+    before = rpc_calls(stack)
+    stack.faults(rpc_rps_limit=RPS_LIMIT)
+    signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+    assert stack.wait(signal_id) == {signal_id: "done"}
+    made = copies(stack, signal_id)
+    final = stack.wait(*made)
+    stack.faults()
+    trades = [t for s in [signal_id, *made] for t in stack.trades(s)]
+    # no unknown, none lost, none refused for good
+    assert [(t["status"], t["error_message"]) for t in trades if t["status"] != "completed"] == []
+    assert {t["execution_method"] for t in trades} == {"legacy"}
+    assert set(final.values()) == {"done"}
+    stats = sandbox_get(stack, "/sandbox/stats")
+    assert stats["totals"].get("rpc_rate_limited", 0) > 0  # the provider did refuse calls
+    for bot in bots:  # each order's transaction landed once, and filled once
+        assert stats["by_authority"][bot["agent"]].get("transactions_landed") == 1
+        assert len(sandbox_get(stack, "/sandbox/fills", authority=bot["agent"])["fills"]) == 1
+        assert stack.position(bot["agent"]) > 0
+    after = rpc_calls(stack)
+    confirming = after.get("getSignatureStatuses", 0) - before.get("getSignatureStatuses", 0)
+    blockhashes = after.get("getLatestBlockhash", 0) - before.get("getLatestBlockhash", 0)
+    # per-order confirmation would cost at least one status read per order, and more with
+    # every poll: one read a slot for all open transactions costs a fraction of that
+    assert confirming <= ON_CHAIN_ORDERS // 4, (confirming, after)
+    assert blockhashes <= ON_CHAIN_ORDERS // 4, (blockhashes, after)
+
+
+def test_an_unfilled_swift_order_falls_back_within_two_slots_of_its_last_valid_slot(
+        slow_stack: Stack) -> None:
+    stack = slow_stack
+    bot = stack.new_bot(max_usd="300")
+    stack.faults(swift_makers_paused=True)  # placed, never filled: it dies, then goes on-chain
+    signal_id = stack.alert(bot, OPEN_LONG).json()["signal_id"]
+    assert stack.wait(signal_id) == {signal_id: "done"}
+    (trade,) = stack.trades(signal_id)
+    assert (trade["execution_method"], trade["fallback_reason"]) == (
+        "legacy", "swift_expired:not_filled")
+    (submitted,) = stack.db.fetchall(
+        "SELECT request_payload FROM swift_order_logs WHERE trade_id = %s"
+        " AND event_type = 'submitted'", (trade["id"],))
+    last_valid_slot = submitted["request_payload"]["max_slot"]
+    (expired,) = stack.db.fetchall(  # the slot of the read that found it could no longer trade
+        "SELECT response_payload FROM swift_order_logs WHERE trade_id = %s"
+        " AND event_type = 'expired'", (trade["id"],))
+    (fill,) = sandbox_get(stack, "/sandbox/fills", authority=bot["agent"])["fills"]
+    landed = landing_slot(stack, trade["tx_signature"])
+    assert fill["slot"] == landed and fill["source"] != "swift_maker"
+    assert last_valid_slot < landed <= last_valid_slot + 2, {
+        "last_valid_slot": last_valid_slot, "declared_dead_at": expired["response_payload"],
+        "max_ts": submitted["request_payload"]["max_ts"], "landed": landed,
+        "chain_ts_at_landing": fill["chain_ts"]}
+
+
+def test_a_cold_100_subscriber_fanout_reads_the_venue_at_most_10_times_before_its_last_post(
+        database_url: str, tmp_path: Path) -> None:
+    sandbox = SandboxServer("127.0.0.1", 0, seed=29, slot_ms=400)
+    sandbox.start()
+    setup = Stack(database_url, tmp_path, sandbox=sandbox)
+    try:
+        source, followers = setup.published_with_subscribers(FANOUT)
+    finally:
+        setup.close(keep_sandbox=True)
+    stack = Stack(database_url, tmp_path, sandbox=sandbox)  # a fresh daemon: nothing cached
+    try:
+        stack.faults(rpc_latency_ms=RPC_LATENCY_MS)
+        agents = {f["agent"] for f in followers}
+        started = time.time()
+        signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
+        assert stack.wait(signal_id)[signal_id] == "done"
+        stack.wait(*copies(stack, signal_id))
+        posts = [p for p in sandbox_get(stack, "/sandbox/swift-posts", since=started)["posts"]
+                 if p["authority"] in agents]
+        assert {p["authority"] for p in posts} == agents
+        last_post = max(p["at"] for p in posts)
+        calls = [c["method"] for c in sandbox_get(stack, "/sandbox/rpc-log",
+                                                   since=started)["calls"]
+                 if c["at"] <= last_post]
+        by_method = {m: calls.count(m) for m in sorted(set(calls))}
+        assert len(calls) <= RPC_CALLS_BEFORE_LAST_POST, by_method
+    finally:
+        stack.close()
