@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-from driftpy.addresses import get_user_account_public_key
 from solders.pubkey import Pubkey
 
 from actors.legacy_executor import ExecutorClient
 from actors.messages import Observed, Track, TrackedOrder, TrackResult
-from actors.venue_state import KEYS_PER_READ, VenueStateClient
+from actors.venue_state import KEYS_PER_READ, VenueStateClient, user_account_key
 from supervision import Outcome, Pending, SupervisedActor
 from venue.clock_sysvar import CLOCK_SYSVAR, read_clock
 from venue.positions import UserSnapshot, fill_from_delta, read_user
@@ -71,6 +70,7 @@ class FillTracker(SupervisedActor):
         self._profile = profile
         self._open: list[_Open] = []
         self._ticking = False
+        self._last: dict[tuple[Pubkey, int], tuple[bytes, UserSnapshot]] = {}  # by _read
 
     def on_exit(self) -> None:
         # whoever waits on an order here learns at once that it must ask the restarted tracker
@@ -119,15 +119,25 @@ class FillTracker(SupervisedActor):
         slots, unix_ts = [], None
         for start in range(0, len(owners), KEYS_PER_READ):
             chunk = owners[start:start + KEYS_PER_READ]
-            keys = tuple(get_user_account_public_key(pid, a, s) for a, s in chunk)
+            keys = tuple(user_account_key(pid, a, s) for a, s in chunk)
             slot, (clock, *accounts) = self._executor.accounts((CLOCK_SYSVAR, *keys))
             if clock is not None:
                 chain = read_clock(clock.data)
                 slot, unix_ts = chain.slot, chain.unix_timestamp
             slots.append(slot)
             for owner, account in zip(chunk, accounts, strict=True):
-                users[owner] = read_user(account.data) if account is not None else None
+                users[owner] = self._decoded(owner, account.data) if account is not None \
+                    else None
+        self._last = {o: self._last[o] for o in owners if o in self._last}
         return min(slots), unix_ts, users
+
+    def _decoded(self, owner: tuple[Pubkey, int], data: bytes) -> UserSnapshot:
+        """The account as decoded, once per change: an order waiting in its auction leaves
+        its account as it was from one slot to the next."""
+        last = self._last.get(owner)
+        if last is None or last[0] != data:
+            last = self._last[owner] = (data, read_user(data))
+        return last[1]
 
     def _decide(self, read: _TickRead) -> None:
         if read.outcome.error is not None:

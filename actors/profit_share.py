@@ -3,85 +3,34 @@
 On `SubscriberClosed` (told by a subscriber's BotActor after a close or reduce filled) the
 actor computes the realised PnL of the fill against the entry before the close
 (trading.profit_share) and, when positive, records the creator's share in pending_profit_shares
-(once per closing trade) and pays it at once. A payment is ONE transaction signed by the
-subscriber's agent key (legacy server-key path: subscribers have no session) that withdraws
-from the subscriber's sub-account and transfers to the creator's quote token account
-(venue.legacy_tx.profit_share_tx), sent through the LegacyExecutor's SendTransaction. A share
-that could not be paid stays an IOU; a periodic tick (every 5 minutes) claims the due ones.
-
-Guarded: right before the key is opened and again right before the payment is signed,
-`security.trade_guard.guard_withdrawal` checks the emergency stops (any stop holds payments),
-the IOU's MAC and cap (amount <= percent x PnL), its publication's terms MAC and its subscriber
-bot's policy and binding MACs, and the payment ledger (profit_share_payments: a payment once
-made is never made again, whatever the IOU's status says). A stop makes the IOU wait; any other
-refusal voids it with "refused: <reason>"; every refusal is a trade_refusals row and counted.
-
-Exactly once: the payment's signature and last valid block height are written to the share
-before the executor sends it (inside the build step, which runs before the send). Whenever a
-share carries such a signature, the next attempt first asks the chain: landed -> paid, without
-sending; failed, or expired (block height past last valid, no status) -> safe to rebuild;
-otherwise still pending -> ask again later. Only known failures count towards void.
-
-The chain reads (blockhash with its last valid height, signature status) go through the
-LegacyExecutor, the owner of RPC failover. All slow work (queries, RPC, the send) runs off
-the mailbox with run_in_background.
+(once per closing trade) and pays it at once (actors.profit_share_payment: one guarded
+transaction, exactly once). A share that could not be paid stays an IOU; a periodic tick (every
+5 minutes) claims the due ones. All slow work of a payment pass (queries, RPC, the send) runs
+off the mailbox with run_in_background.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from solders.hash import Hash
-from solders.pubkey import Pubkey
-
 from actors.legacy_executor import ExecutorClient
-from actors.messages import SendTransaction
+from actors.profit_share_payment import ASK_TIMEOUT_S, ExecutorPayer, ShareSettler
 from actors.services import Services
 from observability.trading_metrics import PROFIT_SHARE_IOUS_PENDING
-from security.signing_keys import SigningRefused, open_bot_keypair
-from security.trade_guard import guard_withdrawal
-from storage.bots import Bot, get_bot
+from storage.bots import get_bot
 from storage.copy_trading import verified_publication
-from storage.profit_shares import (
-    NewShare,
-    Share,
-    claim_due,
-    clear_attempt,
-    count_unpaid,
-    create_share,
-    mark_paid,
-    mark_retry,
-    mark_void,
-    payment_made,
-    record_attempt,
-)
+from storage.profit_shares import NewShare, count_unpaid, create_share
 from storage.trade_refusals import record_refusal
 from supervision import Outcome, Refusal, SupervisedActor, request, whereis
 from trading.profit_share import Close as CloseFill
-from trading.profit_share import (
-    IouSchedule,
-    Retry,
-    from_quote_decimal,
-    realized_pnl,
-    share_amount,
-    to_quote_decimal,
-)
-from venue.legacy_tx import BuiltTx, profit_share_tx
+from trading.profit_share import IouSchedule, realized_pnl, share_amount, to_quote_decimal
 from venue.positions import PerpPositionView
-from venue.rpc_client import RpcError, error_label
-from venue.tx_sender import SentTx
-from venue.tx_status import TxState
 
 log = logging.getLogger(__name__)
 
-ASK_TIMEOUT_S = 10.0
-SEND_TIMEOUT_S = 60.0
 LEASE_S = 120.0
 BATCH = 20
 BASE = Decimal(10**9)
@@ -114,45 +63,14 @@ class PayDue:
 
 @dataclass(frozen=True)
 class _Tick:
-    pass
+    """The periodic tick: sweep the due shares, then schedule the next tick."""
 
 
 @dataclass(frozen=True)
 class _Swept:
+    """A background payment pass ended (its outcome: a count or the error)."""
+
     outcome: Outcome
-
-
-# --- collaborators ---------------------------------------------------------------------------
-
-
-class NotSent(Exception):
-    """The payment is known not to have reached the chain (safe to send anew)."""
-
-
-class GuardRefused(NotSent):
-    """The withdrawal guard refused the payment before anything was signed."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"refused: {reason}")
-        self.reason = reason
-
-
-_STOP_REASONS = frozenset({"global_emergency_stop", "wallet_emergency_stop",
-                           "guard_unavailable"})  # the IOU waits; anything else: never paid
-
-
-class ExecutorPayer:
-    """Sends a built payment through the LegacyExecutor's SendTransaction."""
-
-    def __init__(self, services: Services, timeout_s: float = SEND_TIMEOUT_S) -> None:
-        self._services = services
-        self._timeout_s = timeout_s
-
-    def send(self, build: Callable[[Hash], BuiltTx]) -> SentTx:
-        """Build (fresh blockhash), send and confirm; raises what the executor raised."""
-        assert self._services.root is not None
-        ref = whereis(self._services.root, "legacy_executor", ASK_TIMEOUT_S)
-        return request(ref, SendTransaction(build), self._timeout_s)
 
 
 def notify_close(services: Services, trade_id: str, before: PerpPositionView,
@@ -168,11 +86,6 @@ def notify_close(services: Services, trade_id: str, before: PerpPositionView,
         log.error("profit share not recorded for trade %s: %s", trade_id, type(exc).__name__)
 
 
-def _error_label(exc: BaseException) -> str:
-    """A bounded, secret-free label for a failure (no URLs, no key material)."""
-    return str(exc)[:200] if isinstance(exc, NotSent) else error_label(exc)
-
-
 # --- the actor -------------------------------------------------------------------------------
 
 
@@ -186,11 +99,9 @@ class ProfitShareActor(SupervisedActor):
         self._services = services
         self._schedule = schedule or IouSchedule()
         self._tick_s = self._schedule.interval_s if tick_s is None else tick_s
-        self._lease_s = lease_s
-        self._batch = batch
-        self._chain = chain or ExecutorClient(services)
-        self._payer = payer or ExecutorPayer(services)
-        self._worker = f"profit-share-{uuid.uuid4().hex[:16]}"
+        self._settler = ShareSettler(services, self._schedule, lease_s, batch,
+                                     chain or ExecutorClient(services),
+                                     payer or ExecutorPayer(services))
         self._sweeping = False
         self._again = False
 
@@ -199,6 +110,7 @@ class ProfitShareActor(SupervisedActor):
         self.actor_ref.tell(_Tick())  # resume IOUs (and crashed payments) at once
 
     def on_receive(self, message: Any) -> Any:
+        """Record closes, sweep on demand and on each tick, note when a sweep ended."""
         if isinstance(message, SubscriberClosed):
             share_id = self._record(message)
             if share_id is not None:
@@ -274,144 +186,16 @@ class ProfitShareActor(SupervisedActor):
             self._again = True
             return
         self._sweeping = True
-        self.run_in_background(self._pay_due, _Swept)
+        self.run_in_background(self._settler.pay_due, _Swept)
 
     def _swept(self, outcome: Outcome) -> None:
+        """A sweep ended: log its failure, start the one asked for meanwhile."""
         self._sweeping = False
         if outcome.error is not None:
             log.error("profit share sweep failed: %s", type(outcome.error).__name__)
         if self._again:
             self._again = False
             self._sweep()
-
-    def _pay_due(self) -> int:
-        """Claim the due shares of the subscriber bots this process holds and settle each;
-        returns how many were handled."""
-        db = self._services.db
-        shares = claim_due(db, self._worker, self._batch, self._lease_s, self._services.holder)
-        for share in shares:
-            try:
-                state = self._settle(share)
-            except Exception as exc:  # unknown outcome: keep any recorded payment, try later
-                state = "error"
-                mark_retry(db, share.id, self._worker, self._schedule.interval_s,
-                           _error_label(exc), count_attempt=False)
-                log.error("profit share %s: %s", share.id, type(exc).__name__)
-            log.info("profit share %s: %s", share.id, state)
-        PROFIT_SHARE_IOUS_PENDING.set(count_unpaid(db))
-        return len(shares)
-
-    def _settle(self, share: Share) -> str:
-        """One claimed share: resolve a recorded payment, void, or pay; returns what happened."""
-        db, worker, schedule = self._services.db, self._worker, self._schedule
-        last_error = share.last_error
-        if share.inflight_signature is not None:
-            assert share.inflight_last_valid_block_height is not None
-            verdict = self._chain.verdict(share.inflight_signature,
-                                          share.inflight_last_valid_block_height)
-            if verdict.state is TxState.LANDED:
-                mark_paid(db, share.id, share.inflight_signature)
-                return "paid (found landed)"
-            if verdict.state is TxState.PENDING:
-                mark_retry(db, share.id, worker, schedule.interval_s, "payment unconfirmed",
-                           count_attempt=False)
-                return "payment still unconfirmed"
-            last_error = f"payment {verdict.state}" + (
-                f": {verdict.error}" if verdict.error else "")
-            clear_attempt(db, share.id, worker, last_error)
-        now = datetime.now(UTC)
-        void = schedule.give_up(share.attempts, share.expires_at, now, last_error)
-        if void is not None:
-            mark_void(db, share.id, worker, void.reason)
-            return "void"
-        recorded: list[str] = []
-        try:
-            sent = self._pay(share, recorded)
-        except GuardRefused as exc:
-            return self._refused(share, exc.reason)
-        except SigningRefused as exc:  # no grant (V3) or the legacy path is off: the IOU waits
-            mark_retry(db, share.id, worker, schedule.interval_s,
-                       f"signing_refused: {exc.reason}", count_attempt=False)
-            return f"held (signing_refused: {exc.reason})"
-        except Exception as exc:
-            # Nothing can have been sent before the signature was recorded; after that only a
-            # refusal of sendTransaction itself (preflight) is known not to have gone out.
-            refused = isinstance(exc, RpcError) and exc.method == "sendTransaction"
-            return self._failed(share, _error_label(exc), known=not recorded or refused)
-        if sent.verdict.state is TxState.LANDED:
-            mark_paid(db, share.id, sent.signature)
-            return "paid"
-        if sent.verdict.state is TxState.FAILED:
-            return self._failed(share, sent.verdict.error or "payment failed", known=True)
-        return self._failed(share, f"payment {sent.verdict.state}", known=False)
-
-    def _refused(self, share: Share, reason: str) -> str:
-        """The guard refused before signing: a stop makes the IOU wait; a payment already made
-        puts its row back to paid; any other refusal voids it, with the reason."""
-        db, worker = self._services.db, self._worker
-        if reason in _STOP_REASONS:
-            mark_retry(db, share.id, worker, self._schedule.interval_s, f"refused: {reason}",
-                       count_attempt=False)
-            return f"held ({reason})"
-        if reason == "profit_share_already_paid":
-            signature = payment_made(db, share)
-            assert signature is not None
-            mark_paid(db, share.id, signature)
-            return "already paid: not paid again"
-        mark_void(db, share.id, worker, f"refused: {reason}")
-        return f"refused ({reason})"
-
-    def _failed(self, share: Share, error: str, known: bool) -> str:
-        """After a failed try: a known failure counts (and may void); an unknown one waits."""
-        db = self._services.db
-        if not known:
-            mark_retry(db, share.id, self._worker, self._schedule.interval_s, error,
-                       count_attempt=True)
-            return f"unknown outcome ({error})"
-        clear_attempt(db, share.id, self._worker, error)
-        step = self._schedule.after_failure(share.attempts + 1, share.expires_at,
-                                            datetime.now(UTC), error)
-        if isinstance(step, Retry):
-            mark_retry(db, share.id, self._worker, step.delay_s, error)
-            return f"iou ({error})"
-        mark_void(db, share.id, self._worker, step.reason, count_attempt=True)
-        return "void"
-
-    def _pay(self, share: Share, recorded: list[str]) -> SentTx:
-        """Build, record (before sending) and send the payment of one share."""
-        db, services = self._services.db, self._services
-        bot = get_bot(db, share.subscriber_bot_id)
-        self._guard(bot, share)  # before the key is even opened
-        assert bot is not None
-        agent = open_bot_keypair(db, services.ring, services.settings, bot.id,
-                                 origin="profit_share")  # the one opener: grants, legacy path
-        creator = Pubkey.from_string(share.creator_wallet_address)
-        state = ExecutorClient(services, ASK_TIMEOUT_S).trading_state(
-            agent.pubkey(), bot.drift_subaccount_id, bot.market_index)
-        if state.user is None:
-            raise NotSent("subscriber venue account missing")
-        amount = from_quote_decimal(share.amount)
-
-        def build(_executor_blockhash: Hash) -> BuiltTx:
-            # Our own fresh blockhash, so that its last valid height is known and recorded.
-            blockhash, last_valid = self._chain.latest_blockhash()
-            self._guard(get_bot(db, share.subscriber_bot_id), share)  # right before signing
-            built = profit_share_tx(services.profile, agent, amount, state.user.raw if
-                                    state.user else None, creator, blockhash,
-                                    sub_account_id=bot.drift_subaccount_id)
-            if not record_attempt(db, share.id, self._worker, built.signature, last_valid):
-                raise NotSent("claim lost before sending")
-            recorded.append(built.signature)
-            return built
-
-        return self._payer.send(build)
-
-    def _guard(self, bot: Bot | None, share: Share) -> None:
-        """The withdrawal guard over the share as claimed; raises GuardRefused."""
-        decision = guard_withdrawal(self._services.db, self._services.ring, bot, share,
-                                    state_dir=str(self._services.settings["STATE_DIR"]))
-        if not decision.allowed:
-            raise GuardRefused(decision.reason or "refused")
 
 
 def _record_refusal(db: Any, bot_id: str, wallet: str, reason: str) -> None:

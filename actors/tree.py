@@ -174,7 +174,8 @@ def _all_children(services: Services) -> list[ChildSpec]:
         }),
         ChildSpec("flags", FlagsActor, kwargs={"services": services}),
         ChildSpec("legacy_executor", LegacyExecutor, kwargs={
-            "profile": services.profile, "slippage_bps": s["LEGACY_SLIPPAGE_BPS"]}),
+            "profile": services.profile, "slippage_bps": s["LEGACY_SLIPPAGE_BPS"],
+            "max_sends_in_flight": s["LEGACY_MAX_IN_FLIGHT"]}),
         ChildSpec("venue_state", VenueState, kwargs={
             "executor": executor, "profile": services.profile}),
         ChildSpec("fill_tracker", FillTracker, kwargs={

@@ -27,13 +27,8 @@ from venue.drift_program import drift_program
 from venue.drift_types import to_order_params
 from venue.legacy_tx import place_and_take_perp_order_tx
 from venue.profiles import PROFILES
-from venue.swift_message import (
-    OrderSigner,
-    SignedMsgOrder,
-    market_order,
-    new_uuid,
-    sign_order,
-)
+from venue.swift_message import OrderSigner, sign_order
+from venue.swift_order import SignedMsgOrder, market_order, new_uuid
 
 
 def _orders(n: int) -> list[SignedMsgOrder]:

@@ -16,7 +16,8 @@ from supervision.supervised_actor import (
     request,
     start_linked,
 )
-from supervision.supervisor import (
+from supervision.supervisor import Supervisor
+from supervision.supervisor_protocol import (
     Children,
     ChildStartFailed,
     CrashChild,
@@ -24,7 +25,6 @@ from supervision.supervisor import (
     StartChild,
     Status,
     SupervisionEscalated,
-    Supervisor,
     SupervisorEvent,
     TerminateChild,
     Whereis,

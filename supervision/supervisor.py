@@ -1,9 +1,10 @@
 """An OTP-style supervisor as a Pykka actor: ordered start, strategies, intensity, backoff.
 
-Callers reach a child by name through its supervisor (`Whereis`), never by a ref kept from
-before a restart. Supervisors nest: a supervisor is itself a supervised actor, and when its
-restart intensity is exceeded it stops its children (in reverse order) and crashes, which its
-own parent sees as an abnormal exit. At the root, the runtime turns that into a non-zero exit.
+Callers reach a child by name through its supervisor (`Whereis`; the messages, refusals and
+lookups are supervision.supervisor_protocol's), never by a ref kept from before a restart.
+Supervisors nest: a supervisor is itself a supervised actor, and when its restart intensity is
+exceeded it stops its children (in reverse order) and crashes, which its own parent sees as an
+abnormal exit. At the root, the runtime turns that into a non-zero exit.
 """
 
 from __future__ import annotations
@@ -27,75 +28,24 @@ from supervision.supervised_actor import (
     Link,
     Pending,
     Ready,
-    Refusal,
     SupervisedActor,
     kill_actor,
-    request,
     start_linked,
+)
+from supervision.supervisor_protocol import (
+    Children,
+    ChildStartFailed,
+    CrashChild,
+    NoSuchChild,
+    StartChild,
+    Status,
+    SupervisionEscalated,
+    SupervisorEvent,
+    TerminateChild,
+    Whereis,
 )
 
 log = logging.getLogger(__name__)
-
-
-class SupervisionEscalated(Exception):
-    """Restart intensity was exceeded: this supervisor gave up and passes the failure up."""
-
-
-class NoSuchChild(Refusal, LookupError):
-    """The supervisor has no running child of that name."""
-
-
-class ChildStartFailed(Refusal):
-    """A child could not be started (a refusal to a StartChild caller; a crash in on_start)."""
-
-
-@dataclass(frozen=True)
-class Whereis:
-    """Ask for a child's current ref; answered with a ref or a `Pending` while it restarts."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class StartChild:
-    """Add a child at runtime and start it (idempotent by name: answers the running ref)."""
-
-    spec: ChildSpec
-
-
-@dataclass(frozen=True)
-class TerminateChild:
-    """Stop a child and forget its spec."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Status:
-    """Ask for the state of every child, nested supervisors included."""
-
-
-@dataclass(frozen=True)
-class Children:
-    """Ask for the running children: name -> reference, in start order."""
-
-
-@dataclass(frozen=True)
-class CrashChild:
-    """Deliver a crash drill to the child at a '/'-separated path below this supervisor."""
-
-    path: str
-
-
-@dataclass(frozen=True)
-class SupervisorEvent:
-    """What a supervisor did: "exited", "restart_scheduled", "restarted" or "gave_up"."""
-
-    supervisor: str
-    kind: str
-    child: str
-    detail: str = ""
-    backoff_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -380,24 +330,3 @@ class Supervisor(SupervisedActor):
         if not issubclass(child.spec.actor_class, Supervisor):
             raise NoSuchChild(f"{self.name}: {head!r} has no children")
         return child.ref.ask(CrashChild(rest), timeout=child.spec.stop_timeout)
-
-
-def whereis(supervisor: pykka.ActorRef[Any], name: str, timeout: float) -> pykka.ActorRef[Any]:
-    """Resolve a child by name, waiting (up to `timeout`) while it restarts."""
-    return request(supervisor, Whereis(name), timeout)
-
-
-def call(supervisor: pykka.ActorRef[Any], name: str, message: Any, timeout: float) -> Any:
-    """Ask a child by name: resolves it through the supervisor, so restarts are invisible.
-
-    If the resolved child dies before it handles the message, Pykka answers ActorDeadError
-    ("stopped before handling the message"), so asking its successor cannot act twice.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        ref = whereis(supervisor, name, max(0.0, deadline - time.monotonic()))
-        try:
-            return ref.ask(message, timeout=max(0.0, deadline - time.monotonic()))
-        except pykka.ActorDeadError:
-            if time.monotonic() >= deadline:
-                raise

@@ -11,7 +11,7 @@ from driftpy.types import (
     PostOnlyParams,
 )
 
-from venue.swift_message import OrderSpec
+from venue.swift_order import OrderSpec
 
 ORDER_TYPES = (OrderType.Market, OrderType.Limit, OrderType.TriggerMarket,
                OrderType.TriggerLimit, OrderType.Oracle)

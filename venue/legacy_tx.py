@@ -46,7 +46,7 @@ from venue.drift_program import drift_program
 from venue.drift_types import to_order_params
 from venue.profiles import VenueProfile
 from venue.remaining_accounts import remaining_accounts
-from venue.swift_message import MARKET_PERP, OrderSpec
+from venue.swift_order import MARKET_PERP, OrderSpec
 
 DEFAULT_CU_LIMIT = 400_000
 DEFAULT_CU_PRICE_MICROLAMPORTS = 10_000

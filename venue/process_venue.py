@@ -10,8 +10,8 @@ import logging
 from collections.abc import Mapping
 
 from config import Settings
-from sandbox.child import SandboxChild
 from venue.profiles import VenueProfile, load_profile
+from venue.sandbox_child import SandboxChild
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 from solders.hash import Hash
 
 import actors.order_exec as order_exec
-from actors.profit_share import ExecutorPayer
+from actors.profit_share_payment import ExecutorPayer
 from actors.services import Services
 from storage.emergency_stops import set_global_stop
 from storage.profit_shares import share_for_trade

@@ -14,7 +14,8 @@ from driftpy.types import (
 
 from venue.drift_program import drift_program
 from venue.drift_types import to_order_params
-from venue.swift_message import DELEGATE_MESSAGE_DISCRIMINATOR, SignedMsgOrder
+from venue.swift_message import DELEGATE_MESSAGE_DISCRIMINATOR
+from venue.swift_order import SignedMsgOrder
 
 
 def program():

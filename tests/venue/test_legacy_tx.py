@@ -47,7 +47,7 @@ from venue.legacy_tx import (
 )
 from venue.profiles import PROFILES
 from venue.remaining_accounts import remaining_accounts
-from venue.swift_message import LONG, SHORT, limit_order, market_order
+from venue.swift_order import LONG, SHORT, limit_order, market_order
 
 MAINNET = PROFILES["drift-mainnet"]
 PID = MAINNET.program_id

@@ -14,7 +14,8 @@ from tests.venue.http_fixtures import ResetServer, ScriptedServer, refused_url
 from venue.auction import AuctionConfig
 from venue.swift_client import PlacementStatus, SwiftClient
 from venue.swift_errors import OutcomeKind
-from venue.swift_message import LONG, SignedMsgOrder, market_order, new_uuid, sign_order
+from venue.swift_message import sign_order
+from venue.swift_order import LONG, SignedMsgOrder, market_order, new_uuid
 
 
 @pytest.fixture

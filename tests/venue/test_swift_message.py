@@ -17,20 +17,22 @@ from tests.venue.driftpy_oracle import driftpy_decode, driftpy_encode
 from venue.auction import AuctionConfig
 from venue.swift_message import (
     DELEGATE_MESSAGE_DISCRIMINATOR,
-    LONG,
     MESSAGE_DISCRIMINATOR,
-    SHORT,
     OrderSigner,
+    decode_message,
+    encode_message,
+    sign_order,
+)
+from venue.swift_order import (
+    LONG,
+    SHORT,
     OrderSpec,
     SignedMsgOrder,
     TriggerParams,
     build_message,
-    decode_message,
-    encode_message,
     limit_order,
     market_order,
     new_uuid,
-    sign_order,
 )
 
 U64 = 2**64 - 1
