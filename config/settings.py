@@ -199,11 +199,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUCTION_END_BPS", "10", _int_range(-1000, 1000),
             "auction end offset from the oracle, against the taker (bps)"),
     Setting("LEGACY_SLIPPAGE_BPS", "50", _int_range(1, 5000),
+            "price limit of on-chain market orders around the oracle (bps)"),
     Setting("LEGACY_MAX_IN_FLIGHT", "16", _int_range(1, 1000),
             "on-chain sendTransaction calls on the wire at once; more wait their turn"
             " (confirmation holds none: one batched status read a slot follows every open"
             " transaction)"),
-            "price limit of on-chain market orders around the oracle (bps)"),
     Setting("EXECUTION_BUDGET_MS", "45000", _int_range(1000, 600_000),
             "total time for one order: the Swift attempt (through its auction) plus fallback"),
     Setting("PROFIT_SHARE_INTERVAL_S", "300", _float_range(0.1, 86_400),

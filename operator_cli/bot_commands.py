@@ -20,7 +20,6 @@ import argparse
 import uuid
 from typing import Any
 
-from operator_cli import copy_commands, grant_commands
 from operator_cli.bot_rows import (
     check_stored,
     policy_verdict,
@@ -29,6 +28,8 @@ from operator_cli.bot_rows import (
     sign_policy,
 )
 from operator_cli.context import Context, opened
+from operator_cli.copy_commands import register_copy
+from operator_cli.grant_commands import grant_view, register_grants
 from operator_cli.ops_commands import pause_state
 from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.owner_keys import read_owner_signature
@@ -62,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                         help="a V3 wallet's owner signature: opens its agent key to create the "
                              "bot's sub-account (grants nothing; see `bot authorize`)")
     create.set_defaults(func=cmd_bot_create)
-    copy_commands.register(sub, common)
-    grant_commands.register(sub, common)
+    register_copy(sub, common)
+    register_grants(sub, common)
     rotate = sub.add_parser("rotate-secret", parents=[common],
                             help="replace a bot's webhook secret (prints the new one)")
     rotate.add_argument("bot", metavar="BOT")
@@ -184,7 +185,7 @@ def cmd_bot_show(settings: Any, args: argparse.Namespace) -> Outcome:
     with opened(settings) as ctx:
         bot = require_bot(ctx, args.bot)
         wallet = require_wallet(ctx, bot.wallet_address)
-        grant = grant_commands.grant_view(wallet, bot.id, legacy_path_on(settings), ctx.db)
+        grant = grant_view(wallet, bot.id, legacy_path_on(settings), ctx.db)
         pub = copy_trading.published_for_bot(ctx.db, bot.id)
         wallet_stop = emergency_stops.wallet_stop(ctx.db, bot.wallet_address)
         global_stop = emergency_stops.global_stop(ctx.db)

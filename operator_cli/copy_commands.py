@@ -27,7 +27,7 @@ from security.execution import GRANT_DEFAULT_HOURS, GRANT_MAX_HOURS
 from storage import bots, copy_trading
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register_copy(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add `bot publish` and `bot subscribe` to the `bot` group's subcommands."""
     publish = sub.add_parser("publish", parents=[common], help="offer a bot for copy trading")
     publish.add_argument("bot", metavar="BOT")

@@ -33,7 +33,7 @@ from storage import bots, wallets
 from storage.bots import Bot
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register_grants(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add `bot authorize` and `bot revoke` to the `bot` group's subcommands."""
     authorize = sub.add_parser("authorize", parents=[common],
                                help="let a V3 bot sign while its owner is away, for N hours")

@@ -26,13 +26,14 @@ from typing import Any
 
 from solders.keypair import Keypair
 
-from operator_cli import wallet_key_paths, wallet_orders
 from operator_cli.context import Context, opened
 from operator_cli.faucet import FaucetError, fund_agent
 from operator_cli.output import EXIT_NOT_FUNDED, CliError, Outcome, command, plain
 from operator_cli.owner_keys import owner_subkeys, read_owner_signature
 from operator_cli.swift_account import rent_needs
 from operator_cli.validation import address_arg, usd_arg
+from operator_cli.wallet_key_paths import register_key_paths
+from operator_cli.wallet_orders import prepared_for_swift, register_init_orders
 from security.agent_keys import seal_agent_privkey, seal_agent_privkey_legacy
 from security.errors import InvalidKeyMaterial
 from security.keypair_file import read_keypair_file as read_keypair
@@ -64,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     fund.add_argument("wallet", metavar="ADDR", help="owner address or agent public key")
     fund.add_argument("--quote", metavar="USDC", default=DEFAULT_FUND_QUOTE)
     fund.set_defaults(func=cmd_wallet_fund)
-    wallet_orders.register(sub, common)
-    wallet_key_paths.register(sub, common)
+    register_init_orders(sub, common)
+    register_key_paths(sub, common)
 
 
 def read_keypair_file(path: str) -> Keypair:
@@ -123,8 +124,7 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
             human += (" (V3: agent key sealed under the owner's key only; its bots sign once"
                       " authorized with `bot authorize`)")
         if settings["VENUE"] != "sandbox" and not args.no_fund:
-            return wallet_orders.prepared_for_swift(settings, keypair, Outcome(human, data),
-                                                    v3 is not None)
+            return prepared_for_swift(settings, keypair, Outcome(human, data), v3 is not None)
         if not sandbox:
             return Outcome(human, data)
         try:

@@ -42,7 +42,7 @@ from storage.wallets import (
 )
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register_key_paths(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add `wallet upgrade`, `wallet show` and `wallet umk-message` to the `wallet` group."""
     upgrade = sub.add_parser("upgrade", parents=[common],
                              help="move a legacy wallet to V3 (agent key under the owner's UMK)")

@@ -31,7 +31,7 @@ from security.log_redaction import register_agent_keypair
 from storage.wallets import find_wallet
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register_init_orders(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add `wallet init-orders` to the `wallet` group's subcommands."""
     init = sub.add_parser("init-orders", parents=[common],
                           help="create the agent's SignedMsgUserOrders account (needed for Swift)")
