@@ -21,8 +21,8 @@ from actors.legacy_executor import ExecutorClient
 from actors.messages import CurrentFlags, Sending
 from actors.services import NamedActor, Services
 from actors.venue_state import VenueStateClient
+from custody.signing_keys import legacy_path_on, open_bot_signing_key, watch_grants
 from security.log_redaction import register_agent_keypair
-from security.signing_keys import legacy_path_on, open_bot_signing_key, watch_grants
 from storage.bots import Bot
 from storage.ops_views import pause_bot
 from trading.routing import SwiftFlags
@@ -70,7 +70,6 @@ class BotContext:
     @classmethod
     def create(cls, bot_id: str, services: Services) -> BotContext:
         """The context of bot `bot_id` from the daemon's settings."""
-        from actors.tree import auction_slots  # the tree imports every actor's module
 
         s = services.settings
         watch_grants(services.db)  # the grant gauges read this daemon's database at scrape
@@ -80,7 +79,7 @@ class BotContext:
             swift_max_retries=s["SWIFT_MAX_RETRIES_BEFORE_FALLBACK"],
             budget_s=s["EXECUTION_BUDGET_MS"] / 1000,
             slippage_bps=s["LEGACY_SLIPPAGE_BPS"],
-            auction_slots=auction_slots(services),
+            auction_slots=services.auction_slots(),
             # an order of unknown fate is checked only after it can no longer trade: past a
             # Swift auction and a blockhash's life, which RETRY_LEASE_S is set to outlast
             unknown_settle_s=s["RETRY_LEASE_S"],
@@ -101,7 +100,7 @@ class BotContext:
         return self.flags
 
     def keypair(self, bot: Bot, origin: str = "webhook") -> Keypair:
-        """The agent key for the next signature, through security.signing_keys (the one
+        """The agent key for the next signature, through custody.signing_keys (the one
         opener): a V3 wallet's only through the bot's unexpired grant, a legacy wallet's through
         the server key while LEGACY_KEY_PATH=on. Re-checked on every call, so a revocation or
         an expiry stops the next signature; raises SigningRefused (counted) otherwise."""

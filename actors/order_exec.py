@@ -53,10 +53,10 @@ from actors.messages import (
     SwiftOrder,
     SwiftResult,
 )
+from custody.trade_guard import guard_trade
 from observability.trading_metrics import SWIFT_FALLBACK_REASONS, SWIFT_ORDERS_FALLBACK, TRADES
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
 from security.gate import GateDecision
-from security.trade_guard import guard_trade
 from storage.bot_leases import LeaseLost
 from storage.bots import Bot
 from storage.retry_queue import NewJob, enqueue

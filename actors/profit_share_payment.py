@@ -6,7 +6,7 @@ the creator's quote token account (venue.legacy_tx.profit_share_tx), sent throug
 LegacyExecutor's SendTransaction. A share that could not be paid stays an IOU.
 
 Guarded: right before the key is opened and again right before the payment is signed,
-`security.trade_guard.guard_withdrawal` checks the emergency stops (any stop holds payments),
+`custody.trade_guard.guard_withdrawal` checks the emergency stops (any stop holds payments),
 the IOU's MAC and cap (amount <= percent x PnL), its publication's terms MAC and its subscriber
 bot's policy and binding MACs, and the payment ledger (profit_share_payments: a payment once
 made is never made again, whatever the IOU's status says). A stop makes the IOU wait; any other
@@ -35,9 +35,9 @@ from solders.pubkey import Pubkey
 from actors.legacy_executor import ExecutorClient
 from actors.messages import SendTransaction
 from actors.services import Services
+from custody.signing_keys import SigningRefused, open_bot_keypair
+from custody.trade_guard import guard_withdrawal
 from observability.trading_metrics import PROFIT_SHARE_IOUS_PENDING
-from security.signing_keys import SigningRefused, open_bot_keypair
-from security.trade_guard import guard_withdrawal
 from storage.bots import Bot, get_bot
 from storage.profit_shares import (
     Share,

@@ -43,10 +43,10 @@ from actors.copies import route_copies, snapshots
 from actors.messages import SLOT_GRACE, IsHealthy, PlacementOf
 from actors.order_exec import OrderOutcome, OrderRequest, execute_order, no_order
 from actors.profit_share import notify_close
+from custody.signing_keys import SigningRefused
+from custody.trade_guard import REASON_GUARD_UNAVAILABLE, check_retry_job
 from observability.trading_metrics import SWIFT_RETRIES
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
-from security.signing_keys import SigningRefused
-from security.trade_guard import REASON_GUARD_UNAVAILABLE, check_retry_job
 from storage.bots import Bot, get_bot
 from storage.retry_queue import (
     NewJob,

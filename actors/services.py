@@ -54,6 +54,11 @@ class Services:
     # what another process needs in its environment to share this one's database, venue, keys
     peer_env: dict[str, str] = field(default_factory=dict)
 
+    def auction_slots(self) -> int:
+        """The Swift auction length: AUCTION_DURATION_SLOTS, else the venue profile's."""
+        configured: int | None = self.settings["AUCTION_DURATION_SLOTS"]
+        return configured if configured is not None else self.profile.auction_duration_slots
+
 
 class NamedActor:
     """An actor of the tree reached by name on every call, so a restarted one is found too."""

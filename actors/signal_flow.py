@@ -10,13 +10,14 @@ deviation from the source's reference price is checked against it.
 
 Then the seed plan's early trigger points (bot paused, execution authorization disabled or
 expired) skip the bot's own orders (a bot the system paused still sends its reduce-only
-closes). The authorization check is security.signing_keys' (issue 13), made once per signal by
+closes). The authorization check is custody.signing_keys' (issue 13), made once per signal by
 opening the bot's key through its one opener, which refuses from the grant's rows before it
 decrypts anything: a V3 bot runs only on an unexpired, unrevoked grant, a legacy bot only while
 LEGACY_KEY_PATH=on; a flatten skips no pause but fails (recorded, counted) when its bot cannot
 sign, since a flatten never falls back to the server key either. Otherwise orders are sized
 from the snapshot and the bot's User account (batched and cached by VenueState) and executed
-one after the other (a flip's open is sized from the account its close left).
+one after the other (a flip's open is sized from the account its close left, and priced from
+the market once its close is done).
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ from actors.copies import route_copies, snapshots
 from actors.order_exec import OrderOutcome, OrderRequest, execute_order, no_order
 from actors.profit_share import notify_close
 from actors.retry_flow import queue_retry
-from actors.swift_gateway import auction_slots_for
+from custody.signing_keys import SigningRefused
 from security.emergency_stop import FlattenTicket, OrderOrigin
-from security.signing_keys import SigningRefused
 from storage.bot_leases import LeaseLost
 from storage.bots import Bot
 from storage.signals import finish_signal, requeue_signal, signal_age_s
@@ -219,10 +219,10 @@ def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], keypair: Keyp
     ticket = FlattenTicket(flatten["stop_id"], flatten["scope"]) if flatten else None
     outcomes: list[OrderOutcome] = []
     for order in plan.orders:
-        if order.purpose == "flip_open":  # size the open from the account the close left
-            if auction_slots_for(snapshot, ctx.venue.now(), ctx.auction_slots) is None:
-                snapshot = ctx.venue.snapshot(bot.market_index)
-                oracle = Decimal(snapshot.market.oracle_price) / PRICE
+        if order.purpose == "flip_open":  # size the open from the account the close left,
+            # and price it from the market as it is now: a new order, after the close's auction
+            snapshot = ctx.venue.snapshot(bot.market_index)
+            oracle = Decimal(snapshot.market.oracle_price) / PRICE
             if outcomes:
                 user = outcomes[-1].user_after or ctx.venue.user(
                     keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)

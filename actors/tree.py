@@ -184,7 +184,7 @@ def _all_children(services: Services) -> list[ChildSpec]:
             "client": swift, "venue": venue, "tracker": NamedActor(services, "fill_tracker"),
             "db": services.db,
             "auction": AuctionConfig(s["AUCTION_START_BPS"], s["AUCTION_END_BPS"],
-                                     auction_slots(services)),
+                                     services.auction_slots()),
             "failures_unhealthy": s["SWIFT_FAILURES_UNHEALTHY"],
             "rate_per_s": s["SWIFT_RATE_PER_S"], "burst": s["SWIFT_RATE_BURST"],
             "max_in_flight": s["SWIFT_MAX_IN_FLIGHT"],
@@ -205,12 +205,6 @@ def _all_children(services: Services) -> list[ChildSpec]:
         ChildSpec("intake_listener", IntakeListener, kwargs={"services": services}),
         ChildSpec("intake_journal", JournalReplay, kwargs={"services": services}),
     ]
-
-
-def auction_slots(services: Services) -> int:
-    """The Swift auction length: AUCTION_DURATION_SLOTS, else the venue profile's."""
-    configured = services.settings["AUCTION_DURATION_SLOTS"]
-    return configured if configured is not None else services.profile.auction_duration_slots
 
 
 def root_kwargs(services: Services, listeners: tuple[ChildSpec, ...] = (),

@@ -46,9 +46,8 @@ from security.webhook_auth import (
     SourceIpPolicy,
     authenticate_webhook,
     check_source_ip,
-    upgrade_stored_hash,
 )
-from storage.bots import get_bot
+from storage.bots import get_bot, upgrade_stored_hash
 from storage.journal import DATABASE_UNREACHABLE, JournalRecord, JournalRefused
 from storage.secret_cache import secret_fingerprint
 from storage.signals import record_rejection, record_signal, signal_story

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 5.0  # well under a scrape interval: a value is at most this much older than today
 
-# Gauges given a set_function (security.signing_keys.watch_grants, in the processes that hold
+# Gauges given a set_function (custody.signing_keys.watch_grants, in the processes that hold
 # bots): writing what collect() answers stores the callback's value where the process has one,
 # and rewrites the unchanged value where it has none (their modes ignore those: see the gauges).
 FUNCTION_GAUGES: tuple[Gauge, ...] = (GRANTS_LAPSED_WITH_POSITION,

@@ -211,7 +211,7 @@ _prime_fixed_series()
 SIGNING_REFUSALS = Counter("signing_refusals", "Signatures refused before the agent key was"
                            " opened or used (no/expired/revoked/broken grant, legacy path off),"
                            " by fixed reason and origin", ["reason", "origin"])
-# Both read the whole database (security.signing_keys.watch_grants), in the processes that hold
+# Both read the whole database (custody.signing_keys.watch_grants), in the processes that hold
 # bots; the others keep their start values (0, +Inf), which a max and a min ignore.
 GRANTS_LAPSED_WITH_POSITION = Gauge("v3_grants_lapsed_with_position",
                                     "Bots of V3 wallets holding a position (by their fills) whose"

@@ -11,7 +11,14 @@ Where things are:
     context          the database (as the daemon opens it) and the lazily loaded server key ring
     validation       amounts, leverage, percent, markets, addresses
     wallet_commands  wallet create / fund
-    bot_commands     bot create / publish / subscribe / rotate-secret / list / show
+    wallet_orders    the SignedMsgUserOrders account (swift init-orders, wallet create/upgrade)
+    wallet_key_paths wallet upgrade / show / umk-message (V3 keys)
+    owner_keys       reading an owner's signature, deriving the owner's keys
+    swift_account    the SignedMsgUserOrders account's rent and creation
+    bot_commands     bot create / rotate-secret / list / show
+    copy_commands    bot publish / subscribe
+    grant_commands   bot authorize / revoke (V3 execution grants)
+    bot_rows         bot lookups and policy HMACs the bot commands share
     estop_commands   estop set / clear
     key_commands     keys reencrypt
     flags_commands   flags show / set / reset (live Swift flags)

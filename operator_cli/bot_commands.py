@@ -20,6 +20,7 @@ import argparse
 import uuid
 from typing import Any
 
+from custody.signing_keys import legacy_path_on
 from operator_cli.bot_rows import (
     check_stored,
     policy_verdict,
@@ -37,7 +38,6 @@ from operator_cli.subaccounts import allocate, default_fund, fund_arg, sub_accou
 from operator_cli.validation import MAX_NAME, leverage_arg, market_arg, text_arg, usd_arg
 from security.log_redaction import register_secret
 from security.row_macs import seal_bot
-from security.signing_keys import legacy_path_on
 from security.webhook_auth import issue_bound_webhook_secret
 from storage import bots, copy_trading, emergency_stops
 from storage.bots import Bot

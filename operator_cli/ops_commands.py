@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from custody.signing_keys import grant_exposure
 from operator_cli.context import opened
 from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.validation import MAX_REASON, text_arg
-from security.signing_keys import grant_exposure
 from storage import ops_views
 from storage.bots import get_bot
 from storage.signals import signal_story

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from custody.signing_keys import legacy_path_on
 from operator_cli.context import Context
 from operator_cli.output import CliError
 from security.agent_keys import open_agent_privkey, open_agent_privkey_legacy
@@ -22,7 +23,6 @@ from security.key_hierarchy import (
     parse_signature,
 )
 from security.log_redaction import register_secret
-from security.signing_keys import legacy_path_on
 from storage.wallets import Wallet, wallet_keys
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from solders.keypair import Keypair
 
+from custody.signing_keys import legacy_path_on
 from operator_cli.context import Context, opened
 from operator_cli.grant_commands import grant_view
 from operator_cli.output import CliError, Outcome, command
@@ -31,7 +32,6 @@ from security.agent_keys import (
 from security.errors import SecurityError
 from security.key_hierarchy import umk_message
 from security.log_redaction import register_agent_keypair
-from security.signing_keys import legacy_path_on
 from storage.bots import list_bots
 from storage.wallets import (
     Wallet,

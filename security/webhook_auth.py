@@ -50,20 +50,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from prometheus_client import Counter
-
 from security.envelope import Binding, parse_header
 from security.errors import BadContentLength, BodyTooLarge, EnvelopeAuthFailed, EnvelopeError
 from security.server_key import RetiredKeyId, ServerKeyRing
-from storage import bots
-from storage.database import Database
-from storage.secret_cache import SecretCache
 
 log = logging.getLogger(__name__)
-
-WEBHOOK_HASHES_UPGRADED = Counter(
-    "webhook_secret_hashes_upgraded",
-    "Webhook secret hashes re-made on use: bound to their bot under the current server key")
 
 SECRET_PREFIX = "qvwh_"
 SECRET_RE = re.compile(r"qvwh_[A-Za-z0-9_\-]{43}")
@@ -253,30 +244,6 @@ def verify_webhook_secret(
         return WebhookAuthResult(False, "webhook_secret_mismatch")
     stale = current_key_id is not None and key_id != current_key_id
     return WebhookAuthResult(True, None, needs_rehash=stale)
-
-
-def upgrade_stored_hash(db: Database, bot_id: str, old_hash: str | None, new_hash: str,
-                        cache: SecretCache | None = None) -> str | None:
-    """Store a rehash-on-use result with compare-and-swap; returns the hash now in force.
-
-    A row changed meanwhile (`bot rotate-secret`) wins: nothing is written and the old hash is
-    returned. A failure to write is logged without the hash: the next alert tries again.
-    """
-    if old_hash is None:
-        return old_hash
-    try:
-        swapped = bots.replace_webhook_secret_hash(db, bot_id, old_hash, new_hash)
-    except Exception as exc:
-        log.warning("webhook secret hash not upgraded: %s", type(exc).__name__,
-                    extra={"bot_id": bot_id})
-        return old_hash
-    if not swapped:
-        return old_hash
-    WEBHOOK_HASHES_UPGRADED.inc()
-    log.info("webhook secret hash upgraded to the current server key", extra={"bot_id": bot_id})
-    if cache is not None:
-        cache.remember(bot_id, new_hash)
-    return new_hash
 
 
 def verify_admin_token(expected: bytes | str, presented: str | bytes | None) -> bool:

@@ -8,13 +8,23 @@ list/show never print them. `umk_encrypted_for_bot` is never loaded into a `Bot`
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from prometheus_client import Counter
+
 from security.policy import BotPolicy
 from storage.database import Database
+from storage.secret_cache import SecretCache
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_HASHES_UPGRADED = Counter(
+    "webhook_secret_hashes_upgraded",
+    "Webhook secret hashes re-made on use: bound to their bot under the current server key")
 
 BOT_COLUMNS = (
     "id, wallet_address, name, market, market_index, leverage, max_position_size,"
@@ -262,3 +272,27 @@ def replace_webhook_secret_hash(db: Database, bot_id: str, old_hash: str, new_ha
         " WHERE id = %s AND webhook_secret_hash = %s",
         (new_hash, bot_id, old_hash),
     ) == 1
+
+
+def upgrade_stored_hash(db: Database, bot_id: str, old_hash: str | None, new_hash: str,
+                        cache: SecretCache | None = None) -> str | None:
+    """Store a rehash-on-use result with compare-and-swap; returns the hash now in force.
+
+    A row changed meanwhile (`bot rotate-secret`) wins: nothing is written and the old hash is
+    returned. A failure to write is logged without the hash: the next alert tries again.
+    """
+    if old_hash is None:
+        return old_hash
+    try:
+        swapped = replace_webhook_secret_hash(db, bot_id, old_hash, new_hash)
+    except Exception as exc:
+        log.warning("webhook secret hash not upgraded: %s", type(exc).__name__,
+                    extra={"bot_id": bot_id})
+        return old_hash
+    if not swapped:
+        return old_hash
+    WEBHOOK_HASHES_UPGRADED.inc()
+    log.info("webhook secret hash upgraded to the current server key", extra={"bot_id": bot_id})
+    if cache is not None:
+        cache.remember(bot_id, new_hash)
+    return new_hash

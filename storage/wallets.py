@@ -153,7 +153,7 @@ class WalletKeys:
 
 
 def wallet_keys(db: Database, address: str) -> WalletKeys | None:
-    """The wallet's agent envelopes (security.signing_keys is the only reader)."""
+    """The wallet's agent envelopes (custody.signing_keys is the only reader)."""
     row = db.fetchone(
         "SELECT address, agent_public_key, agent_private_key_encrypted AS legacy_envelope,"
         " agent_private_key_encrypted_v3 AS v3_envelope FROM wallets WHERE address = %s",

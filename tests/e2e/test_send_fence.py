@@ -18,7 +18,7 @@ from solders.keypair import Keypair
 
 from actors.legacy_executor import ExecutorClient
 from actors.messages import LegacyOrder
-from security.signing_keys import open_bot_keypair
+from custody.signing_keys import open_bot_keypair
 from storage.bot_leases import LeaseLost, acquire
 from storage.retry_queue import JobWaiter, NewJob, enqueue
 from storage.trades import NewTrade, mark_legacy_sending, open_trade

@@ -8,8 +8,8 @@ import select
 import psycopg2
 import psycopg2.extensions
 
+from custody.trade_guard import guard_trade
 from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
-from security.trade_guard import guard_trade
 from storage.bots import Bot, get_bot
 from storage.database import Database
 from storage.emergency_stops import NOTIFY_CHANNEL

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from custody.trade_guard import guard_trade
 from security.agent_keys import open_agent_privkey_legacy
 from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
 from security.envelope import parse_header
@@ -12,7 +13,6 @@ from security.execution import open_umk_for_bot, seal_umk_for_bot
 from security.key_hierarchy import UserMasterKey
 from security.policy import verify_policy_hmac
 from security.server_key import load_key_ring
-from security.trade_guard import guard_trade
 from storage import bots, wallets
 from storage.database import Database
 from tests.operator_cli.helpers import Cli, snapshot, write_key

@@ -13,9 +13,9 @@ from security.webhook_auth import (
     issue_bound_webhook_secret,
     stored_hash_key_id,
     stored_hash_version,
-    upgrade_stored_hash,
 )
 from storage import bots, wallets
+from storage.bots import upgrade_stored_hash
 from storage.database import Database
 from tests.operator_cli.helpers import Cli, write_key
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from custody.trade_guard import guard_trade
 from security.emergency_stop import (
     FlattenTicket,
     OrderIntent,
@@ -11,7 +12,6 @@ from security.emergency_stop import (
     OrderOrigin,
     flatten_ticket,
 )
-from security.trade_guard import guard_trade
 from storage import emergency_stops
 from storage.bots import get_bot
 from storage.database import Database

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from custody.trade_guard import check_retry_job
 from security import row_macs
 from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
-from security.trade_guard import check_retry_job
 from storage.bots import get_bot
 from storage.database import Database
 from storage.retry_queue import NewJob, enqueue

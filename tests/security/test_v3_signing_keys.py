@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from solders.keypair import Keypair
 
+from custody.signing_keys import SigningRefused, grant_refusal, open_signing_secret
 from security.agent_keys import seal_agent_privkey, seal_agent_privkey_legacy
 from security.execution import open_grant, seal_grant, seal_umk_for_bot, sign_execution_grant
 from security.key_hierarchy import derive_subkeys, derive_umk, umk_message
-from security.signing_keys import SigningRefused, grant_refusal, open_signing_secret
 from storage.bots import GrantRow
 from storage.wallets import WalletKeys
 from tests.security.helpers import OTHER_SEED, ring, wallet
