@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from actors import retry_flow, signal_flow
 from actors.bot_context import BotContext
-from actors.messages import ProcessSignal, Quiesce, RunRetry
+from actors.messages import HandOver, ProcessSignal, Quiesce, RunRetry
 from actors.services import Services
 from storage.bot_leases import LeaseLost, acquire, wake_holder
 from storage.bot_shares import hand_over
@@ -35,13 +34,6 @@ log = logging.getLogger(__name__)
 VENUE_PAUSE_FIRST_S = 1.0
 VENUE_PAUSE_MAX_S = 30.0
 DB_RETRY_S = 1.0  # a bot that lost the database tries again this often
-
-
-@dataclass(frozen=True)
-class HandOver:
-    """Give this bot's lease to another worker (rebalancing), once nothing of it is in flight."""
-
-    target: str
 
 
 def bot_child_name(bot_id: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from actors.messages import GetHealth
 from observability import systemd
 from supervision import Outcome, SupervisedActor
 
@@ -56,11 +57,6 @@ class ProbeSpec:
 
     probe: Probe
     interval_s: float
-
-
-@dataclass(frozen=True)
-class GetHealth:
-    """Ask for the last result of every probe."""
 
 
 @dataclass(frozen=True)

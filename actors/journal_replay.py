@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.dispatch import wake_backlogs
+from actors.messages import ReplayJournal
 from actors.services import Services
 from storage.journal import DATABASE_UNREACHABLE, OutageIntake, Replayed, replay
 from supervision import Outcome, SupervisedActor
@@ -25,11 +26,6 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 CACHE_REFRESH_S = 5.0
-
-
-@dataclass(frozen=True)
-class ReplayJournal:
-    """Replay now (told by the webhook when it journaled behind records still waiting)."""
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.bot import HandOver
 from actors.dispatch import bot_ref, wake_backlogs
+from actors.messages import HandOver
 from actors.services import ProcessRole, Services
 from observability.node_metrics import BOT_LEASE_LOSSES, BOT_LEASE_RENEWALS, WORKER_BOTS_HELD
 from storage import bot_shares

@@ -365,3 +365,41 @@ class SendTransaction:
 @dataclass(frozen=True)
 class RpcStatus:
     """The failover state, for status pages."""
+
+
+@dataclass(frozen=True)
+class GetHealth:
+    """Ask for the last result of every probe."""
+
+
+@dataclass(frozen=True)
+class ReplayJournal:
+    """Replay now (told by the webhook when it journaled behind records still waiting)."""
+
+
+@dataclass(frozen=True)
+class SubscriberClosed:
+    """A subscriber bot's close/reduce order filled (told by its BotActor).
+
+    `entry_base` / `entry_quote` are the position's base_asset_amount and quote_entry_amount
+    read BEFORE the close (the TradingState the order was sized from). `base_filled` and
+    `fill_price` (1e6) are the fill's; when None they are read from the trade row.
+    """
+
+    trade_id: str
+    entry_base: int
+    entry_quote: int
+    base_filled: int | None = None
+    fill_price: int | None = None
+
+
+@dataclass(frozen=True)
+class PayDue:
+    """Claim and pay the due shares now (the periodic tick sends it too)."""
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Give this bot's lease to another worker (rebalancing), once nothing of it is in flight."""
+
+    target: str

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.legacy_executor import ExecutorClient
+from actors.messages import PayDue, SubscriberClosed
 from actors.profit_share_payment import ASK_TIMEOUT_S, ExecutorPayer, ShareSettler
 from actors.services import Services
 from observability.trading_metrics import PROFIT_SHARE_IOUS_PENDING
@@ -38,27 +39,6 @@ PRICE = Decimal(10**6)
 
 
 # --- messages --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SubscriberClosed:
-    """A subscriber bot's close/reduce order filled (told by its BotActor).
-
-    `entry_base` / `entry_quote` are the position's base_asset_amount and quote_entry_amount
-    read BEFORE the close (the TradingState the order was sized from). `base_filled` and
-    `fill_price` (1e6) are the fill's; when None they are read from the trade row.
-    """
-
-    trade_id: str
-    entry_base: int
-    entry_quote: int
-    base_filled: int | None = None
-    fill_price: int | None = None
-
-
-@dataclass(frozen=True)
-class PayDue:
-    """Claim and pay the due shares now (the periodic tick sends it too)."""
 
 
 @dataclass(frozen=True)

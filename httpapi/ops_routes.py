@@ -26,7 +26,7 @@ from typing import Any
 import pykka
 from prometheus_client import Counter
 
-from actors.health_monitor import GetHealth
+from actors.messages import GetHealth
 from actors.services import Services
 from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router

@@ -29,7 +29,7 @@ from decimal import Decimal
 import gevent
 
 from actors.dispatch import wake_bot
-from actors.journal_replay import ReplayJournal
+from actors.messages import ReplayJournal
 from actors.services import NamedActor, Services
 from httpapi.intake_metrics import WEBHOOK_RATE_LIMITED, WEBHOOK_UNAUTHENTICATED
 from httpapi.ops_routes import require_admin

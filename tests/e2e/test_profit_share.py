@@ -20,7 +20,8 @@ from solders.hash import Hash
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
-from actors.profit_share import ProfitShareActor, SubscriberClosed
+from actors.messages import SubscriberClosed
+from actors.profit_share import ProfitShareActor
 from actors.profit_share_payment import ExecutorPayer
 from actors.services import Services
 from storage.profit_shares import ShareWaiter, share_for_trade

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from actors.profit_share import PayDue
+from actors.messages import PayDue
 from storage.profit_shares import share_for_trade
 from storage.retry_queue import JobWaiter, NewJob, enqueue
 from supervision import request, whereis
