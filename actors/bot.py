@@ -14,6 +14,7 @@ trigger points, sizing, orders), `actors.order_exec` (one order, Swift first) an
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import Any
 
@@ -27,12 +28,12 @@ from storage.bots import get_bot
 from storage.journal import DATABASE_UNREACHABLE
 from storage.retry_queue import release_claim
 from storage.signals import claim_next
-from supervision import SupervisedActor
+from supervision import Backoff, SupervisedActor
 
 log = logging.getLogger(__name__)
 
-VENUE_PAUSE_FIRST_S = 1.0
-VENUE_PAUSE_MAX_S = 30.0
+# a signal the venue could not be read for waits 1 s, 2 s, ... up to 30 s (no jitter: one bot)
+VENUE_PAUSE = Backoff(base_s=1.0, cap_s=30.0, jitter=0.0)
 DB_RETRY_S = 1.0  # a bot that lost the database tries again this often
 
 
@@ -54,7 +55,8 @@ class BotActor(SupervisedActor):
         self._lease_checked_until = float("-inf")
         self._epoch: int | None = None  # the lease epoch this actor last held the bot under
         self._resumed = False
-        self._venue_pause = VENUE_PAUSE_FIRST_S / 2
+        self._venue_pauses = 0  # consecutive pauses of the signal in hand
+        self._rng = random.Random()
         self._db_retry_due = False
         self._db_lost = False
 
@@ -166,10 +168,11 @@ class BotActor(SupervisedActor):
         if row is None:
             return 0
         if signal_flow.process(self._ctx, row):
-            self._venue_pause = min(VENUE_PAUSE_MAX_S, self._venue_pause * 2)
-            self.send_later(self._venue_pause, ProcessSignal("venue-retry"))
+            self._venue_pauses += 1
+            self.send_later(VENUE_PAUSE.delay(self._venue_pauses, self._rng),
+                            ProcessSignal("venue-retry"))
             return 0
-        self._venue_pause = VENUE_PAUSE_FIRST_S / 2
+        self._venue_pauses = 0
         # the next one as a message of its own: a Quiesce waits for one signal at most
         self.actor_ref.tell(ProcessSignal("next"))
         return 1

@@ -201,7 +201,7 @@ class LegacyExecutor(SupervisedActor):
 
     def _working(self) -> SolanaRpc:
         """The endpoint the (shared) failover check found answering."""
-        check = self.actor_ref.ask(_Recheck(), timeout=CHECK_TIMEOUT_S)
+        check = self.actor_ref.ask(_Recheck(), block=True, timeout=CHECK_TIMEOUT_S)
         return check.future.get(timeout=2 * CHECK_TIMEOUT_S)
 
     def _checked_after_failure(self) -> None:

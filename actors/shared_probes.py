@@ -11,6 +11,7 @@ failure, said as such (once the process has run that long: its workers may be st
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from actors.health_monitor import Probe, ProbeResult, ProbeSkipped
 from actors.services import Services
@@ -22,7 +23,7 @@ STALE_INTERVALS = 3
 
 
 def shared_probe(services: Services, name: str, probe: Probe, interval_s: float,
-                 may_probe: bool) -> Probe:
+                 may_probe: bool) -> Callable[[], ProbeResult]:
     """`probe` run here while this process holds the probe duty, else its shared result."""
     ttl_s = STALE_INTERVALS * interval_s
     started = time.monotonic()

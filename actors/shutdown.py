@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pykka
 
@@ -35,7 +36,7 @@ def quiesce(services: Services, timeout_s: float) -> list[str]:
     assert services.root is not None
     deadline = time.monotonic() + timeout_s
     try:
-        bots: dict[str, pykka.ActorRef[object]] = request(
+        bots: dict[str, pykka.ActorRef[Any]] = request(
             whereis(services.root, "bots", ASK_TIMEOUT_S), Children(), ASK_TIMEOUT_S)
     except (pykka.Timeout, pykka.ActorDeadError, LookupError) as exc:
         log.error("drain: bots not reachable (%s); stopping at once", type(exc).__name__)

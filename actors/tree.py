@@ -147,8 +147,8 @@ def root_children(services: Services, listeners: tuple[ChildSpec, ...] = (),
     unknown = set(changes) - {spec.name for spec in children}
     if unknown:
         raise ValueError(f"no such child to change: {sorted(unknown)}")
-    return [changes.get(spec.name, spec) for spec in children
-            if changes.get(spec.name, spec) is not None]
+    changed = (changes.get(spec.name, spec) for spec in children)
+    return [spec for spec in changed if spec is not None]
 
 
 def _all_children(services: Services) -> list[ChildSpec]:

@@ -50,7 +50,7 @@ def _families(metric: MetricWrapperBase) -> Iterable[Metric]:
     name from node_registry(), else this process's own."""
     if not multiprocess.enabled():
         return metric.collect()
-    name = metric.describe()[0].name
+    name = next(iter(metric.describe())).name
     return [family for family in multiprocess.node_registry().collect() if family.name == name]
 
 

@@ -124,7 +124,7 @@ def add_ops_routes(router: Router, services: Services) -> None:
         if services.root is None:
             return None
         try:
-            return services.root.ask(Status(), timeout=ASK_TIMEOUT_S)
+            return services.root.ask(Status(), block=True, timeout=ASK_TIMEOUT_S)
         except (pykka.Timeout, pykka.ActorDeadError):
             return None
 
@@ -133,7 +133,7 @@ def add_ops_routes(router: Router, services: Services) -> None:
             return None
         try:
             monitor = whereis(services.root, "health_monitor", ASK_TIMEOUT_S)
-            return monitor.ask(GetHealth(), timeout=ASK_TIMEOUT_S)
+            return monitor.ask(GetHealth(), block=True, timeout=ASK_TIMEOUT_S)
         except (NoSuchChild, pykka.Timeout, pykka.ActorDeadError):
             return None
 

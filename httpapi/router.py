@@ -75,7 +75,7 @@ def _refuse(reason: str, status: int, message: str, close: bool = False) -> Http
 
 def _abandon_body(environ: dict[str, Any]) -> None:
     """Tell gevent's input not to read out the rest of the body: the connection is closed."""
-    stream = environ.get("wsgi.input")
+    stream: Any = environ.get("wsgi.input")
     if hasattr(stream, "_chunked_input_error"):
         stream._chunked_input_error = True  # gevent's own "unknown state, do not drain" flag
 

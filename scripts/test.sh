@@ -14,6 +14,7 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x .venv/bin/promtool ]; then
   rm -rf "$tmp"
 fi
 .venv/bin/ruff check .
+.venv/bin/mypy  # type checks: setup.cfg [mypy] says what, and where strictly
 # The suite mostly waits (slots, auctions, timeouts), so it runs as two pytest sessions side by
 # side, each with its own embedded PostgreSQL: the tests that run whole daemons (end to end,
 # crashes), and everything else (mostly the operator CLI). Options (-q, -k, ...) go to both;

@@ -27,6 +27,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import base58
 
@@ -117,7 +118,7 @@ def _grow(snap: _Snapshot, name: str, lengths: set[int]) -> None:
         setattr(snap, name, {**current, **{length: set() for length in missing}})
 
 
-def _windows(value: str | bytes, sets: dict[int, set]) -> list[tuple[int, int]]:
+def _windows(value: str | bytes, sets: dict[int, set[Any]]) -> list[tuple[int, int]]:
     """Spans of `value` equal to a registered form; cost is len(value) x distinct lengths."""
     spans = []
     for length, forms in sets.items():

@@ -313,7 +313,8 @@ class Supervisor(SupervisedActor):
                                      "last_backoff_s": round(child.last_backoff_s, 6)}
             if child.ref is not None and issubclass(child.spec.actor_class, Supervisor):
                 try:
-                    entry["children"] = child.ref.ask(Status(), timeout=2.0)["children"]
+                    entry["children"] = child.ref.ask(Status(), block=True,
+                                                      timeout=2.0)["children"]
                 except (pykka.Timeout, pykka.ActorDeadError):
                     entry["children"] = None
             children[name] = entry
@@ -329,4 +330,4 @@ class Supervisor(SupervisedActor):
             return True
         if not issubclass(child.spec.actor_class, Supervisor):
             raise NoSuchChild(f"{self.name}: {head!r} has no children")
-        return child.ref.ask(CrashChild(rest), timeout=child.spec.stop_timeout)
+        return bool(child.ref.ask(CrashChild(rest), block=True, timeout=child.spec.stop_timeout))

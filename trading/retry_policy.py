@@ -53,8 +53,7 @@ def priority_for(reduce_only: bool) -> Priority:
 
 def backoff_s(priority: Priority, attempts: int, rng: random.Random) -> float:
     """Delay before the next try after `attempts` failed ones: base·2^(n-1), jittered, capped."""
-    raw = min(MAX_BACKOFF_S, priority.base_delay_s * 2 ** max(0, attempts - 1))
-    return raw * (0.5 + 0.5 * rng.random())
+    return Backoff(base_s=priority.base_delay_s, cap_s=MAX_BACKOFF_S).delay(max(1, attempts), rng)
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,10 @@ class SwiftFlags:
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SwiftFlags:
         """Flags from parsed values keyed by setting name (settings, or stored overrides)."""
-        return cls(**{field: (tuple(values[name]) if field == "allowed_markets"
-                              else values[name])
-                      for name, field in LIVE_FLAGS.items() if name in values})
+        given: dict[str, Any] = {field: (tuple(values[name]) if field == "allowed_markets"
+                                         else values[name])
+                                 for name, field in LIVE_FLAGS.items() if name in values}
+        return cls(**given)
 
 
 @dataclass(frozen=True)

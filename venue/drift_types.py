@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from driftpy.types import (
     MarketType,
     OrderParams,
@@ -46,7 +48,7 @@ def to_order_params(p: OrderSpec) -> OrderParams:
     )
 
 
-def from_order_params(o) -> OrderSpec:
+def from_order_params(o: Any) -> OrderSpec:
     """Our OrderSpec from a driftpy/anchor-decoded OrderParams (variants carry ``.index``)."""
     return OrderSpec(
         order_type=o.order_type.index,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from anchorpy import Context
+from anchorpy.program.context import Context
 from driftpy.addresses import (
     get_drift_client_signer_public_key,
     get_spot_market_vault_public_key,
@@ -89,7 +89,8 @@ def build_tx(payer: Keypair, instructions: Sequence[Instruction], blockhash: Has
     return BuiltTx(tx=tx, raw=bytes(tx), signature=str(tx.signatures[0]), blockhash=blockhash)
 
 
-def _ix(profile: VenueProfile, name: str, *args, accounts: dict, remaining=()) -> Instruction:
+def _ix(profile: VenueProfile, name: str, *args: Any, accounts: dict[str, Any],
+        remaining: Sequence[Any] = ()) -> Instruction:
     program = drift_program(profile.program_id)
     return program.instruction[name](
         *args, ctx=Context(accounts=accounts, remaining_accounts=list(remaining)))

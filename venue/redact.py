@@ -42,7 +42,8 @@ class _Urllib3RedactFilter(logging.Filter):
         # the rendered line, not the arguments: another filter may have rendered it already
         words = record.getMessage().split(" ")
         record.msg = " ".join(
-            redact_url(f"http://h{word}")[len("http://h"):] if word.startswith("/") else word
+            (redact_url(f"http://h{word}") or "")[len("http://h"):] if word.startswith("/")
+            else word
             for word in words)
         record.args = ()
         return True

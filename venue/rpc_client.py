@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import requests
 from gevent.event import AsyncResult, Event
@@ -171,7 +171,7 @@ class SolanaRpc:
         attempt = 0
         while True:
             try:
-                response = self._session.post(self._url, json=payload, timeout=timeout,
+                response = self._session.post(self._url, json=cast(Any, payload), timeout=timeout,
                                               allow_redirects=False)
             except (requests.RequestException, OSError) as exc:
                 raise RpcTransportError(self.label, method,

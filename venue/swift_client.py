@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, cast
 from urllib.parse import quote
 
 import requests
@@ -104,7 +105,7 @@ class SwiftClient:
         try:
             response = self._session.post(
                 f"{self._base}/orders",
-                json=dict(body),
+                json=cast(dict[str, Any], dict(body)),
                 headers={"Content-Type": "application/json"},
                 timeout=(min(self._order_timeout, 2.0), self._order_timeout),
                 allow_redirects=False,

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -191,7 +192,7 @@ class _Reader:
         self.data = data
         self.pos = 0
 
-    def take(self, codec: struct.Struct) -> tuple:
+    def take(self, codec: struct.Struct) -> tuple[Any, ...]:
         end = self.pos + codec.size
         chunk = self.data[self.pos:end]
         if len(chunk) < codec.size:
@@ -206,7 +207,7 @@ class _Reader:
         if tag != 1:
             raise ValueError(f"invalid borsh option tag {tag} at offset {self.pos - 1}")
         (value,) = self.take(_VALUE_OF[codec])
-        return value
+        return int(value)
 
 
 def decode_message(raw: bytes) -> SignedMsgOrder:
@@ -233,7 +234,7 @@ def decode_message(raw: bytes) -> SignedMsgOrder:
     else:
         taker_bytes, slot, uuid = r.take(_DELEGATE_TAIL)
         taker = Pubkey.from_bytes(taker_bytes)
-    triggers = []
+    triggers: list[TriggerParams | None] = []
     for _ in range(2):
         (tag,) = r.take(_U8)
         if tag == 1:
