@@ -48,6 +48,7 @@ from security.errors import ServerKeyError
 from security.keyring_config import key_sources, server_key_ring
 from security.log_redaction import install_log_redaction
 from storage.bot_leases import holder_id
+from storage.database import max_connections
 from storage.embedded import Storage
 from storage.journal import Journal, OutageIntake
 from storage.migrations import migrate
@@ -211,14 +212,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def _worker_pool(services: Services) -> ChildSpec:
     """The intake's worker processes, their database pools sized to the server's limit."""
     workers, configured = services.settings["WORKERS"], services.settings["DB_POOL_SIZE"]
-    row = services.db.fetchone("SELECT current_setting('max_connections')::int AS n")
-    assert row is not None
-    size = pool_size(configured, row["n"], workers)
+    limit = max_connections(services.db)
+    size = pool_size(configured, limit, workers)
     log.info("%d worker process(es), %d database connections each (max_connections %d)",
-             workers, size, row["n"])
-    if (needed := connections_needed(configured, workers, size)) > row["n"]:
+             workers, size, limit)
+    if (needed := connections_needed(configured, workers, size)) > limit:
         log.warning("this node may open %d database connections, over max_connections %d: "
-                    "lower WORKERS or DB_POOL_SIZE, or raise max_connections", needed, row["n"])
+                    "lower WORKERS or DB_POOL_SIZE, or raise max_connections", needed, limit)
     specs = worker_specs(services, Path(__file__).resolve(), workers, size)
     return pool_child(services, specs, multiprocess.mark_dead)
 

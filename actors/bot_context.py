@@ -23,8 +23,8 @@ from actors.services import NamedActor, Services
 from actors.venue_state import VenueStateClient
 from custody.signing_keys import legacy_path_on, open_bot_signing_key, watch_grants
 from security.log_redaction import register_agent_keypair
+from storage.bot_controls import pause_bot
 from storage.bots import Bot
-from storage.ops_views import pause_bot
 from trading.routing import SwiftFlags
 from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
 

@@ -15,6 +15,7 @@ import pykka
 from actors.bot import BotActor, bot_child_name
 from actors.messages import ProcessSignal
 from actors.services import ProcessRole, Services
+from storage.backlogs import backlogged_bots
 from storage.bot_shares import announce, mine_or_free
 from storage.signals import ACCEPTED_CHANNEL
 from supervision import ChildSpec, Restart, StartChild, request, whereis
@@ -58,10 +59,7 @@ def wake_backlogs(services: Services) -> int:
     """Wake every bot with accepted signals, or with signals a crash left processing (its
     actor reconciles those on start); a worker, only those it runs or may take (each worker
     sweeps its own)."""
-    rows = services.db.fetchall(
-        "SELECT DISTINCT trading_bot_id FROM webhook_signals"
-        " WHERE status IN ('accepted', 'processing')")
-    bot_ids = [row["trading_bot_id"] for row in rows]
+    bot_ids = backlogged_bots(services.db)
     wake_bots(services, bot_ids, "backlog",
               announce_others=services.role is not ProcessRole.WORKER)
     return len(bot_ids)

@@ -25,6 +25,7 @@ from storage.bots import get_bot
 from storage.copy_trading import verified_publication
 from storage.profit_shares import NewShare, count_unpaid, create_share
 from storage.trade_refusals import record_refusal
+from storage.trade_rows import trade_row
 from supervision import Outcome, Refusal, SupervisedActor, request, whereis
 from trading.profit_share import Close as CloseFill
 from trading.profit_share import IouSchedule, realized_pnl, share_amount, to_quote_decimal
@@ -112,13 +113,12 @@ class ProfitShareActor(SupervisedActor):
     def _record(self, msg: SubscriberClosed) -> str | None:
         """Create the share of a closing trade (idempotent); None when nothing is owed."""
         db = self._services.db
-        trade = db.fetchone("SELECT trading_bot_id, filled_size, price, status, reduce_only"
-                            " FROM bot_trades WHERE id = %s", (msg.trade_id,))
-        if trade is None or not trade["reduce_only"]:
+        trade = trade_row(db, msg.trade_id)
+        if trade is None or not trade.reduce_only:
             raise Refusal(f"trade {msg.trade_id} is not a close")
-        if trade["status"] not in ("completed", "partial"):
+        if not trade.filled:
             return None
-        bot = get_bot(db, trade["trading_bot_id"])
+        bot = get_bot(db, trade.bot_id)
         if bot is None or bot.source_published_bot_id is None:
             return None
         published, refused = verified_publication(db, self._services.ring,
@@ -131,9 +131,9 @@ class ProfitShareActor(SupervisedActor):
         if published.profit_share_percent <= 0:
             return None
         filled = msg.base_filled if msg.base_filled is not None else (
-            int((trade["filled_size"] or 0) * BASE))
+            int((trade.filled_size or 0) * BASE))
         price = msg.fill_price if msg.fill_price is not None else (
-            None if trade["price"] is None else int(trade["price"] * PRICE))
+            None if trade.price is None else int(trade.price * PRICE))
         context = {"bot_id": bot.id}
         if price is None or price <= 0 or filled == 0:
             log.warning("close %s has no fill price or size: no profit share", msg.trade_id,

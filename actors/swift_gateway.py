@@ -52,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -110,6 +111,7 @@ from venue.swift_message import SignedOrder, build_message, market_order, sign_o
 log = logging.getLogger(__name__)
 
 MAX_AUCTION_SLOTS = 255  # auction_duration is a u8 of the signed message
+SIGNED_MSG_FRESH_S = 30.0  # whether the account exists: a read this recent (a fan-out's) will do
 SIGNED_MSG_RECHECK_S = 60.0  # an authority found without SignedMsgUserOrders is read again after
 MOST_PER_STATEMENT = 200  # fences or audit rows written in one statement, at most
 
@@ -332,7 +334,8 @@ class SwiftGateway(SupervisedActor):
             profile = self._profile
             key = signed_msg_user_orders_address(profile, authority)
             self.run_in_background(
-                lambda: self._venue.raw_accounts((key,), time.monotonic())[key],
+                lambda: self._venue.raw_accounts(
+                    (key,), time.monotonic() - SIGNED_MSG_FRESH_S)[key],
                 then=lambda outcome: _SignedMsgRead(authority, outcome))
         return Pending(future)
 
@@ -414,7 +417,7 @@ class SwiftGateway(SupervisedActor):
                 snap = dataclasses.replace(snap, slot=now.slot, unix_ts=now.unix_ts)
             duration = self._auction.duration_slots
         slot, unix_ts = snap.slot, snap.unix_ts
-        max_ts = unix_ts + max(1, round(duration * snap.slot_ms / 1000))
+        max_ts = unix_ts + max_ts_offset_s(duration, snap.slot_ms)
         spec = dataclasses.replace(market_order(
             direction=order.direction, base_asset_amount=order.base_amount,
             market_index=order.market_index, oracle_price=snap.market.oracle_price,
@@ -623,6 +626,14 @@ class SwiftGateway(SupervisedActor):
 
 def _context(order: SwiftOrder, uuid: str | None) -> dict[str, Any]:
     return {"swift_order_id": uuid, "signal_id": order.signal_id, "bot_id": order.bot_id}
+
+
+def max_ts_offset_s(duration_slots: int, slot_ms: float) -> int:
+    """Seconds from the signed slot's unix time to the order's `max_ts`: the last whole second
+    that starts within the auction. The chain's clock (whole seconds) then passes `max_ts`
+    within a second of the auction's last slot, so an order that did not fill is dead, and
+    falls back, within about two slots of it, never while it can still trade."""
+    return max(1, math.ceil(duration_slots * slot_ms / 1000) - 1)
 
 
 def uuid_for(trade_id: str | None, attempt: int = 0) -> bytes | None:

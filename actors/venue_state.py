@@ -48,6 +48,7 @@ from venue.perp_market import read_perp_market
 from venue.positions import UserSnapshot, read_user
 from venue.profiles import VenueProfile
 from venue.rpc_client import AccountData, RpcRateLimited
+from venue.signed_msg_user_orders import signed_msg_user_orders_address
 from venue.snapshot import ChainTime, MarketSnapshot
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,15 @@ class VenueState(SupervisedActor):
         if isinstance(message, UsersOf):
             return self._users(message.authorities, message.fresh_after)
         if isinstance(message, Prefetch):
-            self._want_users(message.authorities, time.monotonic(), None)
+            # the subscribers' User accounts and, in the same batches, their SignedMsgUserOrders
+            # accounts (the Swift gateway asks whether each exists before the first POST)
+            keys: dict[Pubkey, Any] = {}
+            for authority, sub_account_id in message.authorities:
+                user = self._user_key(authority, sub_account_id)
+                signed = signed_msg_user_orders_address(self._profile, authority)
+                self._parsers[user], self._parsers[signed] = "user", "raw"
+                keys[user], keys[signed] = (authority, sub_account_id), signed
+            self._want(keys, time.monotonic(), None)
             return None
         if isinstance(message, RawAccountsOf):
             for key in message.keys:

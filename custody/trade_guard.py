@@ -9,7 +9,7 @@ also converges without `keys reencrypt`.
 
 Pass the bot row the order will be sized from: the gate authenticates those exact values.
 Beyond the policy MAC it checks the bot's binding MAC (wallet, market index, sub-account,
-the published bot it copies: security.row_macs) and, for a subscriber bot, the terms MAC of
+the published bot it copies: storage.row_mac_rows) and, for a subscriber bot, the terms MAC of
 that publication. `guard_withdrawal` is the same guard for a profit-share payment (any stop
 refuses it; the IOU, its publication and its subscriber bot must all verify; an IOU is never
 larger than percent x PnL and never paid twice); `check_retry_job` authenticates a retry row.
@@ -34,7 +34,9 @@ from storage.copy_trading import verified_publication
 from storage.database import Database
 from storage.emergency_stops import stop_states
 from storage.profit_shares import Share, payment_made
+from storage.row_mac_rows import check_bot_binding, ensure_backfilled
 from storage.trade_refusals import record_refusal
+from storage.trade_rows import trade_row
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def guard_trade(db: Database, ring: ServerKeyRing, bot: Bot, intent: OrderIntent
                 state_dir: str | None = None) -> GateDecision:
     """May this bot's order leave now? Refusals are counted and recorded."""
     try:
-        row_macs.ensure_backfilled(db, ring, state_dir)
+        ensure_backfilled(db, ring, state_dir)
         global_stop, wallet_stop = stop_states(db, bot.wallet_address)
     except Exception as exc:
         log.error("trade guard cannot read the stop flags (%s): refusing",
@@ -87,7 +89,7 @@ def _rows_reason(db: Database, ring: ServerKeyRing, bot: Bot,
                  intent: OrderIntent) -> str | None:
     """The bot's binding MAC and, before a subscriber opens, its publication's terms (a close
     is not held back by them: they matter only to the payment, which checks them again)."""
-    reason = row_macs.check_bot_binding(db, ring, bot)
+    reason = check_bot_binding(db, ring, bot)
     if reason is None and bot.source_published_bot_id is not None and not intent.reduce_only:
         _published, reason = verified_publication(db, ring, bot.source_published_bot_id)
     return reason
@@ -102,7 +104,7 @@ def guard_withdrawal(db: Database, ring: ServerKeyRing, bot: Bot | None, share: 
     the rows do not authenticate or do not agree, and the IOU is never paid as it stands."""
     wallet = share.subscriber_wallet_address
     try:
-        row_macs.ensure_backfilled(db, ring, state_dir)
+        ensure_backfilled(db, ring, state_dir)
         global_stop, wallet_stop = stop_states(db, wallet)
     except Exception as exc:
         log.error("withdrawal guard cannot read the stop flags (%s): refusing",
@@ -137,7 +139,7 @@ def _share_reason(db: Database, ring: ServerKeyRing, bot: Bot | None,
         return "subscriber_bot_missing"
     if not verify_policy_hmac(ring.policy_keys(), bot.policy, bot.policy_hmac).ok:
         return "policy_hmac_mismatch"
-    reason = row_macs.check_bot_binding(db, ring, bot)
+    reason = check_bot_binding(db, ring, bot)
     if reason is not None:
         return reason
     if (bot.source_published_bot_id != share.published_bot_id
@@ -149,10 +151,8 @@ def _share_reason(db: Database, ring: ServerKeyRing, bot: Bot | None,
     if (published.creator_wallet_address != share.creator_wallet_address
             or published.profit_share_percent != share.profit_share_percent):
         return "profit_share_terms_differ"
-    trade = db.fetchone("SELECT trading_bot_id, reduce_only, status FROM bot_trades"
-                        " WHERE id = %s", (share.trade_id,))
-    if (trade is None or trade["trading_bot_id"] != bot.id or not trade["reduce_only"]
-            or trade["status"] not in ("completed", "partial")):
+    trade = trade_row(db, share.trade_id)
+    if trade is None or trade.bot_id != bot.id or not trade.reduce_only or not trade.filled:
         return "profit_share_trade_mismatch"
     if verdict.needs_resign:
         from storage.profit_shares import replace_share_mac
@@ -166,7 +166,7 @@ def check_retry_job(db: Database, ring: ServerKeyRing, bot: Bot, job: dict[str, 
     """Does this retry row authenticate (and belong to this bot as stored)? Refusals are
     counted and recorded with the retry's origin."""
     try:
-        row_macs.ensure_backfilled(db, ring, state_dir)
+        ensure_backfilled(db, ring, state_dir)
     except Exception as exc:
         log.error("retry check cannot run the MAC backfill (%s)", type(exc).__name__)
         return _refuse(db, bot, intent, GateDecision(False, REASON_GUARD_UNAVAILABLE))

@@ -24,7 +24,7 @@ import requests
 
 from actors.services import Services
 from actors.webhook import GetAddress
-from storage.signals import SignalWaiter
+from storage.signals import SignalWaiter, signal_story
 from supervision import whereis
 
 WAIT_S = 120.0
@@ -109,29 +109,27 @@ class Tour:
 
     def report(self, signal_id: str, names: dict[str, str]) -> list[str]:
         """One line per bot: its orders (method, side, fill) and its latency."""
-        db = self.services.db
-        rows = db.fetchall(
-            "SELECT s.id, s.trading_bot_id, s.status, s.status_reason,"
-            " extract(epoch FROM s.processed_at - p.received_at) * 1000 AS ms"
-            " FROM webhook_signals s JOIN webhook_signals p ON p.id = coalesce("
-            " s.parent_signal_id, s.id) WHERE s.id = %s OR s.parent_signal_id = %s"
-            " ORDER BY s.seq", (signal_id, signal_id))
+        story = signal_story(self.services.db, signal_id)
+        assert story is not None
+        received = datetime.fromisoformat(story["received_at"])
         lines = []
-        for row in rows:
-            trades = db.fetchall("SELECT side, execution_method, filled_size, price, status"
-                                 " FROM bot_trades WHERE signal_id = %s ORDER BY created_at",
-                                 (row["id"],))
+        for signal in (story, *story["subscribers"]):
             orders = "; ".join(
                 f"{t['execution_method']} {t['side']} "
                 f"{_num(t['filled_size'])} @ {_num(t['price'])} ({t['status']})"
-                for t in trades) or (row["status_reason"] or "no order")
-            lines.append(f"  {names[row['trading_bot_id']]:<13} {row['status']:<8} "
-                         f"{row['ms'] or 0:>7.0f} ms  {orders}")
+                for t in signal["trades"]) or (signal["status_reason"] or "no order")
+            lines.append(f"  {names[signal['trading_bot_id']]:<13} {signal['status']:<8} "
+                         f"{_ms_since(received, signal['processed_at']):>7.0f} ms  {orders}")
         return lines
 
 
-def _num(value: Decimal | None) -> str:
-    return "-" if value is None else f"{value.normalize():f}"
+def _num(value: str | None) -> str:
+    return "-" if value is None else f"{Decimal(value).normalize():f}"
+
+
+def _ms_since(start: datetime, end: str | None) -> float:
+    """Milliseconds from the alert's arrival to a signal's end (0 while it runs)."""
+    return 0.0 if end is None else (datetime.fromisoformat(end) - start).total_seconds() * 1000
 
 
 def run_tour(services: Services, cli_main: Callable[[list[str]], int], subscribers: int,
@@ -153,9 +151,9 @@ def run_tour(services: Services, cli_main: Callable[[list[str]], int], subscribe
                 out(f"(SOL oracle moved by {move - 1:+.0%})")
             signal_id = tour.alert(source, body)
             waiter.wait([signal_id], WAIT_S)
-            copies = [r["id"] for r in services.db.fetchall(
-                "SELECT id FROM webhook_signals WHERE parent_signal_id = %s", (signal_id,))]
-            waiter.wait(copies, WAIT_S)
+            story = signal_story(services.db, signal_id)
+            assert story is not None
+            waiter.wait([copy["id"] for copy in story["subscribers"]], WAIT_S)
             out(f"\nalert: {title!r}  ({action} {contracts}, new strategy position {position})")
             out(f"  {'bot':<13} {'signal':<8} {'latency':>10}  orders")
             for line in tour.report(signal_id, names):

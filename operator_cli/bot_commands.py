@@ -37,10 +37,10 @@ from operator_cli.owner_keys import read_owner_signature
 from operator_cli.subaccounts import allocate, default_fund, fund_arg, sub_account_view
 from operator_cli.validation import MAX_NAME, leverage_arg, market_arg, text_arg, usd_arg
 from security.log_redaction import register_secret
-from security.row_macs import seal_bot
 from security.webhook_auth import issue_bound_webhook_secret
 from storage import bots, copy_trading, emergency_stops
 from storage.bots import Bot
+from storage.row_mac_rows import seal_bot
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -30,7 +30,6 @@ from typing import Any
 
 from operator_cli.context import opened
 from operator_cli.output import EXIT_OK, EXIT_REFUSED, Outcome, command
-from security import row_macs
 from security.agent_keys import PURPOSE_AGENT_PRIVKEY_LEGACY
 from security.envelope import Binding
 from security.errors import EnvelopeError, PolicyRefused
@@ -40,6 +39,7 @@ from security.server_key import ServerKeyRing, key_ids_in_use
 from security.webhook_auth import reseal_bound_hash, stored_hash_key_id, stored_hash_version
 from storage import bots, wallets
 from storage.database import Database
+from storage.row_mac_rows import mac_key_ids_in_use, reseal_all
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -154,7 +154,7 @@ def _stored_key_ids(db: Database) -> set[str]:
     for bot in bots.list_bots(db):
         if (key_id := _policy_key_id(bot.policy_hmac)) is not None:
             in_use.add(key_id)
-    in_use |= set(row_macs.mac_key_ids_in_use(db))  # bindings, terms, IOUs, retry jobs
+    in_use |= set(mac_key_ids_in_use(db))  # bindings, terms, IOUs, retry jobs
     return in_use | {stored_hash_key_id(h) or "?" for _, h in bots.webhook_secret_hashes(db)}
 
 
@@ -166,7 +166,7 @@ def cmd_keys_reencrypt(settings: Any, args: argparse.Namespace) -> Outcome:
         envelopes = _envelopes(ctx.db, ring, args.dry_run)
         policies = _policies(ctx.db, ring, args.dry_run)
         webhooks = _webhook_hashes(ctx.db, ring, args.dry_run)
-        row_mac_report = {} if args.dry_run else row_macs.reseal_all(ctx.db, ring)
+        row_mac_report = {} if args.dry_run else reseal_all(ctx.db, ring)
         hashes = bots.webhook_hash_key_ids(ctx.db)
         in_use = _stored_key_ids(ctx.db)
     current = ring.current_key_id

@@ -26,7 +26,7 @@ from custody.signing_keys import grant_exposure
 from operator_cli.context import opened
 from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.validation import MAX_REASON, text_arg
-from storage import ops_views
+from storage import bot_controls, ops_views
 from storage.bots import get_bot
 from storage.signals import signal_story
 from storage.wallets import find_wallet
@@ -144,7 +144,7 @@ def cmd_bot_swift(settings: Any, args: argparse.Namespace) -> Outcome:
     if swift is None and fallback is None:
         raise CliError("nothing to change: give --on, --off or --fallback on|off")
     with opened(settings) as ctx:
-        row = ops_views.set_swift_flags(ctx.db, args.bot.strip(), swift, fallback)
+        row = bot_controls.set_swift_flags(ctx.db, args.bot.strip(), swift, fallback)
     if row is None:
         raise CliError(f"unknown bot {args.bot}")
     changed = (row["was_swift_enabled"] != row["swift_enabled"]
@@ -172,7 +172,7 @@ def cmd_bot_pause(settings: Any, args: argparse.Namespace) -> Outcome:
         bot = get_bot(ctx.db, args.bot.strip())
         if bot is None:
             raise CliError(f"unknown bot {args.bot}")
-        row = ops_views.pause_bot(ctx.db, bot.id, stored)
+        row = bot_controls.pause_bot(ctx.db, bot.id, stored)
         current = row or {"id": bot.id, "is_active": False, "paused_reason": bot.paused_reason}
     data = {"bot_id": bot.id, "active": False, "paused_reason": current["paused_reason"],
             "paused_at": current.get("paused_at"), "paused_by": "operator",
@@ -191,7 +191,7 @@ def cmd_bot_resume(settings: Any, args: argparse.Namespace) -> Outcome:
         bot = get_bot(ctx.db, args.bot.strip())
         if bot is None:
             raise CliError(f"unknown bot {args.bot}")
-        row = ops_views.resume_bot(ctx.db, bot.id)
+        row = bot_controls.resume_bot(ctx.db, bot.id)
     data = {"bot_id": bot.id, "active": True, "paused_reason": None, "changed": row is not None,
             "was_paused_reason": bot.paused_reason if row else None}
     human = (f"resumed bot {bot.id} (was paused: {bot.paused_reason}); it executes from its"

@@ -43,9 +43,9 @@ from operator_cli.owner_keys import agent_secret_for_cli, read_owner_signature
 from operator_cli.swift_account import venue_rpc
 from operator_cli.validation import MAX_USD, decimal_arg
 from security.log_redaction import register_agent_keypair
-from security.row_macs import seal_bot
 from storage import subaccounts
 from storage.bots import Bot, get_bot
+from storage.row_mac_rows import seal_bot
 from storage.wallets import Wallet, find_wallet, get_wallet
 from venue.positions import UserSnapshot
 from venue.profiles import VenueProfile
@@ -260,16 +260,10 @@ def _migration_fund(bot: subaccounts.SharedBot) -> Decimal:
 def _blocker(ctx: Context, venue: Venue, bot: subaccounts.SharedBot,
              agent: Pubkey) -> str | None:
     """Why this bot cannot move now, or None."""
-    busy = ctx.db.fetchone(
-        "SELECT (SELECT count(*) FROM webhook_signals WHERE trading_bot_id = %s"
-        "         AND status IN ('accepted', 'processing')) AS signals,"
-        " (SELECT count(*) FROM trade_retry_queue WHERE bot_id = %s"
-        "   AND status IN ('pending', 'running')) AS retries,"
-        " (SELECT count(*) FROM pending_profit_shares WHERE subscriber_bot_id = %s"
-        "   AND status IN ('pending', 'sending')) AS ious", (bot.bot_id,) * 3)
-    if busy and any(busy.values()):  # each would act on the old sub-account's position or PnL
-        return (f"the bot still has {busy['signals']} signal(s) running, {busy['retries']} "
-                f"retry job(s) and {busy['ious']} unpaid profit share(s)")
+    work = subaccounts.open_work(ctx.db, bot.bot_id)
+    if work.in_flight:  # each would act on the old sub-account's position or PnL
+        return (f"the bot still has {work.signals} signal(s) running, {work.retries} "
+                f"retry job(s) and {work.ious} unpaid profit share(s)")
     current = venue.read(agent, bot.drift_subaccount_id)
     if current is None:
         return None

@@ -7,29 +7,23 @@ big-endian length plus UTF-8 bytes; numbers go through `security.policy.canonica
 verifies under an older key is re-signed under the current one on use (compare-and-swap), as
 the policy MAC is. The row id is always inside the MAC, so a MAC copied onto another row fails.
 
-Rows written before migration 0014 get their MAC once (`ensure_backfilled`); after that a
-NULL MAC is refused, except a bot binding or publication terms whose writer has not yet been
-taught to seal them (see `seal_unsealed_bot`, `seal_unsealed_terms`: transitional rules).
+Pure functions only: reading, sealing, backfilling and re-sealing the stored MACs is in
+storage.row_mac_rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 import struct
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from security.policy import canonical_decimal
 from security.server_key import ServerKeyRing
-
-log = logging.getLogger(__name__)
 
 _STORED_RE = re.compile(r"^v1\.([A-Za-z0-9._:\-]{1,64})\.([0-9a-f]{64})\Z")
 
@@ -43,7 +37,6 @@ _DOMAINS = {
     SHARE: b"QuantumVault v1 profit-share-iou\x00",
     RETRY: b"QuantumVault v1 retry-job\x00",
 }
-BACKFILL_MARKER = "row_macs.backfilled"
 
 
 @dataclass(frozen=True)
@@ -153,161 +146,10 @@ def _getter(row: Any) -> Any:
     return lambda name: getattr(row, name)
 
 
-# --- the one-time backfill ----------------------------------------------------------------------
-
-_backfilled: set[str] = set()
-_lock = threading.Lock()
-
-
-def ensure_backfilled(db: Any, ring: ServerKeyRing, state_dir: str | Path | None) -> None:
-    """Once per database and process: MAC the rows written before migration 0014.
-
-    Runs only while `row_mac_backfill` says 'pending' and this daemon's STATE_DIR has no marker
-    file; afterwards both say done, so a row whose MAC is set to NULL by SQL is refused rather
-    than MAC'd. A bot's binding is MAC'd only if its policy MAC verifies; an IOU only if its
-    amount is within percent x PnL.
-    """
-    dsn_key = str(getattr(db, "dsn", id(db)))
-    if dsn_key in _backfilled:
-        return
-    with _lock:
-        if dsn_key in _backfilled:
-            return
-        marker = Path(state_dir) / BACKFILL_MARKER if state_dir else None
-        with db.connection():  # one transaction; the row lock keeps two daemons apart
-            row = db.fetchone("SELECT state FROM row_mac_backfill WHERE id = 1 FOR UPDATE")
-            if (row is not None and row["state"] == "pending"
-                    and not (marker and marker.exists())):
-                counts = _backfill(db, ring)
-                db.execute("UPDATE row_mac_backfill SET state = 'done', done_at = now()"
-                           " WHERE id = 1")
-                log.info("row MAC backfill done: %s", counts)
-        if marker is not None and not marker.exists():
-            try:
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text("row MACs backfilled; NULL MACs are refused\n")
-            except OSError as exc:
-                log.warning("backfill marker not written (%s)", type(exc).__name__)
-        _backfilled.add(dsn_key)
-
-
-def _backfill(db: Any, ring: ServerKeyRing) -> dict[str, int]:
-    """MAC every NULL-MAC row that existed before the migration (inside one transaction)."""
-    from security.policy import BotPolicy, verify_policy_hmac
-
-    counts = {BOT: 0, TERMS: 0, SHARE: 0, RETRY: 0}
-    for bot in db.fetchall("SELECT * FROM trading_bots WHERE binding_mac IS NULL"):
-        policy = BotPolicy(bot["id"], bot["market"], bot["leverage"], bot["max_position_size"])
-        if verify_policy_hmac(ring.policy_keys(), policy, bot["policy_hmac"]).ok:
-            db.execute("UPDATE trading_bots SET binding_mac = %s WHERE id = %s",
-                       (sign(ring, BOT, bot_fields(bot)), bot["id"]))
-            counts[BOT] += 1
-    for pub in db.fetchall("SELECT * FROM published_bots WHERE terms_mac IS NULL"):
-        db.execute("UPDATE published_bots SET terms_mac = %s WHERE id = %s",
-                   (sign(ring, TERMS, terms_fields(pub)), pub["id"]))
-        counts[TERMS] += 1
-    for share in db.fetchall("SELECT * FROM pending_profit_shares WHERE share_mac IS NULL"
-                             " AND status IN ('pending', 'sending')"):
-        if within_share_cap(share["amount"], share["realized_pnl"],
-                            share["profit_share_percent"]):
-            db.execute("UPDATE pending_profit_shares SET share_mac = %s WHERE id = %s",
-                       (sign(ring, SHARE, share_fields(share)), share["id"]))
-            counts[SHARE] += 1
-    for job in db.fetchall("SELECT * FROM trade_retry_queue WHERE job_mac IS NULL"
-                           " AND status IN ('pending', 'running')"):
-        db.execute("UPDATE trade_retry_queue SET job_mac = %s WHERE id = %s",
-                   (sign(ring, RETRY, retry_fields(job)), job["id"]))
-        counts[RETRY] += 1
-    return counts
+# --- the IOU cap --------------------------------------------------------------------------------
 
 
 def within_share_cap(amount: Decimal, pnl: Decimal, percent: Decimal) -> bool:
     """An IOU may not exceed percent x realised PnL of its trade (and both must be positive)."""
     amount, pnl, percent = Decimal(amount), Decimal(pnl), Decimal(percent)
     return amount > 0 and pnl > 0 and 0 < percent <= 100 and amount * 100 <= pnl * percent
-
-
-# --- bot bindings -------------------------------------------------------------------------------
-
-
-_BOT_FENCE = (" AND wallet_address = %s AND market = %s AND market_index = %s"
-              " AND drift_subaccount_id = %s AND leverage = %s AND max_position_size = %s"
-              " AND source_published_bot_id IS NOT DISTINCT FROM %s")
-
-
-def seal_bot(db: Any, ring: ServerKeyRing, bot_id: str) -> bool:
-    """MAC a bot's binding over its row as stored now; call right where those fields are
-    written (bot create, subscribe, a sub-account move), never on a row read back later."""
-    row = db.fetchone("SELECT * FROM trading_bots WHERE id = %s", (bot_id,))
-    if row is None:
-        return False
-    return db.execute("UPDATE trading_bots SET binding_mac = %s WHERE id = %s",
-                      (sign(ring, BOT, bot_fields(row)), bot_id)) == 1
-
-
-def check_bot_binding(db: Any, ring: ServerKeyRing, bot: Any) -> str | None:
-    """None if the bot's binding MAC covers these exact values, else the refusal reason.
-
-    The caller has verified the bot's policy MAC first (the transitional seal relies on it)."""
-    row = db.fetchone("SELECT binding_mac FROM trading_bots WHERE id = %s", (bot.id,))
-    if row is None:
-        return "bot_missing"
-    fields = bot_fields(bot)
-    stored = row["binding_mac"]
-    if stored is None:  # every writer seals (bot create, subscribe, a sub-account move)
-        return f"{BOT}_mac_missing"
-    verdict = check(ring, BOT, fields, stored)
-    if not verdict.ok:
-        return verdict.reason
-    if verdict.needs_resign:
-        _swap_bot_mac(db, bot, stored, sign(ring, BOT, fields))
-    return None
-
-
-def _swap_bot_mac(db: Any, bot: Any, old: str | None, new: str) -> bool:
-    """Compare-and-swap the binding MAC while every covered field is as given."""
-    return db.execute(
-        "UPDATE trading_bots SET binding_mac = %s WHERE id = %s"
-        " AND binding_mac IS NOT DISTINCT FROM %s" + _BOT_FENCE,
-        (new, bot.id, old, bot.wallet_address, bot.market, bot.market_index,
-         bot.drift_subaccount_id, bot.leverage, bot.max_position_size,
-         bot.source_published_bot_id)) == 1
-
-
-# --- rotation -----------------------------------------------------------------------------------
-
-_TABLES = {  # kind -> (table, MAC column, the rows' fields)
-    BOT: ("trading_bots", "binding_mac", bot_fields),
-    TERMS: ("published_bots", "terms_mac", terms_fields),
-    SHARE: ("pending_profit_shares", "share_mac", share_fields),
-    RETRY: ("trade_retry_queue", "job_mac", retry_fields),
-}
-
-
-def reseal_all(db: Any, ring: ServerKeyRing) -> dict[str, dict[str, int]]:
-    """`keys reencrypt`: move every verifying row MAC to the current key (compare-and-swap on
-    the old MAC); rows that do not verify are counted as refused and left untouched."""
-    report: dict[str, dict[str, int]] = {}
-    for kind, (table, column, fields_of) in _TABLES.items():
-        counts = {"moved": 0, "current": 0, "refused": 0}
-        for row in db.fetchall(f"SELECT * FROM {table} WHERE {column} IS NOT NULL"):
-            verdict = check(ring, kind, fields_of(row), row[column])
-            if not verdict.ok:
-                counts["refused"] += 1
-            elif not verdict.needs_resign:
-                counts["current"] += 1
-            elif db.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s AND {column} = %s",
-                            (sign(ring, kind, fields_of(row)), row["id"], row[column])) == 1:
-                counts["moved"] += 1
-        report[kind] = counts
-    return report
-
-
-def mac_key_ids_in_use(db: Any) -> dict[str, int]:
-    """How many row MACs name each server key id (an old key is removable when absent)."""
-    found: dict[str, int] = {}
-    for table, column, _fields in _TABLES.values():
-        for row in db.fetchall(f"SELECT split_part({column}, '.', 2) AS key_id, count(*) AS n"
-                               f" FROM {table} WHERE {column} IS NOT NULL GROUP BY 1"):
-            found[row["key_id"]] = found.get(row["key_id"], 0) + int(row["n"])
-    return found

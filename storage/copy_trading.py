@@ -19,6 +19,7 @@ from security import row_macs
 from security.server_key import ServerKeyRing
 from storage.bots import BOT_COLUMNS, Bot, bot_from_row
 from storage.database import Database
+from storage.row_mac_rows import seal_bot
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def insert_subscription(
     )
     assert row is not None
     if ring is not None:
-        row_macs.seal_bot(db, ring, subscriber_bot_id)
+        seal_bot(db, ring, subscriber_bot_id)
     return _subscription(row)
 
 

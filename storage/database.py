@@ -144,3 +144,10 @@ class Database:
         while self._idle:
             with contextlib.suppress(Exception):
                 self._idle.pop().close()
+
+
+def max_connections(db: Database) -> int:
+    """The server's connection limit, which the worker processes' pools must fit under."""
+    row = db.fetchone("SELECT current_setting('max_connections')::int AS n")
+    assert row is not None
+    return int(row["n"])

@@ -32,6 +32,20 @@ class SharedBot:
     keeper_bot_id: str  # the oldest bot on that sub-account, which keeps it
 
 
+@dataclass(frozen=True)
+class OpenWork:
+    """What a bot still has in flight, each of which would act on its current sub-account."""
+
+    signals: int  # accepted or processing
+    retries: int  # pending or running retry jobs
+    ious: int  # unpaid profit shares it owes
+
+    @property
+    def in_flight(self) -> bool:
+        """Something is still in flight."""
+        return bool(self.signals or self.retries or self.ious)
+
+
 def lock_wallet(db: Database, wallet_address: str) -> bool:
     """Lock the wallet row until the current transaction ends; False if there is no wallet."""
     return db.fetchone("SELECT address FROM wallets WHERE address = %s FOR UPDATE",
@@ -90,6 +104,20 @@ def move_bot(db: Database, bot_id: str, from_id: int, to_id: int, funded_quote: 
                 " SELECT id, wallet_address, %s, %s, %s, %s FROM trading_bots WHERE id = %s",
                 (from_id, to_id, funded_quote, signatures, bot_id))
         return moved
+
+
+def open_work(db: Database, bot_id: str) -> OpenWork:
+    """The bot's running signals, retry jobs and unpaid profit shares (a move waits for none)."""
+    row = db.fetchone(
+        "SELECT (SELECT count(*) FROM webhook_signals WHERE trading_bot_id = %(bot)s"
+        "         AND status IN ('accepted', 'processing')) AS signals,"
+        " (SELECT count(*) FROM trade_retry_queue WHERE bot_id = %(bot)s"
+        "   AND status IN ('pending', 'running')) AS retries,"
+        " (SELECT count(*) FROM pending_profit_shares WHERE subscriber_bot_id = %(bot)s"
+        "   AND status IN ('pending', 'sending')) AS ious", {"bot": bot_id})
+    assert row is not None
+    return OpenWork(signals=int(row["signals"]), retries=int(row["retries"]),
+                    ious=int(row["ious"]))
 
 
 def moves(db: Database, bot_id: str) -> list[dict[str, Any]]:

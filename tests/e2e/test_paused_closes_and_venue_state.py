@@ -19,7 +19,7 @@ import pytest
 import requests
 
 import runtime
-from storage.ops_views import pause_bot
+from storage.bot_controls import pause_bot
 from tests.e2e.stack import Stack, environment
 
 OPEN_LONG = "order buy @ 2 filled on SOLUSD. New strategy position is 2"

@@ -1,5 +1,6 @@
-"""Row MACs (security.row_macs): what each covers, key rotation, the IOU cap, and the one-time
-backfill that MACs pre-0014 rows once and refuses a NULL MAC afterwards."""
+"""Row MACs (security.row_macs, stored by storage.row_mac_rows): what each covers, key rotation,
+the IOU cap, and the one-time backfill that MACs pre-0014 rows once and refuses a NULL MAC
+afterwards."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from custody.trade_guard import check_retry_job
 from security import row_macs
 from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
+from storage import row_mac_rows
 from storage.bots import get_bot
 from storage.database import Database
 from storage.retry_queue import NewJob, enqueue
@@ -86,20 +88,20 @@ def test_the_backfill_macs_old_rows_once_then_a_null_mac_is_refused(
     job_id = enqueue(db, NewJob(bot.id, bot.wallet_address, bot.market, "long", Decimal(1),
                                 False, "normal", 5))  # written as before 0014: no MAC
     db.execute("UPDATE row_mac_backfill SET state = 'pending'")
-    row_macs._backfilled.clear()
-    row_macs.ensure_backfilled(db, keys, str(tmp_path))
+    row_mac_rows._backfilled.clear()
+    row_mac_rows.ensure_backfilled(db, keys, str(tmp_path))
     job = db.fetchone("SELECT * FROM trade_retry_queue WHERE id = %s", (job_id,))
     assert job["job_mac"] is not None
     assert check_retry_job(db, keys, bot, job, RETRY_INTENT).allowed
     assert db.fetchone("SELECT binding_mac FROM trading_bots WHERE id = %s",
                        (bot.id,))["binding_mac"] is not None
-    assert (tmp_path / row_macs.BACKFILL_MARKER).exists()
+    assert (tmp_path / row_mac_rows.BACKFILL_MARKER).exists()
     # an attacker nulls the MAC and sets the marker back: this daemon does not MAC it again
     db.execute("UPDATE trade_retry_queue SET job_mac = NULL, size = 50 WHERE id = %s",
                (job_id,))
     db.execute("UPDATE row_mac_backfill SET state = 'pending'")
-    row_macs._backfilled.clear()
-    row_macs.ensure_backfilled(db, keys, str(tmp_path))
+    row_mac_rows._backfilled.clear()
+    row_mac_rows.ensure_backfilled(db, keys, str(tmp_path))
     job = db.fetchone("SELECT * FROM trade_retry_queue WHERE id = %s", (job_id,))
     assert job["job_mac"] is None
     decision = check_retry_job(db, keys, bot, job, RETRY_INTENT)
@@ -111,26 +113,26 @@ def test_the_backfill_macs_old_rows_once_then_a_null_mac_is_refused(
 def test_a_bot_binding_is_checked_against_the_row_given(db: Database) -> None:
     keys = ring("k-new")
     bot = make_bot(db, keys, make_wallet(db, keys))
-    assert row_macs.seal_bot(db, keys, bot.id)
-    assert row_macs.check_bot_binding(db, keys, bot) is None
+    assert row_mac_rows.seal_bot(db, keys, bot.id)
+    assert row_mac_rows.check_bot_binding(db, keys, bot) is None
     db.execute("UPDATE trading_bots SET market_index = 7 WHERE id = %s", (bot.id,))
     edited = get_bot(db, bot.id)
-    assert row_macs.check_bot_binding(db, keys, edited) == "bot_binding_mac_mismatch"
+    assert row_mac_rows.check_bot_binding(db, keys, edited) == "bot_binding_mac_mismatch"
 
 
 def test_rotation_moves_every_verifying_row_mac_and_leaves_edited_ones(db: Database) -> None:
     old, new = ring("k-old"), ring("k-new")
     bot = make_bot(db, old, make_wallet(db, old))
-    row_macs.seal_bot(db, old, bot.id)
+    row_mac_rows.seal_bot(db, old, bot.id)
     kept = enqueue(db, NewJob(bot.id, bot.wallet_address, bot.market, "long", Decimal(1),
                               False, "normal", 5), ring=old)
     edited = enqueue(db, NewJob(bot.id, bot.wallet_address, bot.market, "long", Decimal(1),
                                 False, "normal", 5), ring=old)
     db.execute("UPDATE trade_retry_queue SET size = 9 WHERE id = %s", (edited,))
-    report = row_macs.reseal_all(db, new)
+    report = row_mac_rows.reseal_all(db, new)
     assert report[row_macs.BOT] == {"moved": 1, "current": 0, "refused": 0}
     assert report[row_macs.RETRY] == {"moved": 1, "current": 0, "refused": 1}
-    assert row_macs.mac_key_ids_in_use(db) == {"k-new": 2, "k-old": 1}
+    assert row_mac_rows.mac_key_ids_in_use(db) == {"k-new": 2, "k-old": 1}
     job = db.fetchone("SELECT * FROM trade_retry_queue WHERE id = %s", (kept,))
     assert row_macs.check(new, row_macs.RETRY, row_macs.retry_fields(job), job["job_mac"]) == (
         row_macs.MacCheck(True))

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from storage.bot_controls import pause_bot, resume_bot
 from storage.database import Database
-from storage.ops_views import pause_bot, resume_bot
 from tests.storage.test_signals import make_bot
 
 
