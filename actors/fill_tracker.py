@@ -112,7 +112,8 @@ class FillTracker(SupervisedActor):
         self.run_in_background(lambda: self._read(owners),
                                then=lambda outcome: _TickRead(started, outcome))
 
-    def _read(self, owners: list[tuple[Pubkey, int]]) -> tuple[int, int | None, dict]:
+    def _read(self, owners: list[tuple[Pubkey, int]]
+              ) -> tuple[int, int | None, dict[tuple[Pubkey, int], UserSnapshot | None]]:
         """The owners' User accounts, KEYS_PER_READ at a time, with the chain's clock."""
         pid = self._profile.program_id
         users: dict[tuple[Pubkey, int], UserSnapshot | None] = {}
@@ -140,9 +141,10 @@ class FillTracker(SupervisedActor):
         return last[1]
 
     def _decide(self, read: _TickRead) -> None:
-        if read.outcome.error is not None:
+        users: dict[tuple[Pubkey, int], UserSnapshot | None] = {}
+        slot, unix_ts = 0, None
+        if read.outcome.error is not None:  # nothing seen: no order is decided by this read
             log.warning("fill tracking read failed: %s", type(read.outcome.error).__name__)
-            users, slot, unix_ts = None, 0, None
         else:
             slot, unix_ts, users = read.outcome.value
             self._venue.tell(Observed(read.started, slot, unix_ts, users))
@@ -151,7 +153,7 @@ class FillTracker(SupervisedActor):
             owner = (item.order.authority, item.order.sub_account_id)
             # an order tracked after this read was sent is not in it: only a later read can
             # say anything about it (its absence here says nothing)
-            seen = users is not None and owner in users
+            seen = owner in users
             user = users[owner] if seen else None
             result = _decision(item, user, slot, unix_ts) if seen else None
             if result is None and time.monotonic() >= item.order.deadline:

@@ -50,6 +50,7 @@ through VenueState; bots then route an authority without it on-chain.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -399,8 +400,8 @@ class SwiftGateway(SupervisedActor):
                 return
             self._queue.popleft()
             self._in_flight += 1
-            self.run_in_background(lambda i=item: self._post(i),
-                                   then=lambda outcome, i=item: _PostDone(i, outcome))
+            self.run_in_background(functools.partial(self._post, item),
+                                   then=functools.partial(_PostDone, item))
 
     def _signed(self, order: SwiftOrder) -> tuple[SignedOrder, str, int, int, int]:
         """The signed message, its uuid, slot, max_slot and max_ts (the auction's end)."""
@@ -533,7 +534,8 @@ class SwiftGateway(SupervisedActor):
     def _follow(self, item: _Queued, posted: _Posted) -> SwiftResult:
         order = item.order
         outcome = posted.submitted.outcome
-        base = {"swift_order_id": posted.uuid, "api_latency_ms": posted.submitted.latency_ms,
+        base: dict[str, Any] = {"swift_order_id": posted.uuid,
+                                "api_latency_ms": posted.submitted.latency_ms,
                 "service_failure": _service_failure(outcome)}
         self._log(order, posted.uuid, "accepted" if outcome.accepted else "failed",
                   response=_answer(outcome),

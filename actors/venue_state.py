@@ -239,7 +239,8 @@ class VenueState(SupervisedActor):
             keys[key] = (authority, sub_account_id)
         return self._want(keys, fresh_after, answer)
 
-    def _users_answer(self, entries: dict[Pubkey, _Entry]) -> UsersRead:
+    def _users_answer(self, entries: dict[Any, _Entry]) -> UsersRead:
+        """The entries are keyed by (authority, sub-account id), as the want named them."""
         return UsersRead({name: entry.value for name, entry in entries.items()},
                          min((e.slot for e in entries.values()), default=self._clock.slot))
 
@@ -295,8 +296,8 @@ class VenueState(SupervisedActor):
             flight = _Flight(time.monotonic(), frozenset(keys))
             self._flights.append(flight)
             self.run_in_background(
-                lambda f=flight: self._executor.accounts((CLOCK_SYSVAR, *f.keys)),
-                then=lambda outcome, f=flight: _Read(f, outcome))
+                functools.partial(self._executor.accounts, (CLOCK_SYSVAR, *flight.keys)),
+                then=functools.partial(_Read, flight))
 
     def _read_done(self, read: _Read) -> None:
         self._flights.remove(read.flight)
@@ -334,6 +335,7 @@ class VenueState(SupervisedActor):
     def _store(self, key: Pubkey, started: float, slot: int, account: Any) -> None:
         if started < self._floor.get(key, 0.0):
             return  # read before an order for this account left: stale already
+        value: Any
         try:
             if account is None:
                 value = None

@@ -25,8 +25,10 @@ new connection per alert as TradingView opens, tests/e2e/rawhttp):
    node started (no warm-up), each bot's alerts opening and closing one contract alternately;
    open loop (alert i is due at t0 + i/200 and sent then whatever came back), each latency
    taken from its due time to its 202. Then the time from the last due send until every
-   committed alert is final; alerts answered from the journal (`"queued": "journal"`: the
-   database took over 2 s) are counted, and so are answered ids never in webhook_signals.
+   committed alert is final; counted apart: alerts answered from the journal (`"queued":
+   "journal"`: the database took over 2 s), answered ids never in webhook_signals, and alerts
+   final without an order (each alert opens or closes one contract, so each should trade;
+   before each measure a bot whose venue position disagrees with its alerts is re-synced).
 2. burst: 1,000 bots (100), one alert each, all spawned at once, no warm-up (for 900 of them
    the first alert since the node started); ack from the common start; alert -> the bot's
    first Swift POST as the sandbox logged its arrival (GET /sandbox/swift-posts, matched by
@@ -98,7 +100,7 @@ SIZES = {"full": {"ack_s": 5.0, "burst": 1000, "subscribers": 500, "runs": 3, "t
          "quick": {"ack_s": 2.0, "burst": 100, "subscribers": 100, "runs": 1, "trials": 1}}
 NODE_SETTINGS = {"WEBHOOK_BOT_RATE_PER_S": "1000", "WEBHOOK_BOT_BURST": "1000"}
 EXECUTE_WAIT_S = 300.0  # longest wait for a measure's alerts to be final
-JOURNAL_WAIT_S = 60.0  # and for those answered from the journal (replayed within seconds)
+JOURNAL_WAIT_S = 30.0  # for journaled alerts to be committed (replayed every second)
 SPREAD_WAIT_S = 180.0  # longest wait for the bots to be held and spread
 ORDER_WAIT_S = 120.0  # longest wait for a failover's order at the venue
 SWIFT_RATE_PER_S = float(DEFAULTS["SWIFT_RATE_PER_S"])
@@ -140,10 +142,11 @@ class Sent:
 class Executed:
     """What became of a measure's alerts."""
 
-    took: float | None  # from the measure's start or last send until the accepted were final
+    took: float | None  # from the measure's start or last send until all were final
     final: Counter[str]  # statuses of the alerts' rows
     journaled: int
     missing: int  # ids answered in a 202 that never appeared in webhook_signals
+    no_order: int  # final without a trade row: each alert here should trade once
     not_202: Counter[int]
 
     def __str__(self) -> str:
@@ -154,6 +157,8 @@ class Executed:
             parts.append(f"{self.journaled} journaled")
         if self.missing:
             parts.append(f"{self.missing} answered ids never in the database")
+        if self.no_order:
+            parts.append(f"{self.no_order} without an order")
         return f"{fmt_s(self.took)} ({'; '.join(parts)})"
 
 
@@ -249,14 +254,19 @@ def running(env: dict[str, str], workers: int, db: Database) -> Iterator[Node]:
 
 def log_summary(daemon: Daemon) -> str:
     """Warning and error lines of a node (its workers log to the same file), most frequent
-    first."""
+    first, and the last line that is not a log record (a traceback's end, say)."""
     counts: Counter[str] = Counter()
+    other = ""
     for line in daemon.log().splitlines():
-        with contextlib.suppress(ValueError, AttributeError):
+        try:
             record = json.loads(line)
-            if record.get("level") in ("warning", "error", "critical"):
-                counts[f"{record['level']} {record.get('logger')}: {record.get('msg')}"[:160]] += 1
-    return "; ".join(f"{n} x {msg}" for msg, n in counts.most_common(6)) or "no warning"
+        except ValueError:
+            other = line.strip() or other
+            continue
+        if isinstance(record, dict) and record.get("level") in ("warning", "error", "critical"):
+            counts[f"{record['level']} {record.get('logger')}: {record.get('msg')}"[:160]] += 1
+    summary = "; ".join(f"{n} x {msg}" for msg, n in counts.most_common(6)) or "no warning"
+    return summary + (f"; last other line: {other[:200]}" if other else "")
 
 
 def worker_pids(node: Node) -> dict[str, int]:
@@ -317,20 +327,51 @@ def fire(address: tuple[str, int], bots: list[Bot], due: list[float]) -> list[Se
 
 
 def executed(db: Database, waiter: SignalWaiter, sent: list[Sent], since: float) -> Executed:
-    """Wait until the committed alerts are final (those answered from the journal get
-    JOURNAL_WAIT_S more: the replay may commit them under another id); what became of all."""
-    committed = [s.signal_id for s in sent if s.signal_id and not s.journaled]
+    """Wait until every answered alert is final: the journaled ones once the replay committed
+    them (given JOURNAL_WAIT_S: an id it never commits, say as a duplicate of a row the slow
+    insert did commit, counts as missing); what became of all, `took` from `since` (wall
+    time) to the last processed_at."""
+    ids = [s.signal_id for s in sent if s.signal_id]
     journaled = [s.signal_id for s in sent if s.signal_id and s.journaled]
-    took = None
+
+    def stored() -> list[str]:
+        return [r["id"] for r in db.fetchall(
+            "SELECT id FROM webhook_signals WHERE id = ANY(%s)", (ids,))]
+
     with contextlib.suppress(TimeoutError):
-        waiter.wait(committed, EXECUTE_WAIT_S)
-        took = time.monotonic() - since
+        wait_until(lambda: len(stored()) == len(ids), "journaled alerts committed",
+                   JOURNAL_WAIT_S)
+    final = False
     with contextlib.suppress(TimeoutError):
-        waiter.wait(journaled, JOURNAL_WAIT_S)
-    ids = committed + journaled
-    rows = db.fetchall("SELECT status FROM webhook_signals WHERE id = ANY(%s)", (ids,))
+        waiter.wait(stored(), EXECUTE_WAIT_S)
+        final = True
+    rows = db.fetchall(
+        "SELECT status, extract(epoch FROM processed_at) AS done_at,"
+        " EXISTS (SELECT 1 FROM bot_trades t WHERE t.signal_id = s.id) AS traded"
+        " FROM webhook_signals s WHERE id = ANY(%s)", (ids,))
+    took = max(float(r["done_at"]) for r in rows) - since if final and rows else None
     return Executed(took, Counter(r["status"] for r in rows), len(journaled),
-                    len(ids) - len(rows), Counter(s.status for s in sent if s.status != 202))
+                    len(ids) - len(rows), sum(1 for r in rows if not r["traded"]),
+                    Counter(s.status for s in sent if s.status != 202))
+
+
+def resync(lab: Lab, bots: list[Bot]) -> list[Bot]:
+    """Make each bot's next alert the one that trades against what the venue holds: a close
+    while it has a position, else an open (alerts of a bot executed out of their sending
+    order leave it otherwise: Executed.no_order); said when any needed it."""
+    fixed = 0
+    for bot in bots:
+        answer = requests.get(f"{lab.sandbox.url}/sandbox/user",
+                              params={"authority": bot.authority}, timeout=10)
+        answer.raise_for_status()
+        holding = any(int(p["base_asset_amount"]) for p in answer.json().get("positions", []))
+        if holding != (bot.sent % 2 == 1):
+            bot.sent += 1
+            fixed += 1
+    if fixed:
+        print(f"  {fixed} bot(s) held other than their alerts said: next alert flipped",
+              flush=True)
+    return bots
 
 
 def latencies(sent: list[Sent], since: float | None = None) -> list[float]:
@@ -347,16 +388,16 @@ def spread_of(values: list[float], max_too: bool = True) -> str:
 # --- 1. ack under load, 2. burst -------------------------------------------------------------
 
 
-def measure_ack(node: Node, fleet: Fleet, db: Database, waiter: SignalWaiter,
+def measure_ack(node: Node, fleet: Fleet, db: Database, waiter: SignalWaiter, lab: Lab,
                 seconds: float) -> dict[str, str]:
     """Open-loop alerts at ACK_RATE for `seconds` over ACK_BOTS bots; ack latency from each
     alert's due time; then until all are final."""
-    bots = fleet.bots[:ACK_BOTS]
+    bots = resync(lab, fleet.bots[:ACK_BOTS])
     count = round(ACK_RATE * seconds)
     start = time.monotonic() + 0.1
     due = [start + i / ACK_RATE for i in range(count)]
     sent = fire(node.address, [bots[i % len(bots)] for i in range(count)], due)
-    outcome = executed(db, waiter, sent, due[-1])
+    outcome = executed(db, waiter, sent, due[-1] + time.time() - time.monotonic())
     acks = latencies(sent)
     print(f"  ack: {len(sent)} alerts, p50/p99/max {spread_of(acks)}; last send -> final"
           f" {outcome}", flush=True)
@@ -367,10 +408,10 @@ def measure_burst(node: Node, fleet: Fleet, db: Database, waiter: SignalWaiter, 
                   n: int) -> dict[str, str]:
     """`n` bots alerted at once: ack from the common start, alert -> each bot's first Swift
     POST at the venue."""
-    bots = fleet.bots[:n]
+    bots = resync(lab, fleet.bots[:n])
     wall, start = time.time(), time.monotonic()
     sent = fire(node.address, bots, [start] * n)
-    outcome = executed(db, waiter, sent, start)
+    outcome = executed(db, waiter, sent, wall)
     first: dict[str, float] = {}
     for post in swift_posts(lab.sandbox.url, wall):
         first.setdefault(post["authority"], post["at"])
@@ -395,6 +436,7 @@ def measure_fanout(node: Node, fleet: Fleet, db: Database, waiter: SignalWaiter,
     watched = {**worker_pids(node), "sandbox": lab.sandbox.process.pid}
     last_posts = (0.0, 0)  # the previous alert's last POST arrival, and its POSTs
     timings: list[AlertTiming] = []
+    resync(lab, [fleet.source])
     for run in range(2 + runs):
         # the Swift budget the previous alert used is paid back at SWIFT_RATE_PER_S from its
         # last POST (venue_speed_bench's rule), so each measured alert has a full bucket
@@ -445,8 +487,9 @@ def order_at(lab: Lab, authority: str, since: float) -> float | None:
 
 def kill_to_order(node: Node, lab: Lab, waiter: SignalWaiter, bot: Bot,
                   kill: Callable[[], None]) -> float | None:
-    """Kill, alert `bot` at once; seconds from the kill to its order at the venue (None: none
-    within ORDER_WAIT_S). Returns once the alert is final."""
+    """Kill, at once the alert that makes `bot` trade; seconds from the kill to its order at
+    the venue (None: none within ORDER_WAIT_S). Returns once the alert is final."""
+    resync(lab, [bot])
     killed = time.time()
     kill()
     signal_id = accepted(node.address, bot)
@@ -460,8 +503,7 @@ def kill_to_order(node: Node, lab: Lab, waiter: SignalWaiter, bot: Bot,
 
 
 def alertable(fleet: Fleet, bot_ids: list[str]) -> Bot:
-    """One of `bot_ids` that takes alerts (a subscriber bot has no webhook secret); its next
-    alert opens or closes the contract its previous one left, an order either way."""
+    """One of `bot_ids` that takes alerts (a subscriber bot has no webhook secret)."""
     ours = {b.bot_id: b for b in fleet.bots}
     return next(ours[i] for i in sorted(bot_ids) if i in ours)
 
@@ -526,7 +568,7 @@ def measure_node(workers: int, env: dict[str, str], fleet: Fleet, db: Database,
               flush=True)
         steps: list[tuple[tuple[str, ...], Callable[[], dict[str, str]]]] = [
             (("ack", "ack_exec"),
-             lambda: measure_ack(node, fleet, db, waiter, float(sizes["ack_s"]))),
+             lambda: measure_ack(node, fleet, db, waiter, lab, float(sizes["ack_s"]))),
             (("burst_ack", "burst_post", "burst_exec"),
              lambda: measure_burst(node, fleet, db, waiter, lab, int(sizes["burst"]))),
             (("fanout",), lambda: measure_fanout(node, fleet, db, waiter, lab,

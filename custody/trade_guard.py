@@ -151,7 +151,7 @@ def _share_reason(db: Database, ring: ServerKeyRing, bot: Bot | None,
     if (published.creator_wallet_address != share.creator_wallet_address
             or published.profit_share_percent != share.profit_share_percent):
         return "profit_share_terms_differ"
-    trade = trade_row(db, share.trade_id)
+    trade = None if share.trade_id is None else trade_row(db, share.trade_id)
     if trade is None or trade.bot_id != bot.id or not trade.reduce_only or not trade.filled:
         return "profit_share_trade_mismatch"
     if verdict.needs_resign:

@@ -273,7 +273,13 @@ def _tell_journal(services: Services) -> None:
 
 
 def _wake(services: Services, bot_id: str, signal_id: str) -> None:
-    """Wake the bot's actor; the row is committed, so a failure here only delays it."""
+    """Wake the bot's actor, off the request (the answer never waits for an actor to start, or
+    for the NOTIFY to the workers); the row is committed, so a failure only delays it."""
+    gevent.spawn(_wake_now, services, bot_id, signal_id)
+
+
+def _wake_now(services: Services, bot_id: str, signal_id: str) -> None:
+    """The wake-up itself, in its own greenlet: a failure is logged, the signal waits."""
     try:
         wake_bot(services, bot_id, signal_id)
     except Exception:
