@@ -2,8 +2,8 @@
 
 Every RPC call runs on a background greenlet against the endpoint the failover state names, so
 the mailbox never waits on the network. When a call finds its endpoint broken, the greenlet
-asks the actor for a check; the actor runs the seed plan's probe-and-switch cycle (getSlot with
-a 5 s timeout, backup on failure, primary again after the 3-minute cooldown) at most once at a
+asks the actor for a check; the actor runs the probe-and-switch cycle (getSlot with a 5 s
+timeout, backup on failure, primary again after the 3-minute cooldown) at most once at a
 time and hands every waiting call the endpoint that answered. A periodic check brings the
 primary back after the cooldown even when no call fails.
 
@@ -177,7 +177,7 @@ class LegacyExecutor(SupervisedActor):
     # --- failover ----------------------------------------------------------------------------
 
     def _recheck(self) -> Pending:
-        """Probe and switch per the plan, one check at a time; answers the working client."""
+        """RpcFailover's probe and switch, one check at a time; answers the working client."""
         if self._check is None:
             self._check = self.answer_later(self._failover.working_client, then=_Checked)
         return self._check

@@ -12,8 +12,8 @@ statement marks the trade as sent only while this daemon holds the bot's lease a
 bot learnt (`BotContext.lease_epoch`). Otherwise LeaseLost reaches the BotActor: nothing was
 sent, the trade stays `pending`, and the bot's new holder reconciles it like a crash's.
 
-Swift retries (Appendix B): a definite refusal the taxonomy marks retry_swift (429, 503, slot
-too old; nothing was published) is signed again against a fresh snapshot, as a new Swift order
+Swift retries: a definite refusal the taxonomy marks retry_swift (429, 503, slot too old;
+nothing was published) is signed again against a fresh snapshot, as a new Swift order
 (its own uuid), after a short backoff, up to SWIFT_MAX_RETRIES_BEFORE_FALLBACK retries within
 the order's budget, unless SWIFT_RETRY_WITH_SWIFT is off; only then does it fall back. A POST
 without an answer is no refusal: its outcome stays unknown. `swift_attempts` of the outcome
@@ -285,8 +285,8 @@ def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
                  context: dict[str, Any]) -> OrderOutcome | None:
     """Record a Swift result; None means: fall back to legacy (safe and allowed).
 
-    swift_status takes the plan's values (filled, failed, fallback; an unknown fate stays
-    submitted); what Swift said, in detail, is in swift_order_logs."""
+    swift_status takes one of SwiftStatus's four values (filled, failed, fallback; an unknown
+    fate stays submitted); what Swift said, in detail, is in swift_order_logs."""
     db = ctx.services.db
     fields: dict[str, Any] = {}
     if result.swift_order_id is not None:

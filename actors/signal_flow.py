@@ -8,16 +8,16 @@ against the source's snapshot; a copy that runs later than the snapshot can be p
 restart, or behind its bot's previous signal) takes a fresh one, and a subscription's maximum
 deviation from the source's reference price is checked against it.
 
-Then the seed plan's early trigger points (bot paused, execution authorization disabled or
-expired) skip the bot's own orders (a bot the system paused still sends its reduce-only
-closes). The authorization check is custody.signing_keys' (issue 13), made once per signal by
-opening the bot's key through its one opener, which refuses from the grant's rows before it
-decrypts anything: a V3 bot runs only on an unexpired, unrevoked grant, a legacy bot only while
-LEGACY_KEY_PATH=on; a flatten skips no pause but fails (recorded, counted) when its bot cannot
-sign, since a flatten never falls back to the server key either. Otherwise orders are sized
-from the snapshot and the bot's User account (batched and cached by VenueState) and executed
-one after the other (a flip's open is sized from the account its close left, and priced from
-the market once its close is done).
+Then the early trigger points (bot paused, execution authorization disabled or expired) skip
+the bot's own orders (a bot the system paused still sends its reduce-only closes). The
+authorization check is custody.signing_keys', made once per signal by opening the bot's key
+through its one opener, which refuses from the grant's rows before it decrypts anything: a V3
+bot runs only on an unexpired, unrevoked grant, a legacy bot only while LEGACY_KEY_PATH=on; a
+flatten skips no pause but fails (recorded, counted) when its bot cannot sign, since a flatten
+never falls back to the server key either. Otherwise orders are sized from the snapshot and the
+bot's User account (batched and cached by VenueState) and executed one after the other (a flip's
+open is sized from the account its close left, and priced from the market once its close is
+done).
 """
 
 from __future__ import annotations
@@ -147,8 +147,8 @@ def _outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
 
 
 def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook") -> Keypair | str:
-    """The plan's early exits as their reason (paused, auth disabled, auth expired, legacy path
-    off), else the key the bot signs this signal with.
+    """The early exits before any order, as their reason (paused, auth disabled, auth expired,
+    legacy path off), else the key the bot signs this signal with.
 
     A bot the system paused (retries exhausted, an open it cannot afford) goes on: its plan
     keeps only reduce-only orders (`closes_only`), so the close that ends its risk is never

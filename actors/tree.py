@@ -69,8 +69,9 @@ def supervision_policy(services: Services) -> dict[str, Any]:
 def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
     """Swift /health, every health interval (an unreachable Swift is a warning within one), fed
     to the gateway (the owner of the health flag) every SWIFT_HEALTH_CHECK_INTERVAL_MS as
-    before: its count of failed probes keeps the plan's meaning. Asked of Swift by one process
-    of the database (actors.shared_probes), read by the others."""
+    before: its count of failed probes keeps its meaning (SWIFT_FAILURES_UNHEALTHY failures in a
+    row, one probe per SWIFT_HEALTH_CHECK_INTERVAL_MS). Asked of Swift by one process of the
+    database (actors.shared_probes), read by the others."""
     s = services.settings
     feed_s = s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000
     every_s = min(feed_s, s["HEALTH_INTERVAL_MS"] / 1000)

@@ -37,6 +37,10 @@ What is measured, all from wall-clock `time.time()` on this machine:
   difference to the last sample whose answer came back before the first subscriber POST
   arrived (calls made in the <= 20 ms after that sample are not counted); "total" = to the
   first sample sent after the last subscriber fill. 429 answers are counted apart.
+- daemon CPU per order: the daemon process's CPU time (utime + stime, read by the same poller
+  with each sample) from the alert to the last subscriber POST, and to every copy final,
+  divided by the alert's orders (source + copies): the cost of the trade path, less sensitive
+  than wall times to what else the machine runs.
 Between measured alerts the benchmark lets the Swift gateway's token bucket refill (it waits
 until the previous alert's POSTs would have been paid back at SWIFT_RATE_PER_S, from the last
 POST's arrival), so each alert starts with the budget an alert minutes after the last one has.
@@ -94,6 +98,7 @@ from actors.fanout import FanoutCoordinator
 from actors.intake_listener import IntakeListener
 from actors.messages import ProcessSignal, RouteCopies
 from actors.services import Services
+from actors.tree import root_children
 from config import load_settings
 from config.settings import SETTINGS
 from demo.tour import TEMPLATE, Tour, demo_environment
@@ -343,42 +348,36 @@ def run(counts: list[int], runs: int, baseline_runs: int) -> list[tuple[int, Coh
     os.environ.update(env)  # the CLI commands read their settings from it
     settings = load_settings(env)
     setup_logging(settings["LOG_LEVEL"])
-    original = runtime.root_kwargs
-
-    def with_seed_plan_fanout(services: Services,
-                              extra: tuple[ChildSpec, ...] = ()) -> dict[str, Any]:
-        kwargs = original(services, extra)
-        replaced = {"fanout": SeedPlanFanout, "intake_listener": SeedPlanIntake}
-        children = [dataclasses.replace(c, actor_class=replaced[c.name])
-                    if c.name in replaced else c for c in kwargs["children"]]
-        return {**kwargs, "children": children}
-
-    runtime.root_kwargs = with_seed_plan_fanout
     done = []
-    try:
-        with runtime.assembled(settings, env) as services:
-            root = runtime.start_tree(services, lambda _e: None)
-            assert root is not None
-            bench = Bench(services)
-            print(f"sandbox {bench.sandbox}: {VENUE_TIMING}", flush=True)
-            try:
-                for n in counts:
-                    started = time.monotonic()
-                    cohort = bench.provision(n)
-                    print(f"{n} subscribers: provisioned in {time.monotonic() - started:.0f} s",
-                          flush=True)
-                    bench.alert(cohort, measured=False)  # warm-up: open ...
-                    bench.alert(cohort, measured=False)  # ... and close
-                    bench.phase(cohort, "ours", runs, batched=False)
-                    if baseline_runs:
-                        bench.phase(cohort, "baseline", baseline_runs, batched=True)
-                    done.append((n, cohort))
-            finally:
-                bench.close()
-                runtime.stop_tree(root)
-    finally:
-        runtime.root_kwargs = original
+    with runtime.assembled(settings, env) as services:
+        root = runtime.start_tree(services, lambda _e: None, changes=seed_plan_changes(services))
+        assert root is not None
+        bench = Bench(services)
+        print(f"sandbox {bench.sandbox}: {VENUE_TIMING}", flush=True)
+        try:
+            for n in counts:
+                started = time.monotonic()
+                cohort = bench.provision(n)
+                print(f"{n} subscribers: provisioned in {time.monotonic() - started:.0f} s",
+                      flush=True)
+                bench.alert(cohort, measured=False)  # warm-up: open ...
+                bench.alert(cohort, measured=False)  # ... and close
+                bench.phase(cohort, "ours", runs, batched=False)
+                if baseline_runs:
+                    bench.phase(cohort, "baseline", baseline_runs, batched=True)
+                done.append((n, cohort))
+        finally:
+            bench.close()
+            runtime.stop_tree(root)
     return done
+
+
+def seed_plan_changes(services: Services) -> dict[str, ChildSpec | None]:
+    """The tree's fan-out and intake listener, as the subclasses that can route the seed plan's
+    way (only while `SeedPlanFanout.batched`)."""
+    replaced = {"fanout": SeedPlanFanout, "intake_listener": SeedPlanIntake}
+    return {spec.name: dataclasses.replace(spec, actor_class=replaced[spec.name])
+            for spec in root_children(services) if spec.name in replaced}
 
 
 def report(done: list[tuple[int, Cohort]], runs: int, baseline_runs: int) -> None:

@@ -192,8 +192,6 @@ SETTINGS: tuple[Setting, ...] = (
             "consecutive Swift service failures that mark Swift unhealthy"),
     Setting("AUCTION_DURATION_SLOTS", "", _optional(_int_range(1, 255)),
             "Dutch auction length of Swift market orders; empty: the venue profile's (10)"),
-    Setting("SNAPSHOT_MAX_AGE_SLOTS", "4", _int_range(0, 150),
-            "a signal's market snapshot older than this is read again before its orders"),
     Setting("AUCTION_START_BPS", "-10", _int_range(-1000, 1000),
             "auction start offset from the oracle, in the taker's favour (bps)"),
     Setting("AUCTION_END_BPS", "10", _int_range(-1000, 1000),
@@ -241,8 +239,10 @@ SETTINGS: tuple[Setting, ...] = (
             "venue profile"),
     Setting("RPC_PRIMARY_URL", "", _text, "override of the profile's primary RPC", secret=True),
     Setting("RPC_BACKUP_URL", "", _text, "override of the profile's backup RPC", secret=True),
-    Setting("HELIUS_API_KEY", "", _text, "primary RPC via Helius (seed plan)", secret=True),
-    Setting("TRITON_ONE_RPC", "", _text, "backup RPC via Triton (seed plan)", secret=True),
+    Setting("HELIUS_API_KEY", "", _text, "primary RPC via Helius: its API key (real venues"
+            " only; `RPC_PRIMARY_URL` overrides it)", secret=True),
+    Setting("TRITON_ONE_RPC", "", _text, "backup RPC via Triton One: its full URL (real venues"
+            " only; `RPC_BACKUP_URL` overrides it)", secret=True),
     Setting("SANDBOX_URL", "", _text,
             "an already running sandbox; empty with VENUE=sandbox starts one as a child"),
     Setting("SANDBOX_PORT", "8900", _int_range(0, 65535),

@@ -1,4 +1,4 @@
-"""The one place a bot's signing (agent) key is opened; every signing path calls it (issue 13).
+"""The one place a bot's signing (agent) key is opened; every signing path calls it.
 
 Paths that sign for a bot: its own orders (webhook, manual), subscriber copies, retries,
 flatten, and profit-share payments of a subscriber bot. Each calls `open_bot_signing_key` (or

@@ -1,4 +1,5 @@
-"""GET /api/admin/swift-metrics: the seed plan's Swift summary, read from the Prometheus metrics.
+"""GET /api/admin/swift-metrics: the Swift summary (totals, per market, errors) as JSON, read
+from the Prometheus metrics.
 
 The numbers are computed from the process's own collectors (observability.trading_metrics),
 or in a multi-process node from the merged metrics of all its processes (what /metrics
@@ -103,7 +104,8 @@ def _count(value: float) -> int:
 
 
 def swift_metrics_summary(swift_healthy: bool | None) -> dict[str, Any]:
-    """The plan's /api/admin/swift-metrics body (summary, byMarket, errorBreakdown) and more."""
+    """The /api/admin/swift-metrics body: summary, byMarket, errorBreakdown, then the failure and
+    fallback reasons and Swift's health."""
     submitted = _by(SWIFT_ORDERS, "market")
     success = _by(SWIFT_ORDERS_SUCCESS, "market")
     failed = _by(SWIFT_ORDERS_FAILED, "reason")

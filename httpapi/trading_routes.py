@@ -120,7 +120,7 @@ def add_trading_routes(router: Router, services: Services) -> None:
             raise unauthenticated(auth.reason or "webhook_secret_mismatch", "unauthorized", 401,
                                   "wrong or missing webhook secret", request, started)
         if auth.rehashed and db_up and (outage is None or not outage.journal.pending()):
-            # issue 13: bind a legacy hash / move it to the current key (CAS), within the budget
+            # bind a legacy hash to its bot / move it to the current key (CAS), within the budget
             with contextlib.suppress(DatabaseUnreachable), _db_budget(deadline):
                 stored_hash = upgrade_stored_hash(services.db, bot_id, stored_hash,
                                                   auth.rehashed,

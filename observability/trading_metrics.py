@@ -1,4 +1,5 @@
-"""The trading metrics, under the seed plan's names, defined once for every actor that counts.
+"""The trading metrics, under fixed names (alert rules and dashboards query them), defined once
+for every actor that counts.
 
 Counters are exposed with Prometheus' `_total` suffix (`swift_orders_success` is scraped as
 `swift_orders_success_total`). Labels are bounded: markets come from the venue's market table,
@@ -207,7 +208,7 @@ def _prime_fixed_series() -> None:
 
 _prime_fixed_series()
 
-# --- Security V3: signing keys and execution grants (issue 13) ----------------------------------
+# --- Security V3: signing keys and execution grants -------------------------------------------
 SIGNING_REFUSALS = Counter("signing_refusals", "Signatures refused before the agent key was"
                            " opened or used (no/expired/revoked/broken grant, legacy path off),"
                            " by fixed reason and origin", ["reason", "origin"])

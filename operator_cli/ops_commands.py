@@ -1,4 +1,4 @@
-"""Daily operations (issue 7 point 5): Swift and pause switches per bot, states, stories, queues.
+"""Daily operations: Swift and pause switches per bot, states, stories, queues.
 
 Per-bot commands join the existing `bot` group, where the runbook already sends the operator
 (`quantumvault bot swift BOT --off`):

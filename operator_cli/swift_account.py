@@ -1,12 +1,12 @@
 """An agent's SignedMsgUserOrders account on a real venue, and the SOL its accounts cost in rent.
 
-Without that account the Swift API accepts an authority's orders and they are never placed
-(../shared/VENUE-FACTS.md), so `wallet create` prepares it: on the sandbox the faucet creates it
-with the User; on a real venue this module reads whether it exists, what the agent holds in SOL
-and what the accounts cost, and sends `initialize_signed_msg_user_orders` when the agent can pay
-for it. Rent: the account itself, and each Drift sub-account (a User) plus the UserStats the
-first one needs, are rent-exempt accounts paid in SOL by the authority; the figures are asked
-of the RPC node (getMinimumBalanceForRentExemption), else computed with Solana's rent formula.
+Without that account the Swift API accepts an authority's orders and they are never placed, so
+`wallet create` prepares it: on the sandbox the faucet creates it with the User; on a real venue
+this module reads whether it exists, what the agent holds in SOL and what the accounts cost, and
+sends `initialize_signed_msg_user_orders` when the agent can pay for it. Rent: the account
+itself, and each Drift sub-account (a User) plus the UserStats the first one needs, are
+rent-exempt accounts paid in SOL by the authority; the figures are asked of the RPC node
+(getMinimumBalanceForRentExemption), else computed with Solana's rent formula.
 """
 
 from __future__ import annotations

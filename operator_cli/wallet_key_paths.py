@@ -1,6 +1,6 @@
 """`wallet upgrade|show|umk-message`: which key path each wallet is on, and the move to V3.
 
-Key paths (issue 13). A V3 wallet's agent key is sealed under the owner's key_privkey only: the
+Key paths. A V3 wallet's agent key is sealed under the owner's key_privkey only: the
 server key alone can no longer reach it, and the wallet's bots sign only through an execution
 grant (`bot authorize`). A legacy wallet's key is sealed under the server key ring. `wallet
 upgrade ADDR --owner-signature-file FILE` moves a legacy wallet to V3 (and erases the server-key

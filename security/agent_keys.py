@@ -4,9 +4,9 @@ V3: the key id written into these envelopes names the derivation ("umk-v1.key_pr
 server key: opening needs the user's UMK, which the server only has while the user's session
 is live or, for a bot with execution active, through `execution.open_umk_for_bot`.
 
-Legacy: subscriber wallets' owners have no session during routing (seed plan, Subscriber
-Routing Security Note), so their agent key is also sealed under the server key ring, with its
-own purpose label "agent_privkey_legacy" so neither envelope can stand in for the other.
+Legacy: subscriber wallets' owners have no session while a signal is routed to them, so their agent
+key is also sealed under the server key ring, with its own purpose label "agent_privkey_legacy" so
+neither envelope can stand in for the other.
 """
 
 from __future__ import annotations

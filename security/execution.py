@@ -15,8 +15,8 @@ refused even though the server could open the UMK.
 Revocation: disabling execution must also delete the bot's sealed UMK; without it the server
 cannot reach the agent key, whatever the flags say.
 
-`check_execution` runs before any decryption (the plan's routing trigger points: an
-auth-disabled or auth-expired bot still routes the signal to subscribers, then answers 403).
+`check_execution` runs before any decryption (the routing trigger points: an auth-disabled or
+auth-expired bot still routes the signal to subscribers, then answers 403).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def open_umk_for_bot(
 
 
 class ExecutionStatus(enum.Enum):
-    """Outcome of the pre-decryption authorization check (plan's trigger points)."""
+    """Outcome of the pre-decryption authorization check (the routing trigger points)."""
 
     ALLOWED = "allowed"
     AUTH_DISABLED = "auth_disabled"
@@ -117,7 +117,7 @@ def verify_execution_grant(subkeys: SubKeys, auth: ExecutionAuthorization) -> bo
     return hmac.compare_digest(expected.encode("ascii"), auth.grant_mac.encode("utf-8"))
 
 
-# --- stored execution grants (issue 13): the sealed UMK with its expiry ------------------------
+# --- stored execution grants: the sealed UMK with its expiry -----------------------------------
 
 _GRANT_MAGIC = b"QVG1"
 GRANT_MAX_HOURS = 30 * 24

@@ -11,7 +11,8 @@ with no exponent and no trailing zeros ("2.50" -> "2.5", "1E+2" -> "100", "-0" -
 same value always encodes the same way whatever type storage hands back (int, Decimal, str).
 NaN, infinities, negatives and booleans are refused rather than encoded.
 
-A missing MAC is refused by default (the seed plan's "allow during migration" is opt-in).
+A missing MAC is refused by default; allowing it while existing rows are migrated is opt-in
+(`allow_missing`).
 """
 
 from __future__ import annotations

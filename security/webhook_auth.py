@@ -31,7 +31,7 @@ result says `needs_rehash` and carries `rehashed`, the v2 hash under the current
 A hash under a retired key id is refused (`webhook_secret_retired_key`), never re-made; one
 under a removed key id needs `bot rotate-secret`.
 
-Source IPs: TradingView sends from four fixed addresses (VENUE-FACTS). X-Forwarded-For is only
+Source IPs: TradingView sends from four fixed addresses. X-Forwarded-For is only
 read when the policy says so and the direct peer is a configured trusted proxy; then the
 rightmost address that is not itself a trusted proxy is the client (leftmost entries are
 attacker-controlled).

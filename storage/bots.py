@@ -182,7 +182,7 @@ def replace_umk_envelope(db: Database, bot_id: str, old: str, new: str) -> bool:
     ) == 1
 
 
-# --- execution grants (issue 13) -------------------------------------------------------------
+# --- execution grants -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def v3_grant_states(db: Database) -> list[dict[str, Any]]:
     )
 
 
-# --- webhook secret hash rotation (issue 13, points 5 and 6: bound hashes, rehash on use) -----
+# --- webhook secret hash rotation (hashes bound to their bot, rehashed on use) ----------------
 
 def webhook_secret_hashes(db: Database) -> list[tuple[str, str]]:
     """(bot id, stored hash) of every bot with a webhook secret hash: the rotation's input."""

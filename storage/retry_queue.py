@@ -5,7 +5,7 @@ so two schedulers on one database never take the same job. A `running` job whose
 (its scheduler died) is claimed again, flagged `outcome_unknown`: its last attempt may have
 reached the venue, so it must be reconciled before anything is sent again.
 
-The plan's audit columns are filled from the trades themselves: `swift_order_id` is the last
+The queue's audit columns are filled from the trades themselves: `swift_order_id` is the last
 Swift order of the job (the original trade's at enqueue, each Swift attempt's after it), and a
 close carries `entry_price`, the average entry price of the position it closes (from the
 original trade's position before it was sent; opens have none).

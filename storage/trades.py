@@ -1,6 +1,6 @@
 """Trade rows (bot_trades) and the Swift audit trail (swift_order_logs).
 
-bot_trades.swift_status takes only the seed plan's values (`SwiftStatus`); what Swift answered
+bot_trades.swift_status takes only the four `SwiftStatus` values; what Swift answered
 at each step is in swift_order_logs, one row per event with the taxonomy's code in error_code.
 """
 
@@ -22,7 +22,7 @@ PRICE = Decimal(10**6)
 
 
 class SwiftStatus(StrEnum):
-    """bot_trades.swift_status, the plan's four values."""
+    """bot_trades.swift_status: its only four values."""
 
     SUBMITTED = "submitted"  # sent; its fate is not (or not yet) known
     FILLED = "filled"  # traded through Swift, wholly or partly (the trade's status says which)
@@ -81,7 +81,7 @@ def update_trade(db: Database, trade_id: str, **fields: Any) -> None:
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"not a trade column: {sorted(unknown)}")
-    if "swift_status" in fields:  # the plan's values only (ValueError otherwise)
+    if "swift_status" in fields:  # SwiftStatus's values only (ValueError otherwise)
         fields["swift_status"] = SwiftStatus(fields["swift_status"]).value
     assignments = ", ".join(f"{name} = %({name})s" for name in fields)
     db.execute(f"UPDATE bot_trades SET {assignments}, updated_at = now() WHERE id = %(id)s",

@@ -5,7 +5,7 @@ message); `agent_public_key` is the server-held agent that signs orders. Envelop
 this module inside a `Wallet` (its fields are public data only); the legacy envelope is read
 with `legacy_agent_envelope` by the one path that needs it (subscriber execution).
 
-Key paths (issue 13): a wallet whose agent key is sealed under its owner's UMK (V3) has
+Key paths: a wallet whose agent key is sealed under its owner's UMK (V3) has
 `has_v3_key`; such a wallet signs only through a bot's execution grant, and `wallet create` with
 an owner signature no longer seals a server-key copy. A wallet with only the server-key
 envelope is `legacy`. `key_path` names the two (and the transitional "v3+legacy": a V3 wallet

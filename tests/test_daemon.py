@@ -137,7 +137,7 @@ def test_on_the_sandbox_venue_the_daemon_runs_the_sandbox_child_and_stops_it(
 
 
 def test_a_paused_venue_without_network_says_so_and_still_takes_alerts() -> None:
-    """Issue 12 point 8: VENUE=drift-mainnet with nothing answering (closed loopback ports stand
+    """VENUE=drift-mainnet with nothing answering (closed loopback ports stand
     in for "no network"): the paused program is a warning at start, Swift and RPC unreachable are
     warnings at the first probe (STATUS= for systemd), and /readyz stays 200 with the reason."""
     closed = f"http://127.0.0.1:{free_port()}"

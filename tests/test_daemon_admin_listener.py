@@ -1,4 +1,4 @@
-"""Issue 13 point 7: admin and ops routes on their own listener, drills off by default, a long
+"""Admin and ops routes on their own listener, drills off by default, a long
 admin token required, failed admin authentications limited and counted."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 13 point 8: the runbook's backup and restore, exercised. A daemon trades; the database is
+"""The runbook's backup and restore, exercised. A daemon trades; the database is
 dumped online (pg_dump -Fc) and the server key ring and holder id copied; the daemon stops; the
 dump is restored (pg_restore) into a fresh database and the files into a fresh STATE_DIR; a
 daemon started there trades the same bot with the same wallet: one more order at the sandbox.

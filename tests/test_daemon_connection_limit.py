@@ -1,4 +1,4 @@
-"""The issue's descriptor exhaustion, replayed on the real daemon: 1,100 idle connections under
+"""Descriptor exhaustion, replayed on the real daemon: 1,100 idle connections under
 systemd's default limit of 1,024 descriptors. Before the connection limit the daemon accepted
 them all, then refused /healthz and every alert with 'Too many open files'; now it serves at
 most WEBHOOK_MAX_CONNECTIONS at once (the rest wait in the kernel, holding none of its

@@ -1,6 +1,7 @@
-"""Issue 13 points 5 and 6 through the running daemon: a legacy webhook hash is bound to its bot on
-first use, a hash copied onto another bot reaches the sandbox with nothing, a rotation moves every
-row to the new key (on use and by `keys reencrypt`), and the old key can then be retired."""
+"""Bound webhook hashes and key rotation through the running daemon: a legacy webhook hash is
+bound to its bot on first use, a hash copied onto another bot reaches the sandbox with nothing,
+a rotation moves every row to the new key (on use and by `keys reencrypt`), and the old key can
+then be retired."""
 
 from __future__ import annotations
 

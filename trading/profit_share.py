@@ -92,7 +92,7 @@ class Void:
 
 @dataclass(frozen=True)
 class IouSchedule:
-    """The seed plan's IOU job: every 5 minutes, at most 50 tries or 7 days, then void."""
+    """The IOU job: a try every 5 minutes, at most 50 tries or 7 days, then void."""
 
     interval_s: float = IOU_INTERVAL_S
     max_attempts: int = IOU_MAX_ATTEMPTS

@@ -1,11 +1,11 @@
 """When a failed trade is tried again, how it is tried, and when the bot gives up on it.
 
-The seed plan's rules: closes are critical (10 attempts, 2.5 s base), opens normal (5 attempts,
+The rules: closes are critical (10 attempts, 2.5 s base), opens normal (5 attempts,
 5 s base); exponential backoff with jitter capped at 60 s; once the attempts are used up a
 timeout earns a cooldown re-queue (2 minutes, at most 2 times), anything else is final and
 pauses the bot.
 
-Swift (Appendix B): a definite refusal the plan marks retryable (429, 503, slot too old) is
+Swift: a definite refusal that is retryable (429, 503, slot too old: nothing was published) is
 signed again with a fresh slot and sent to Swift again after a short backoff, up to
 SWIFT_MAX_RETRIES_BEFORE_FALLBACK retries; then the order goes legacy. A trade's Swift attempts
 are counted across the order and its retry jobs, so a job whose trade used them up goes legacy.

@@ -1,4 +1,4 @@
-"""Swift first or legacy? The seed plan's routing rules and flags as one pure decision.
+"""Swift first or legacy? The routing rules and flags as one pure decision.
 
 Swift is tried when it is enabled globally and for the bot, the gateway reports it healthy, the
 bot falls inside the percentage rollout, the market is allowed, the order is not dust (Swift

@@ -77,7 +77,7 @@ class ProgramPause:
         return f"venue {venue}: its program is paused since {self.since}: {self.fact}"
 
 
-# ../shared/VENUE-FACTS.md, "Venue status"
+# Drift v2 on mainnet: paused by the protocol itself (the fact below says how)
 DRIFT_V2_PAUSED = ProgramPause(
     since="2026-04-01",
     fact="every instruction of the Drift v2 program was disabled (protocol-v2 #2174, "

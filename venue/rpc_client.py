@@ -1,4 +1,4 @@
-"""Solana JSON-RPC over requests, and the seed plan's primary/backup failover state.
+"""Solana JSON-RPC over requests, and the primary/backup failover state.
 
 :class:`SolanaRpc` is one endpoint: typed results, a timeout on every call, two error families
 (:class:`RpcError` = the node answered with a JSON-RPC error; :class:`RpcTransportError` = we got
@@ -11,9 +11,9 @@ endpoint after Retry-After (capped) or a jittered exponential backoff, for at mo
 in ``rpc_rate_limited_total{endpoint}``. Still limited after that, the call raises
 :class:`RpcRateLimited`, a :class:`RpcTransportError`, so RpcFailover's rules apply unchanged.
 
-:class:`RpcFailover` is the plan's ``getWorkingConnection``: a plain object (no threads, no
-locks) meant to live inside the one actor that owns RPC state (legacy_executor); it takes an
-injectable clock so its cooldown can be tested without waiting.
+:class:`RpcFailover` finds the working connection (probe, switch, cooldown): a plain object (no
+threads, no locks) meant to live inside the one actor that owns RPC state (legacy_executor); it
+takes an injectable clock so its cooldown can be tested without waiting.
 """
 
 from __future__ import annotations
@@ -394,7 +394,7 @@ class Endpoint(StrEnum):
 
 @dataclass
 class FailoverState:
-    """The plan's failover state, exactly: active endpoint, switch time, primary failures."""
+    """The whole failover state: active endpoint, switch time, primary failures."""
 
     active: Endpoint = Endpoint.PRIMARY
     switched_to_backup_at: float | None = None
@@ -404,7 +404,7 @@ class FailoverState:
 class RpcFailover:
     """Pick a working endpoint: probe with getSlot, switch to backup, retry primary after cooldown.
 
-    Rules (seed plan "RPC Failover Architecture"):
+    Rules:
 
     1. On backup and the cooldown (default 180 s) has passed since the switch: probe primary;
        if it answers, go back to it, otherwise stay on backup and restart the cooldown.

@@ -1,13 +1,13 @@
-"""Classify every Swift ``POST /orders`` response and transport failure into the seed taxonomy.
+"""Classify every Swift ``POST /orders`` response and transport failure into the error taxonomy.
 
-Each outcome has a ``kind`` (``accepted`` or one of the plan's ``retry_swift``,
-``fallback_legacy``, ``permanent``), a ``reason`` that is safe as a Prometheus label (a fixed,
-small vocabulary: no ids, no URLs, no server text) and ``maybe_published``: True when the server
-may have published the order to makers even though we did not see a success (a timeout after
-the request was sent, a gateway error, an unreadable body). Before falling back to the legacy
-path after such an outcome the caller must ask ``/confirmation/hash-status`` and wait until the
-message's ``slot + auction_duration`` has passed (architecture property 4). Re-sending the *same*
-signed bytes is always safe: the program skips a repeated uuid.
+Each outcome has a ``kind`` (``accepted`` or one of the failure kinds ``retry_swift``,
+``fallback_legacy``, ``permanent``), a ``reason`` that is safe as a Prometheus label (a fixed, small
+vocabulary: no ids, no URLs, no server text) and ``maybe_published``: True when the server may have
+published the order to makers even though we did not see a success (a timeout after the request was
+sent, a gateway error, an unreadable body). Before falling back to the legacy path after such an
+outcome the caller must ask ``/confirmation/hash-status`` and wait until the message's
+``slot + auction_duration`` has passed (never act twice on an unknown outcome). Re-sending the
+*same* signed bytes is always safe: the program skips a repeated uuid.
 
 Why each case maps where it does (server: drift-labs/swift ``process_order``):
 

@@ -1,6 +1,6 @@
 """Interpret a sent transaction's status without ever guessing: pending is not failed.
 
-Architecture property 4 says never act twice on an unknown outcome. For a legacy transaction
+The rule: never act twice on an unknown outcome. For a legacy transaction
 the outcome is only *known* when (a) getSignatureStatuses shows it landed (ok or error), or
 (b) the cluster's block height has passed the blockhash's ``lastValidBlockHeight`` while the
 signature is still unknown: from then on it can never land, so rebuilding is safe. Everything

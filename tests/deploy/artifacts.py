@@ -53,6 +53,7 @@ def promtool() -> str:
 def defined_metric_names() -> frozenset[str]:
     """Every series name the daemon's code registers in prometheus_client's default REGISTRY."""
     import actors.health_monitor  # noqa: F401 - registers dependency_up, dependency_probe_seconds
+    import observability.node_metrics  # registers the per-worker metrics
     import observability.trading_metrics  # noqa: F401 - registers the trading metrics
     from supervision.metrics import register_mailbox_collector
 

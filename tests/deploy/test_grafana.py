@@ -1,5 +1,5 @@
 """The Grafana dashboard: valid JSON in the expected shape, every PromQL expression parses (via
-promtool) and names only metrics the code defines, and the panels issue 7 asks for are there."""
+promtool) and names only metrics the code defines, and the required panels are there."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from tests.deploy.artifacts import (
     promtool,
 )
 
-PLAN_ALERTS = {  # the seed plan's five alerts; High -> critical, Medium -> warning
+PLAN_ALERTS = {  # the five Swift alerts: Swift down and error rate critical, the rest warning
     "SwiftApiDown": "critical",
     "SwiftHighFallbackRate": "warning",
     "SwiftLatencySpike": "warning",

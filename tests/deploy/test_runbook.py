@@ -1,5 +1,5 @@
 """The runbook: its SQL runs against the real schema, its links land on headings, and it covers
-what issue 7 asks for."""
+rollback (global and per bot), swift_order_logs, draining the retry queue and crash drills."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_runbook_has_the_sections_issue_7_asks_for() -> None:
     anchors = heading_anchors(TEXT)
     assert {"global-rollback", "per-bot-rollback", "reading-swift_order_logs",
             "draining-the-retry-queue", "crash-drills"} <= anchors
-    # issue 12 point 3: the global rollback is one command, no restart
+    # the global rollback is one command, no restart
     rollback = TEXT[TEXT.index("## Global rollback"):TEXT.index("## Per-bot rollback")]
     assert "qv flags set SWIFT_ENABLED false" in rollback
     assert "systemctl restart" not in rollback and "runtime_flag_changes" in rollback

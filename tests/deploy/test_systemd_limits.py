@@ -1,4 +1,4 @@
-"""Issue 13 point 8: the unit's resource limits, and its sandboxing score does not get worse.
+"""The unit's resource limits, and its sandboxing score does not get worse.
 
 `systemd-analyze security --offline=yes` scores a unit file without installing it (systemd 250
 and later); the test scores a copy whose ExecStart is /bin/true, as test_systemd.py verifies one.
@@ -16,7 +16,7 @@ import pytest
 from tests.deploy.artifacts import UNIT
 from tests.deploy.test_systemd import SYSTEMD_ANALYZE, needs_systemd
 
-MAX_EXPOSURE = 1.5  # the score before issue 13; hardening may lower it, never raise it
+MAX_EXPOSURE = 1.5  # the score before the limits were added; hardening may lower it, never raise it
 
 
 def _service() -> configparser.SectionProxy:

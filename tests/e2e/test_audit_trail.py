@@ -105,7 +105,7 @@ def test_a_swift_fill_is_audited_with_latency_and_price_improvement(stack: Stack
 
 
 def test_a_refusal_about_the_account_is_audited_and_is_no_swift_failure(stack: Stack) -> None:
-    """insufficient_collateral (23 characters, over the plan's VARCHAR(20)) reaches the log."""
+    """insufficient_collateral (23 characters, over the original VARCHAR(20)) reaches the log."""
     counts = Counts()
     refused_before = sample("swift_errors_by_type_total", type="permanent",
                             reason="insufficient_collateral")
@@ -239,6 +239,9 @@ def test_a_failed_close_queues_a_job_with_its_swift_order_and_entry_price(
     assert abs(job["entry_price"] - open_trade["price"]) <= Decimal("0.000002")
 
     stack.faults()
+    # Swift is marked unhealthy for 30 s after those refusals, and without fallback the retry
+    # waits for it: allowing the fallback again lets the next attempt go on-chain at once
+    stack.cli("bot", "swift", bot["bot_id"], "--on", "--fallback", "on")
     waiter = JobWaiter(stack.env["DATABASE_URL"])
     try:
         done = waiter.wait(job["id"], ("done", "failed"), 60)

@@ -1,10 +1,11 @@
-"""Hostile input at the HTTP intake (issue 11 point 5): never a 5xx, never more cost than needed.
+"""Hostile input at the HTTP intake: never a 5xx, never more cost than needed.
 
 One daemon tree per module (real PostgreSQL, real sandbox, real HTTP over loopback) takes the
-known attacks of the issue one by one, then a property test drives the webhook and
-manual-trade routes with generated paths, headers and bodies: every answer is below 500, and an
-unauthenticated request writes no row and sends no order. The limits (per-bot rate, connection
-limit, read timeouts) get their own small trees.
+known attacks one by one (NUL bytes, hostile JSON, absurd lengths, chunked bodies, wrong content
+types), then a property test drives the webhook and manual-trade routes with generated paths,
+headers and bodies: every answer is below 500, and an unauthenticated request writes no row and
+sends no order. The limits (per-bot rate, connection limit, read timeouts) get their own small
+trees.
 
 Two bots: the victim only ever receives unauthenticated requests and stays active, so anything
 that leaked through would reach the sandbox; the target receives authenticated hostile alerts
@@ -91,7 +92,7 @@ def metric(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-# --- the issue's cases, one by one ----------------------------------------------------------
+# --- the known attacks, one by one ----------------------------------------------------------
 
 
 def test_nul_in_the_path_answers_400_and_touches_nothing(intake: Intake) -> None:

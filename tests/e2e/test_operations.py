@@ -28,7 +28,8 @@ OPEN_AGAIN = "order buy @ 2 filled on SOLUSD. New strategy position is 1"
 CLOSE_PAUSED = "order sell @ 2 filled on SOLUSD. New strategy position is 0"
 CLOSE_RESUMED = "order sell @ 3 filled on SOLUSD. New strategy position is 0"
 
-# Scraped names of every metric of the seed plan's Observability section and issue 7 point 1.
+# Scraped names of every Swift metric the alerts and /api/admin/swift-metrics read, and the
+# runtime's own (restarts, mailboxes, retry queue, IOUs, RPC endpoint, webhook latency).
 PLAN_METRICS = (
     "swift_orders_total", "swift_orders_success_total", "swift_orders_failed_total",
     "swift_orders_fallback_total", "swift_api_latency_ms", "swift_auction_duration_ms",

@@ -1,10 +1,11 @@
-"""Issue 12 points 7 and 8 on a live tree.
+"""Paused bots' closes and the venue's state, on a live tree.
 
-7: a bot the system paused (retries exhausted, an open it cannot afford) still closes its own
-position reduce-only, subscriber copies included, and opens nothing; an operator's pause and an
-emergency stop still stop everything; `bot status` says who paused and why.
-8: Swift or RPC unreachable is a warning at the health monitor's next probe and /readyz's
-reason, while /readyz stays 200 (alerts are stored durably); both clear when the venue answers.
+Pauses: a bot the system paused (retries exhausted, an open it cannot afford) still closes its
+own position reduce-only, subscriber copies included, and opens nothing; an operator's pause and
+an emergency stop still stop everything; `bot status` says who paused and why.
+Venue state: Swift or RPC unreachable is a warning at the health monitor's next probe and
+/readyz's reason, while /readyz stays 200 (alerts are stored durably); both clear when the venue
+answers.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def test_an_operator_pause_and_an_emergency_stop_still_stop_the_close(stack: Sta
     assert stack.position(bot["agent"]) == held
 
 
-# --- point 8 ---------------------------------------------------------------------------------
+# --- venue state -----------------------------------------------------------------------------
 
 
 class LogEvents(logging.Handler):

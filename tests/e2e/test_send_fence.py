@@ -1,4 +1,4 @@
-"""Issue 14 point 2, the send's fence: a daemon sends a bot's order only while it holds the bot's
+"""The send's fence: a daemon sends a bot's order only while it holds the bot's
 lease at its epoch. An order that waited while the bot changed hands is not sent (not to Swift,
 not on-chain), and the new holder waits for an on-chain order that may still land before it
 sends anything again."""

@@ -1,4 +1,4 @@
-"""Each bot on its own Drift sub-account (issue 12 point 1), through the real CLI, tree and sandbox.
+"""Each bot on its own Drift sub-account, through the real CLI, tree and sandbox.
 
 Two bots of one wallet on one market: their orders land on different sub-accounts and a close of
 one leaves the other's position alone. A subscription on a wallet that trades itself: the copy

@@ -1,5 +1,5 @@
-"""Issue 12 points 2-4 through the whole stack: Swift retries per Appendix B, live flags, and
-the SignedMsgUserOrders check (real database, real sandbox over HTTP with faults)."""
+"""Through the whole stack: Swift retries of retryable refusals (429, 503, slot too old), live
+flags, and the SignedMsgUserOrders check (real database, real sandbox over HTTP with faults)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def flags_applied(stack: Stack, **expected: Any) -> float:
     return time.monotonic() - started
 
 
-# --- Swift retries (Appendix B) ----------------------------------------------------------------
+# --- Swift retries -----------------------------------------------------------------------------
 
 
 def test_a_429_is_signed_again_and_retried_on_swift_within_the_order(stack: Stack) -> None:

@@ -1,4 +1,4 @@
-"""Security V3 end to end: V3 wallets sign only through their owner's grant (issue 13, 1-3).
+"""Security V3 end to end: V3 wallets sign only through their owner's grant.
 
 Owners are real ed25519 keypairs that sign the UMK message; wallets, bots and grants are made
 with the operator CLI; alerts go through the webhook; what reaches the sandbox is counted there.

@@ -1,5 +1,5 @@
 """A manual trade of a V3 bot needs its owner's signature; the admin token alone trades only
-legacy bots (issue 13, point 5). Real owner keys sign real requests over loopback HTTP."""
+legacy bots. Real owner keys sign real requests over loopback HTTP."""
 
 from __future__ import annotations
 

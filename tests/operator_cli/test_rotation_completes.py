@@ -1,4 +1,4 @@
-"""Issue 13 point 6: after `keys reencrypt` (and one use of each legacy webhook hash) nothing is
+"""Rotation completes: after `keys reencrypt` (and one use of each legacy webhook hash) nothing is
 left under the old key, which can then be retired; what is only under a retired key is refused."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 13 points 5 and 6 without a database: bound webhook hashes, previous and retired keys."""
+"""Key rotation without a database: bound webhook hashes, previous and retired keys."""
 
 from __future__ import annotations
 

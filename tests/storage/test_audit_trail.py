@@ -1,4 +1,4 @@
-"""The audit trail on PostgreSQL: every code fits swift_order_logs, swift_status keeps the plan's
+"""The audit trail on PostgreSQL: every code fits swift_order_logs, swift_status keeps its four
 values, retry jobs carry their Swift order and a close's entry price, old rows are migrated."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Retry policy: the seed plan's attempts, backoff, cooldown and Swift-to-legacy switch."""
+"""Retry policy: the attempts, backoff, cooldown and Swift-to-legacy switch."""
 
 import random
 
