@@ -113,7 +113,7 @@ def test_a_100_subscriber_fanout_reads_the_venue_a_handful_of_times(stack: Stack
         assert stack.position(follower["agent"]) == 0  # each closed exactly once
 
 
-def test_an_unfilled_swift_order_falls_back_only_once_it_can_no_longer_trade(
+def test_an_unfilled_swift_order_falls_back_once_it_can_no_longer_trade_and_within_2_slots(
         slow_stack: Stack) -> None:
     stack = slow_stack
     bot = stack.new_bot(max_usd="300")
@@ -136,6 +136,9 @@ def test_an_unfilled_swift_order_falls_back_only_once_it_can_no_longer_trade(
     # never earlier: the on-chain order landed after the Swift order's last slot and after
     # the chain's clock passed the max_ts it was signed with (the program's own rule)
     assert fill["slot"] > signed["max_slot"] and fill["chain_ts"] > signed["max_ts"]
+    # and not much later: within two slots of its last valid slot (max_ts is signed so the
+    # chain's whole-second clock passes it by then)
+    assert fill["slot"] <= signed["max_slot"] + 2, (fill, signed["max_slot"], signed["max_ts"])
     assert stack.position(bot["agent"]) == int(trade["filled_size"] * 10**9) > 0
 
 
