@@ -18,7 +18,7 @@ Per subscriber count N: a fresh published source bot and N subscribers (uniform:
 account has been read once), then `--runs` measured alerts alternating open long / close (each
 a fresh alert with a unique `timenow`), each awaited until the source and every copy are final
 (PostgreSQL NOTIFY, storage.signals.SignalWaiter). Then the same number of alerts routed the
-seed plan's way (the baseline, below). Medians over the runs.
+original design's way (the baseline, below). Medians over the runs.
 
 What is measured, all from wall-clock `time.time()` on this machine:
 - t0, "the alert's arrival": just before the webhook POST leaves this client (same host);
@@ -45,12 +45,12 @@ Between measured alerts the benchmark lets the Swift gateway's token bucket refi
 until the previous alert's POSTs would have been paid back at SWIFT_RATE_PER_S, from the last
 POST's arrival), so each alert starts with the budget an alert minutes after the last one has.
 
-Baseline, "the seed plan's batches of 5 with 100 ms pauses": the fan-out actor is replaced by a
-subclass (SeedPlanFanout) that, for the baseline alerts only, wakes 5 subscriber bots, waits
-until those 5 copies are final, sleeps 100 ms, then the next 5, in a background greenlet. It
-keeps the actor's account prefetch; only the routing differs. While the baseline runs, the
-intake listener's 30 s backlog sweep is off (SeedPlanIntake): it wakes every bot with accepted
-signals and would release the copies the batches hold back.
+Baseline, "batches of 5 orders with 100 ms pauses" (the original design's fan-out): the fan-out
+actor is replaced by a subclass (SeedPlanFanout) that, for the baseline alerts only, wakes 5
+subscriber bots, waits until those 5 copies are final, sleeps 100 ms, then the next 5, in a
+background greenlet. It keeps the actor's account prefetch; only the routing differs. While the
+baseline runs, the intake listener's 30 s backlog sweep is off (SeedPlanIntake): it wakes every
+bot with accepted signals and would release the copies the batches hold back.
 
 That the fan-out does not wait for the source's own auction is shown by an end-to-end test
 instead (tests/e2e/test_venue_speed.py pauses the makers for the source's authority only, with
@@ -118,7 +118,7 @@ VENUE_TIMING = {"SANDBOX_SLOT_MS": "400", "SANDBOX_RPC_LATENCY_MS": "40",
 
 
 class SeedPlanFanout(FanoutCoordinator):
-    """The fan-out actor, or (while `batched`) the seed plan's routing: 5 bots at a time, each
+    """The fan-out actor, or (while `batched`) the original design's routing: 5 bots at a time, each
     batch awaited until its copies are final, 100 ms between batches."""
 
     batched = False
@@ -145,8 +145,8 @@ class SeedPlanFanout(FanoutCoordinator):
 
 class SeedPlanIntake(IntakeListener):
     """The intake listener, without its periodic backlog sweep while the baseline runs: the
-    sweep wakes every bot with accepted signals, which would release the copies the seed
-    plan's batches hold back (the seed plan had no such sweep)."""
+    sweep wakes every bot with accepted signals, which would release the copies the baseline's
+    batches hold back (the original design had no such sweep)."""
 
     def _sweep(self) -> None:
         if not SeedPlanFanout.batched:
@@ -288,7 +288,7 @@ class Bench:
             gevent.sleep(ready - time.time())
 
     def phase(self, cohort: Cohort, name: str, runs: int, batched: bool) -> None:
-        """Flatten if needed, then `runs` measured alerts routed our way or the seed plan's."""
+        """Flatten if needed, then `runs` measured alerts, routed our way or the baseline's."""
         SeedPlanFanout.batched = batched
         try:
             if cohort.position:
@@ -373,7 +373,7 @@ def run(counts: list[int], runs: int, baseline_runs: int) -> list[tuple[int, Coh
 
 
 def seed_plan_changes(services: Services) -> dict[str, ChildSpec | None]:
-    """The tree's fan-out and intake listener, as the subclasses that can route the seed plan's
+    """The tree's fan-out and intake listener, as the subclasses that can route the baseline's
     way (only while `SeedPlanFanout.batched`)."""
     replaced = {"fanout": SeedPlanFanout, "intake_listener": SeedPlanIntake}
     return {spec.name: dataclasses.replace(spec, actor_class=replaced[spec.name])
@@ -425,7 +425,7 @@ def main() -> None:
                         help="comma-separated subscriber counts (default 1,10,100,500)")
     parser.add_argument("--runs", type=int, default=5, help="measured alerts per count")
     parser.add_argument("--baseline-runs", type=int, default=None,
-                        help="alerts routed the seed plan's way per count (default: --runs)")
+                        help="alerts routed the original design's way per count (default: --runs)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     args = parser.parse_args()
     counts = [int(n) for n in args.subscribers.split(",")]
