@@ -69,9 +69,9 @@ CLIENT_TIMEOUT_S = 5.0
 
 def admin_token(settings: Settings) -> str:
     """ADMIN_TOKEN, or a token generated once into STATE_DIR/admin_token (mode 0600)."""
-    if settings["ADMIN_TOKEN"]:
-        return settings["ADMIN_TOKEN"]
-    path: Path = settings["STATE_DIR"] / "admin_token"
+    if settings.admin_token:
+        return settings.admin_token
+    path: Path = settings.state_dir / "admin_token"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -85,15 +85,16 @@ class StartupError(Exception):
 
 
 @contextlib.contextmanager
-def assembled(settings: Settings, env: Mapping[str, str], start_child: bool = True
+def assembled(settings: Settings, env: Mapping[str, str], role: ProcessRole = ProcessRole.ALL
               ) -> Iterator[Services]:
-    """The parts of one daemon process: venue (and sandbox child), storage, services."""
+    """The parts of one daemon process of `role`: venue (and sandbox child, but in a worker),
+    storage, services, leasing bots as its state directory's holder (storage.bot_leases)."""
     try:
         ring = server_key_ring(settings)
-        venue = ProcessVenue(settings, env, start_child=start_child)
+        venue = ProcessVenue(settings, env, start_child=role is not ProcessRole.WORKER)
     except (ValueError, ServerKeyError) as exc:
         raise StartupError(str(exc)) from None
-    secret_settings = [settings[s.name] for s in SETTINGS if s.secret and settings[s.name]]
+    secret_settings = [v for s in SETTINGS if s.secret and (v := settings.values[s.name])]
     install_log_redaction(ring, [admin_token(settings), *secret_settings])
     try:
         venue.log_profile()
@@ -105,11 +106,12 @@ def assembled(settings: Settings, env: Mapping[str, str], start_child: bool = Tr
             if shared := shared_count(storage.db):  # migration 0011: later bots of a wallet
                 log.warning("%d bot(s) still share a Drift sub-account with an older bot of "
                             "their wallet; run `quantumvault bot migrate-subaccounts`", shared)
-            journal = Journal(settings["STATE_DIR"] / "journal", settings["JOURNAL_MAX_BYTES"],
-                              settings["JOURNAL_MAX_AGE_S"])
+            journal = Journal(settings.state_dir / "journal", settings.journal_max_bytes,
+                              settings.journal_max_age_s)
             yield Services(settings, storage.db, admin_token(settings), venue.profile, ring,
                            outage=OutageIntake(journal, SecretCache(), storage.revive_server),
-                           peer_env=_peer_env(settings, storage.db.dsn, venue))
+                           peer_env=_peer_env(settings, storage.db.dsn, venue),
+                           holder=holder_id(settings.state_dir), role=role)
         finally:
             storage.close()
     finally:
@@ -181,22 +183,19 @@ def state_dir_lock(state_dir: Path) -> Iterator[None]:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT (exit 0) or until the tree gives up (exit 3)."""
-    role = process_role(args.role, settings["WORKERS"])
+    role = process_role(args.role, settings.workers)
     pooled = args.role == "all" and role is ProcessRole.INTAKE
     if pooled and not multiprocess.enabled():  # metrics of every process of the node, one scrape
-        directory = (settings["STATE_DIR"] / "metrics").resolve()
+        directory = (settings.state_dir / "metrics").resolve()
         multiprocess.prepare_dir(directory)
         os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]],
                   {**os.environ, multiprocess.ENV_VAR: str(directory)})
     try:
-        with state_dir_lock(settings["STATE_DIR"]), \
-                assembled(settings, os.environ, role is not ProcessRole.WORKER) as services:
-            services.holder = holder_id(settings["STATE_DIR"])
-            services.role = role
+        with state_dir_lock(settings.state_dir), assembled(settings, os.environ, role) as services:
             extra = (_worker_pool(services),) if pooled else ()
             exporter = None
             if role is not ProcessRole.WORKER or not multiprocess.enabled():
-                exporter = start_exporter(settings["WEBHOOK_HOST"], settings["METRICS_PORT"])
+                exporter = start_exporter(settings.webhook_host, settings.metrics_port)
             else:  # a worker of a node: the intake's /metrics reads its files
                 start_process_gauges()
             try:
@@ -211,7 +210,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker_pool(services: Services) -> ChildSpec:
     """The intake's worker processes, their database pools sized to the server's limit."""
-    workers, configured = services.settings["WORKERS"], services.settings["DB_POOL_SIZE"]
+    workers, configured = services.settings.workers, services.settings.db_pool_size
     limit = max_connections(services.db)
     size = pool_size(configured, limit, workers)
     log.info("%d worker process(es), %d database connections each (max_connections %d)",
@@ -239,14 +238,14 @@ def _serve(services: Services, extra: tuple[ChildSpec, ...] = ()) -> int:
     systemd.notify("READY=1")
     s = services.settings
     if services.role.serves_http:
-        log.info("ready: webhook on %s:%s, admin on %s:%s, metrics on :%s", s["WEBHOOK_HOST"],
-                 s["WEBHOOK_PORT"], s["ADMIN_HOST"], s["ADMIN_PORT"], s["METRICS_PORT"])
+        log.info("ready: webhook on %s:%s, admin on %s:%s, metrics on :%s", s.webhook_host,
+                 s.webhook_port, s.admin_host, s.admin_port, s.metrics_port)
     else:
         log.info("ready: worker %s", services.holder)
     code = done.get()
     systemd.notify("STOPPING=1")
     if code == 0 and services.role.executes:
-        drain_s = services.settings["DRAIN_TIMEOUT_S"]
+        drain_s = services.settings.drain_timeout_s
         log.info("draining: no new work; orders in flight have up to %.0f s", drain_s)
         started = time.monotonic()
         quiesce(services, drain_s)
@@ -263,7 +262,7 @@ def cmd_demo(_: Settings, args: argparse.Namespace) -> int:
     env = demo_environment(dict(os.environ))
     os.environ.update(env)  # the tour's CLI commands read their settings from it
     settings = load_settings(env)
-    setup_logging(settings["LOG_LEVEL"])
+    setup_logging(settings.log_level)
     with assembled(settings, env) as services:
         root = start_tree(services, lambda _exited: None)
         if root is None:
@@ -289,10 +288,10 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 def _daemon_url(settings: Settings, path: str) -> str:
     """A URL of the daemon's admin listener (ADMIN_HOST:ADMIN_PORT), where `status` and
     `crash` go; a wildcard address is reached on loopback."""
-    host = settings["ADMIN_HOST"]
+    host = settings.admin_host
     host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings['ADMIN_PORT']}{path}"
+    return f"http://{host}:{settings.admin_port}{path}"
 
 
 def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
@@ -304,7 +303,7 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> int:
         tree = requests.get(_daemon_url(settings, "/api/admin/tree"), timeout=CLIENT_TIMEOUT_S,
                             headers={"Authorization": f"Bearer {admin_token(settings)}"})
     except requests.RequestException as exc:
-        paused = PROFILES.get(settings["VENUE"])
+        paused = PROFILES.get(settings.venue)
         if paused is not None and paused.paused_program is not None:
             print(f"quantumvault: warning: {paused.paused_program.warning(paused.name)}",
                   file=sys.stderr)
@@ -377,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"quantumvault: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings["LOG_LEVEL"])
+    setup_logging(settings.log_level)
     install_log_redaction()
     handler: Any = args.func
     return handler(settings, args)

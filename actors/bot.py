@@ -50,8 +50,8 @@ class BotActor(SupervisedActor):
     def __init__(self, bot_id: str, services: Services) -> None:
         super().__init__()
         self._ctx = BotContext.create(bot_id, services)
-        self._stale_s = services.settings["SIGNAL_STALE_S"]
-        self._lease_ttl_s = services.settings["BOT_LEASE_TTL_S"]
+        self._stale_s = services.settings.signal_stale_s
+        self._lease_ttl_s = services.settings.bot_lease_ttl_s
         self._lease_checked_until = float("-inf")
         self._epoch: int | None = None  # the lease epoch this actor last held the bot under
         self._resumed = False
@@ -78,7 +78,7 @@ class BotActor(SupervisedActor):
         try:
             if self._ctx.services.stopping.is_set():  # what is waiting runs after the restart
                 if isinstance(message, RunRetry):
-                    return release_claim(self._ctx.services.db, message.job["id"],
+                    return release_claim(self._ctx.services.db, message.job.id,
                                          message.worker)
                 if isinstance(message, ProcessSignal):
                     return 0
@@ -88,7 +88,7 @@ class BotActor(SupervisedActor):
                 return done
             if isinstance(message, RunRetry):
                 if not self._held_here():  # claimed under a lease that has moved since
-                    return release_claim(self._ctx.services.db, message.job["id"],
+                    return release_claim(self._ctx.services.db, message.job.id,
                                          message.worker)
                 return retry_flow.run_retry(self._ctx, message.job, message.worker)
         except DATABASE_UNREACHABLE as exc:
@@ -149,30 +149,37 @@ class BotActor(SupervisedActor):
 
     def _drain(self) -> int:
         """Claim and run the oldest accepted signal of this bot, then wake itself for the next
-        (1), or find none (0).
+        if one waits (1), or find none (0).
 
-        Only under this daemon's lease of the bot; the first time it holds it, what a crash
-        left half done is settled first (retry_flow.resume_interrupted). A signal the venue
-        could not be read for goes back to `accepted` and the drain stops there, so later
-        signals keep waiting behind it (strict order); it is tried again with backoff while it
-        is young enough, then fails.
+        Only under this daemon's lease of the bot, at the epoch it last learnt (the claim
+        checks it; the lease itself is asked only when the claim finds nothing); the first time
+        it holds it, what a crash left half done is settled first
+        (retry_flow.resume_interrupted). A signal the venue could not be read for goes back to
+        `accepted` and the drain stops there, so later signals keep waiting behind it (strict
+        order); it is tried again with backoff while it is young enough, then fails.
         """
         self._db_retry_due = False
-        if not self._held_here():
-            return 0
-        if not self._resumed:
-            retry_flow.resume_interrupted(self._ctx, self._stale_s)
-            self._resumed = True
         db, holder = self._ctx.services.db, self._ctx.services.holder
-        row = claim_next(db, self._ctx.bot_id, holder)
+        row = None
+        if self._resumed and self._epoch is not None:  # the claim itself checks the lease
+            row = claim_next(db, self._ctx.bot_id, holder, self._epoch)
+            if row is None:  # nothing waits, or the lease moved: ask the lease itself
+                self._lease_checked_until = float("-inf")
         if row is None:
-            return 0
+            if not self._held_here():
+                return 0
+            if not self._resumed:
+                retry_flow.resume_interrupted(self._ctx, self._stale_s)
+                self._resumed = True
+            row = claim_next(db, self._ctx.bot_id, holder, self._epoch)
+            if row is None:
+                return 0
         if signal_flow.process(self._ctx, row):
             self._venue_pauses += 1
             self.send_later(VENUE_PAUSE.delay(self._venue_pauses, self._rng),
                             ProcessSignal("venue-retry"))
             return 0
         self._venue_pauses = 0
-        # the next one as a message of its own: a Quiesce waits for one signal at most
-        self.actor_ref.tell(ProcessSignal("next"))
+        if row["more_waiting"]:  # as a message of its own: a Quiesce waits for one signal at most
+            self.actor_ref.tell(ProcessSignal("next"))  # (a signal accepted since wakes it too)
         return 1

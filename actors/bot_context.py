@@ -11,14 +11,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pykka
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from actors.legacy_executor import ExecutorClient
-from actors.messages import CurrentFlags, Sending
+from actors.messages import CurrentFlags, Prefetch, Sending
 from actors.services import NamedActor, Services
 from actors.venue_state import VenueStateClient
 from custody.signing_keys import legacy_path_on, open_bot_signing_key, watch_grants
@@ -30,8 +29,6 @@ from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
 
 log = logging.getLogger(__name__)
 
-BASE = Decimal(10**9)
-PRICE = Decimal(10**6)
 ASK_TIMEOUT_S = 10.0
 FLAGS_ASK_TIMEOUT_S = 2.0  # past it, an order uses the flags it saw last
 LEGACY_WAIT_S = 130.0  # the executor's worst case: a read with failover, send, 30 s confirm
@@ -76,13 +73,13 @@ class BotContext:
         return cls(
             bot_id=bot_id, services=services,
             flags=SwiftFlags.from_values(s.values),
-            swift_max_retries=s["SWIFT_MAX_RETRIES_BEFORE_FALLBACK"],
-            budget_s=s["EXECUTION_BUDGET_MS"] / 1000,
-            slippage_bps=s["LEGACY_SLIPPAGE_BPS"],
+            swift_max_retries=s.swift_max_retries_before_fallback,
+            budget_s=s.execution_budget_ms / 1000,
+            slippage_bps=s.legacy_slippage_bps,
             auction_slots=services.auction_slots(),
             # an order of unknown fate is checked only after it can no longer trade: past a
             # Swift auction and a blockhash's life, which RETRY_LEASE_S is set to outlast
-            unknown_settle_s=s["RETRY_LEASE_S"],
+            unknown_settle_s=s.retry_lease_s,
             venue=VenueStateClient(services, ASK_TIMEOUT_S),
             gateway=NamedActor(services, "swift_gateway", ASK_TIMEOUT_S),
             executor=ExecutorClient(services, ASK_TIMEOUT_S),
@@ -111,6 +108,12 @@ class BotContext:
             register_agent_keypair(secret)  # no later log line can carry it, nor its seed
             self._keypair = Keypair.from_bytes(secret)
         return self._keypair
+
+    def prefetch_account(self, sub_account_id: int) -> None:
+        """Start reading the bot's User account now, beside the market snapshot, when its key
+        has been opened before: the order's own read finds it instead of waiting its turn."""
+        if self._keypair is not None:
+            self.venue.tell(Prefetch(((self._keypair.pubkey(), sub_account_id),)))
 
     def sending(self, authority: Pubkey, sub_account_id: int) -> None:
         """An order is about to leave: reads of this account made before now are stale."""

@@ -4,7 +4,7 @@ The source signal's snapshot (slot, chain time, oracle, size rules) is stored wi
 every copy, in the same transaction that creates the copies, before the source sends anything:
 subscribers run in parallel with the source, and every copy, however long the fan-out lasts and
 in whichever process it runs, is sized and signed against that one snapshot, its auction
-lengthened by the snapshot's age (`swift_gateway.auction_slots_for`), for as long as a signed
+lengthened by the snapshot's age (`swift_signing.auction_slots_for`), for as long as a signed
 auction can reach back to its slot (255 slots, ~100 s). A copy that runs later than that
 (behind a long backlog, after a restart) takes a fresh snapshot and keeps the first as its
 reference price.
@@ -20,7 +20,7 @@ from solders.pubkey import Pubkey
 from actors.bot_context import BotContext
 from actors.messages import CopyTarget, RouteCopies
 from actors.services import NamedActor
-from actors.swift_gateway import auction_slots_for
+from actors.swift_signing import auction_slots_for
 from storage.bots import Bot
 from storage.signals import copy_to_subscribers
 from venue.snapshot import MarketSnapshot

@@ -31,7 +31,7 @@ import pykka
 from solders.pubkey import Pubkey
 
 from actors.legacy_executor import ExecutorClient
-from actors.messages import Observed, Track, TrackedOrder, TrackResult
+from actors.messages import Observed, Track, TrackedOrder, TrackResult, TrackState
 from actors.venue_state import KEYS_PER_READ, VenueStateClient, user_account_key
 from supervision import Outcome, Pending, SupervisedActor
 from venue.clock_sysvar import CLOCK_SYSVAR, read_clock
@@ -157,7 +157,7 @@ class FillTracker(SupervisedActor):
             user = users[owner] if seen else None
             result = _decision(item, user, slot, unix_ts) if seen else None
             if result is None and time.monotonic() >= item.order.deadline:
-                result = TrackResult("unknown", slot=slot, user_after=user)
+                result = TrackResult(TrackState.UNKNOWN, slot=slot, user_after=user)
             if result is None:
                 still_open.append(item)
             else:
@@ -172,7 +172,7 @@ def _decision(item: _Open, user: UserSnapshot | None, slot: int,
     """The order's outcome from one read, or None while it may still trade."""
     order = item.order
     if user is None:
-        return TrackResult("expired", slot=slot) if slot > order.max_slot else None
+        return TrackResult(TrackState.EXPIRED, slot=slot) if slot > order.max_slot else None
     fill = fill_from_delta(order.position_before, user.perp(order.market_index))
     filled = min(abs(fill.base_filled), order.base_amount)
     live = [o for o in user.orders.values()
@@ -181,10 +181,10 @@ def _decision(item: _Open, user: UserSnapshot | None, slot: int,
     if live and item.order_id is None:
         item.order_id = max(o.order_id for o in live)
     if filled >= order.base_amount:
-        return TrackResult("filled", filled, fill.avg_price, item.order_id, slot, user)
+        return TrackResult(TrackState.FILLED, filled, fill.avg_price, item.order_id, slot, user)
     may_fill = bool(live) and (unix_ts is None or unix_ts <= order.max_ts)
     if may_fill or slot <= order.max_slot:
         return None
     if filled > 0:
-        return TrackResult("partial", filled, fill.avg_price, item.order_id, slot, user)
-    return TrackResult("expired", 0, None, item.order_id, slot, user)
+        return TrackResult(TrackState.PARTIAL, filled, fill.avg_price, item.order_id, slot, user)
+    return TrackResult(TrackState.EXPIRED, 0, None, item.order_id, slot, user)

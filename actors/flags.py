@@ -73,7 +73,7 @@ class FlagsActor(SupervisedActor):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self._services = services
-        self._start = {name: services.settings[name] for name in LIVE_FLAGS}
+        self._start = {name: services.settings.values[name] for name in LIVE_FLAGS}
         self._flags = SwiftFlags.from_values(self._start)
         self._stored: dict[str, Any] = {}
         self._reads = 0

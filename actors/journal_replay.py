@@ -87,7 +87,7 @@ class JournalReplay(SupervisedActor):
             outage.secrets.refresh(db)
         if not outage.journal.pending():
             return None
-        replayed = replay(db, outage.journal, self._services.settings["SIGNAL_STALE_S"])
+        replayed = replay(db, outage.journal, self._services.settings.signal_stale_s)
         if replayed.committed:
             wake_backlogs(self._services)
         return replayed

@@ -56,7 +56,7 @@ class LeaseKeeper(SupervisedActor):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self._services = services
-        self._ttl_s: float = services.settings["BOT_LEASE_TTL_S"]
+        self._ttl_s: float = services.settings.bot_lease_ttl_s
         self._held: dict[str, int] = {}
         self._handed: set[str] = set()
         self._foreign: tuple[tuple[str, int], ...] = ()

@@ -42,6 +42,7 @@ from solders.pubkey import Pubkey
 from actors.messages import (
     LegacyOrder,
     LegacyResult,
+    LegacyState,
     PlaceAndTake,
     ReadAccounts,
     ReadBlockhash,
@@ -61,18 +62,16 @@ from venue.perp_market import read_perp_market
 from venue.positions import fill_from_delta, read_user
 from venue.profiles import VenueProfile
 from venue.rpc_client import (
-    AccountBatcher,
     AccountData,
     AllRpcDown,
-    Endpoint,
     RpcError,
-    RpcFailover,
     RpcTransportError,
-    SharedRead,
     SignatureStatus,
     SolanaRpc,
     error_label,
 )
+from venue.rpc_failover import Endpoint, RpcFailover
+from venue.shared_reads import AccountBatcher, SharedRead
 from venue.swift_message import OrderSpec, market_order
 from venue.tx_sender import RESEND_FIRST_S, RESEND_MAX_S, Confirmations, SentTx, broadcast
 from venue.tx_status import TxState, TxVerdict, tx_verdict
@@ -238,11 +237,11 @@ class LegacyExecutor(SupervisedActor):
         try:
             before = self._trading_state(want)
             if before.user is None:
-                return self._result(order, LegacyResult("failed", error="UserNotFound",
+                return self._result(order, LegacyResult(LegacyState.FAILED, error="UserNotFound",
                                                         elapsed_ms=elapsed()))
             blockhash, last_valid = self._blockhash.get()
         except _READ_ERRORS as exc:  # nothing was sent
-            return self._result(order, LegacyResult("failed", error=error_label(exc),
+            return self._result(order, LegacyResult(LegacyState.FAILED, error=error_label(exc),
                                                     elapsed_ms=elapsed()))
         valid_until = min(deadline, time.monotonic() + self._blockhash_life_s)
         built = place_and_take_perp_order_tx(self._profile, order.signer, _spec(order),
@@ -254,7 +253,7 @@ class LegacyExecutor(SupervisedActor):
         try:
             self._broadcast(built, valid_until)
         except RpcError as exc:  # refused at preflight, or every send refused: not sent
-            return self._result(order, LegacyResult("failed", built.signature,
+            return self._result(order, LegacyResult(LegacyState.FAILED, built.signature,
                                                     error=error_label(exc), elapsed_ms=elapsed()))
         verdict = self._confirmations.wait(built.signature, last_valid, deadline)
         return self._result(order, self._settle(order, before, built.signature, verdict,
@@ -263,21 +262,23 @@ class LegacyExecutor(SupervisedActor):
     def _settle(self, order: LegacyOrder, before: TradingState, signature: str,
                 verdict: TxVerdict, deadline: float, elapsed: Callable[[], int]) -> LegacyResult:
         if verdict.state is TxState.PENDING:
-            return LegacyResult("unknown", signature, error="unconfirmed", elapsed_ms=elapsed())
-        if verdict.state is not TxState.LANDED:
-            return LegacyResult("failed", signature, error=verdict.error or str(verdict.state),
+            return LegacyResult(LegacyState.UNKNOWN, signature, error="unconfirmed",
                                 elapsed_ms=elapsed())
+        if verdict.state is not TxState.LANDED:
+            return LegacyResult(LegacyState.FAILED, signature,
+                                error=verdict.error or str(verdict.state), elapsed_ms=elapsed())
         want = ReadTradingState(order.authority, order.sub_account_id, order.market_index)
         try:
             after = self._read_until(want, deadline)
         except _READ_ERRORS:  # it landed; what it filled is for reconciliation to read
-            return LegacyResult("unknown", signature, error="fill_unread", elapsed_ms=elapsed())
+            return LegacyResult(LegacyState.UNKNOWN, signature, error="fill_unread",
+                                elapsed_ms=elapsed())
         assert before.user is not None and after.user is not None
         fill = fill_from_delta(before.user.perp(order.market_index),
                                after.user.perp(order.market_index))
         filled = abs(fill.base_filled)
-        status = ("filled" if filled >= order.base_amount else
-                  "partial" if filled > 0 else "not_filled")
+        status = (LegacyState.FILLED if filled >= order.base_amount else
+                  LegacyState.PARTIAL if filled > 0 else LegacyState.NOT_FILLED)
         return LegacyResult(status, signature, filled, fill.avg_price, elapsed_ms=elapsed())
 
     def _read_until(self, want: ReadTradingState, until: float) -> TradingState:

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
 
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from storage.retry_queue import RetryJob
 from venue.legacy_tx import BuiltTx
 from venue.perp_market import MarketState
 from venue.positions import PerpPositionView, UserSnapshot
 from venue.snapshot import MarketSnapshot
+from venue.swift_errors import OutcomeKind
+
 
 # --- BotActor ----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ProcessSignal:
     """Wake-up: run this bot's accepted signals (this one among them) in arrival order."""
@@ -41,13 +42,18 @@ class Quiesce:
 class RunRetry:
     """Run one claimed retry job (claimed by `worker`) and settle it."""
 
-    job: dict[str, Any]
+    job: RetryJob
     worker: str
 
 
+@dataclass(frozen=True)
+class HandOver:
+    """Give this bot's lease to another worker (rebalancing), once nothing of it is in flight."""
+
+    target: str
+
+
 # --- FanoutCoordinator -------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class CopyTarget:
     """One subscriber copy of a source signal, with where its account lives on the venue."""
@@ -72,8 +78,6 @@ class FanoutStatus:
 
 
 # --- VenueState: the slot clock, market snapshots, batched account reads ------------------------
-
-
 @dataclass(frozen=True)
 class Now:
     """Ask for the current ChainTime (no RPC call unless nothing was ever read)."""
@@ -119,11 +123,10 @@ class Sending:
 
 @dataclass(frozen=True)
 class RawAccountsOf:
-    """Ask for raw accounts (AccountData, None where missing) read after `fresh_after`
-    (monotonic s), batched with everyone else's reads; answered {key: AccountData | None}."""
+    """Ask for raw accounts, batched with all other reads: {key: AccountData | None}."""
 
     keys: tuple[Pubkey, ...]
-    fresh_after: float = 0.0
+    fresh_after: float = 0.0  # monotonic s: only a read started after it will do
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,7 @@ class Observed:
     users: dict[tuple[Pubkey, int], UserSnapshot | None]
 
 
-# --- SwiftGateway and FillTracker --------------------------------------------------------------
-
-SLOT_GRACE = 3  # reconciliation: slots past max_slot before a recorded order counts as over
-
-
-
+# --- SwiftGateway ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SwiftOrder:
     """One market order to send through Swift for `authority`, signed against `snapshot`."""
@@ -159,8 +157,7 @@ class SwiftOrder:
     signal_id: str | None = None
     bot_id: str | None = None
     attempt: int = 0  # Swift retries of this trade before it: a retry is a new order (uuid)
-    # the send's fence (storage.trades.mark_swift_submitted): sent only while `holder` holds
-    # the bot's lease at `epoch`
+    # the send's fence: sent only while `holder` holds the bot's lease at `epoch`
     holder: str | None = None
     epoch: int | None = None
 
@@ -170,20 +167,24 @@ class SwiftOrder:
         return self.snapshot.market.market_index
 
 
+class SwiftState(StrEnum):
+    """What became of a Swift order (SwiftResult.state): whether a fallback is safe."""
+
+    NOT_SENT = "not_sent"  # nothing left us (unhealthy, budget): fallback is safe
+    REJECTED = "rejected"  # the service refused it (SwiftResult.kind says how): safe
+    EXPIRED = "expired"  # published, never placed or never filled, can no longer trade: safe
+    FILLED = "filled"  # it traded, wholly
+    PARTIAL = "partial"  # it traded partly, and the rest is not coming
+    UNKNOWN = "unknown"  # its fate was not learnt in time: never send it again blindly
+
+
 @dataclass(frozen=True)
 class SwiftResult:
-    """What became of a Swift order; `state` says whether a fallback is safe.
+    """What became of a Swift order; `state` (a SwiftState) says whether a fallback is safe."""
 
-    not_sent: nothing left us (unhealthy, budget) — fallback is safe.
-    rejected: the service refused it (kind says retry_swift/fallback_legacy/permanent) — safe.
-    expired: published but never placed or never filled, and it can no longer trade — safe.
-    filled / partial: it traded (partial: the rest is not coming).
-    unknown: we could not learn its fate in time — never send it again blindly.
-    """
-
-    state: str
+    state: SwiftState
     reason: str | None = None
-    kind: str | None = None
+    kind: OutcomeKind | None = None  # how the service refused it, when rejected
     swift_order_id: str | None = None
     order_id: int | None = None
     base_filled: int = 0
@@ -224,20 +225,12 @@ class IsHealthy:
 
 @dataclass(frozen=True)
 class HasSignedMsgOrders:
-    """Ask whether `authority` has its SignedMsgUserOrders account (cached: a Swift order
-    without it is accepted and never placed)."""
+    """Ask whether `authority` has the SignedMsgUserOrders account its Swift orders need."""
 
     authority: Pubkey
 
 
-# --- Flags -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CurrentFlags:
-    """Ask for the live Swift flags (a trading.routing.SwiftFlags)."""
-
-
+# --- FillTracker -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrackedOrder:
     """A published Swift order to follow until it filled or can no longer trade."""
@@ -260,11 +253,20 @@ class Track:
     order: TrackedOrder
 
 
+class TrackState(StrEnum):
+    """What the fill tracker decided about a published Swift order (TrackResult.state)."""
+
+    FILLED = "filled"  # the position moved by the whole order
+    PARTIAL = "partial"  # it moved by some, and the order can no longer trade
+    EXPIRED = "expired"  # it did not move, and the order can no longer trade
+    UNKNOWN = "unknown"  # no read decided it before its deadline
+
+
 @dataclass(frozen=True)
 class TrackResult:
-    """Filled (all), partial (some, and it can no longer trade), expired (none), unknown."""
+    """What the fill tracker decided, with the fill it read."""
 
-    state: str
+    state: TrackState
     base_filled: int = 0
     avg_price: int | None = None
     order_id: int | None = None
@@ -272,9 +274,13 @@ class TrackResult:
     user_after: UserSnapshot | None = field(default=None, repr=False)
 
 
+# --- Flags -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CurrentFlags:
+    """Ask for the live Swift flags (a trading.routing.SwiftFlags)."""
+
+
 # --- LegacyExecutor ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ReadSlot:
     """The current slot."""
@@ -336,11 +342,21 @@ class LegacyOrder:
     before_send: Callable[[str, int], None] | None = field(default=None, repr=False)
 
 
+class LegacyState(StrEnum):
+    """What became of an on-chain order (LegacyResult.state)."""
+
+    FILLED = "filled"  # it landed and filled wholly
+    PARTIAL = "partial"  # it landed and filled partly
+    NOT_FILLED = "not_filled"  # it landed and filled nothing
+    FAILED = "failed"  # not sent, or it failed on chain
+    UNKNOWN = "unknown"  # no verdict in time (or its fill unread): never send it again blindly
+
+
 @dataclass(frozen=True)
 class LegacyResult:
     """What became of an on-chain order."""
 
-    state: str  # filled | partial | not_filled | failed | unknown
+    state: LegacyState
     signature: str | None = None
     base_filled: int = 0
     avg_price: int | None = None
@@ -367,6 +383,7 @@ class RpcStatus:
     """The failover state, for status pages."""
 
 
+# --- HealthMonitor, JournalReplay --------------------------------------------------------------
 @dataclass(frozen=True)
 class GetHealth:
     """Ask for the last result of every probe."""
@@ -377,29 +394,18 @@ class ReplayJournal:
     """Replay now (told by the webhook when it journaled behind records still waiting)."""
 
 
+# --- ProfitShare -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SubscriberClosed:
-    """A subscriber bot's close/reduce order filled (told by its BotActor).
-
-    `entry_base` / `entry_quote` are the position's base_asset_amount and quote_entry_amount
-    read BEFORE the close (the TradingState the order was sized from). `base_filled` and
-    `fill_price` (1e6) are the fill's; when None they are read from the trade row.
-    """
+    """A subscriber bot's close/reduce order filled (told by its BotActor)."""
 
     trade_id: str
-    entry_base: int
-    entry_quote: int
-    base_filled: int | None = None
-    fill_price: int | None = None
+    entry_base: int  # the position's base_asset_amount BEFORE the close (as it was sized)
+    entry_quote: int  # its quote_entry_amount, read BEFORE the close too
+    base_filled: int | None = None  # the fill's (None: read from the trade row)
+    fill_price: int | None = None  # the fill's, 1e6 (None: read from the trade row)
 
 
 @dataclass(frozen=True)
 class PayDue:
     """Claim and pay the due shares now (the periodic tick sends it too)."""
-
-
-@dataclass(frozen=True)
-class HandOver:
-    """Give this bot's lease to another worker (rebalancing), once nothing of it is in flight."""
-
-    target: str

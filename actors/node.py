@@ -50,7 +50,7 @@ def connections_needed(configured: int, workers: int, per_worker: int) -> int:
 def worker_specs(services: Services, entry: Path, workers: int, db_pool: int
                  ) -> list[ProcessSpec]:
     """The command line (`entry`: the program's file) and environment of each worker."""
-    state_dir: Path = services.settings["STATE_DIR"].resolve()
+    state_dir: Path = services.settings.state_dir.resolve()
     base = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     base.update(services.peer_env)
     base["DB_POOL_SIZE"] = str(db_pool)
@@ -63,12 +63,12 @@ def pool_child(services: Services, specs: list[ProcessSpec],
                on_exit: Callable[[int], None]) -> ChildSpec:
     """The worker pool as the intake's last child (started last, stopped first)."""
     s = services.settings
-    grace_s = s["DRAIN_TIMEOUT_S"] + STOP_GRACE_EXTRA_S
+    grace_s = s.drain_timeout_s + STOP_GRACE_EXTRA_S
     return ChildSpec("workers", ProcessPool, kwargs={
         "specs": specs,
-        "intensity": Intensity(s["SUPERVISOR_MAX_RESTARTS"], s["SUPERVISOR_PERIOD_S"]),
-        "backoff": Backoff(base_s=s["SUPERVISOR_BACKOFF_BASE_MS"] / 1000,
-                           cap_s=s["SUPERVISOR_BACKOFF_CAP_MS"] / 1000),
+        "intensity": Intensity(s.supervisor_max_restarts, s.supervisor_period_s),
+        "backoff": Backoff(base_s=s.supervisor_backoff_base_ms / 1000,
+                           cap_s=s.supervisor_backoff_cap_ms / 1000),
         "stop_grace_s": grace_s, "on_exit": on_exit,
         "on_restart": lambda _name: WORKER_RESTARTS.inc()},
         stop_timeout=grace_s + 5.0)

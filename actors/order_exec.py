@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -38,9 +39,7 @@ from solders.pubkey import Pubkey
 
 from actors.bot_context import (
     ASK_TIMEOUT_S,
-    BASE,
     LEGACY_WAIT_S,
-    PRICE,
     VENUE_READ_ERRORS,
     BotContext,
 )
@@ -49,22 +48,25 @@ from actors.messages import (
     IsHealthy,
     LegacyOrder,
     LegacyResult,
+    LegacyState,
     Submit,
     SwiftOrder,
     SwiftResult,
+    SwiftState,
 )
-from custody.trade_guard import guard_trade
+from custody.trade_guard import guard_query, guard_trade
 from observability.trading_metrics import SWIFT_FALLBACK_REASONS, SWIFT_ORDERS_FALLBACK, TRADES
 from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, OrderOrigin
 from security.gate import GateDecision
 from storage.bot_leases import LeaseLost
 from storage.bots import Bot
+from storage.guard_rows import GuardRows, open_trade_guarded
 from storage.retry_queue import NewJob, enqueue
 from storage.trades import (
     NewTrade,
     SwiftStatus,
+    TradeStatus,
     mark_legacy_sending,
-    open_trade,
     update_trade,
 )
 from trading.retry_policy import priority_for, swift_attempts_allowed, swift_retry_delay_s
@@ -72,9 +74,21 @@ from trading.routing import RouteDecision, SwiftFlags, choose_route
 from trading.sizing import PlannedOrder
 from venue.auction import LONG, SHORT
 from venue.positions import UserSnapshot
+from venue.precision import BASE, PRICE
 from venue.snapshot import MarketSnapshot
+from venue.swift_errors import OutcomeKind
 
 log = logging.getLogger(__name__)
+
+
+class OrderStatus(StrEnum):
+    """What one planned order came to (OrderOutcome.status)."""
+
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    REFUSED = "refused"  # the guard refused it before signing
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,7 @@ class OrderOutcome:
     """What one planned order came to."""
 
     trade_id: str | None  # None when no order was sent (nothing to trade, paused, ...)
-    status: str  # completed | partial | failed | unknown | refused
+    status: OrderStatus
     method: str
     base_filled: int = 0
     avg_price: int | None = None
@@ -93,7 +107,7 @@ class OrderOutcome:
 
 def no_order(reason: str) -> OrderOutcome:
     """An outcome for a signal that sent nothing."""
-    return OrderOutcome(None, "failed", "none", reason=reason)
+    return OrderOutcome(None, OrderStatus.FAILED, "none", reason=reason)
 
 
 @dataclass(frozen=True)
@@ -123,18 +137,21 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
     flags = ctx.current_flags()
     route = _route(ctx, req, flags)
     before = req.user.perp(bot.market_index)
-    trade_id = open_trade(db, NewTrade(bot.id, req.signal_id, bot.wallet_address, bot.market,
-                                       order.side, order.base_amount, order.reduce_only,
-                                       route.method, before.base_asset_amount,
-                                       before.quote_entry_amount, req.reference_price),
-                          holder=ctx.services.holder)
+    # the trade row, and what its guard checks, in one round trip right before it leaves
+    trade_id, guard_rows = open_trade_guarded(
+        db, NewTrade(bot.id, req.signal_id, bot.wallet_address, bot.market, order.side,
+                     order.base_amount, order.reduce_only, route.method,
+                     before.base_asset_amount, before.quote_entry_amount, req.reference_price),
+        ctx.services.holder, guard_query(bot, intent))
     context = {"signal_id": req.signal_id, "bot_id": bot.id}
-    decision = _guard(ctx, bot, intent)
+    decision = _guard(ctx, bot, intent, guard_rows)
     if not decision.allowed:
-        update_trade(db, trade_id, status="failed", error_message=f"refused: {decision.reason}")
+        update_trade(db, trade_id, status=TradeStatus.FAILED,
+                     error_message=f"refused: {decision.reason}")
         TRADES.labels(method=route.method, status="refused").inc()
         log.warning("order refused: %s", decision.reason, extra=context)
-        return OrderOutcome(trade_id, "refused", route.method, reason=decision.reason)
+        return OrderOutcome(trade_id, OrderStatus.REFUSED, route.method,
+                            reason=decision.reason)
     direction = LONG if order.side == "long" else SHORT
     fallback_reason = route.reason
     ctx.sending(req.keypair.pubkey(), bot.drift_subaccount_id)
@@ -157,11 +174,11 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
     if route.method == "swift":  # the fallback signs seconds later: a stop set meanwhile holds
         decision = _guard(ctx, bot, intent)
         if not decision.allowed:
-            update_trade(db, trade_id, status="failed",
+            update_trade(db, trade_id, status=TradeStatus.FAILED,
                          error_message=f"refused: {decision.reason}")
             TRADES.labels(method="legacy", status="refused").inc()
             log.warning("fallback refused: %s", decision.reason, extra=context)
-            return _counted(OrderOutcome(trade_id, "refused", "legacy",
+            return _counted(OrderOutcome(trade_id, OrderStatus.REFUSED, "legacy",
                                          reason=decision.reason), attempts)
     try:  # the fallback may start seconds after the snapshot: its price limit needs a fresh one
         oracle = ctx.venue.snapshot(bot.market_index).market.oracle_price
@@ -184,10 +201,12 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
                     attempts)
 
 
-def _guard(ctx: BotContext, bot: Bot, intent: OrderIntent) -> GateDecision:
-    """The one pre-signature guard (stops, policy, row MACs), run right before each signing."""
+def _guard(ctx: BotContext, bot: Bot, intent: OrderIntent,
+           rows: GuardRows | None = None) -> GateDecision:
+    """The one pre-signature guard (stops, policy, row MACs), run right before each signing
+    (on `rows` when they were just read with the trade row)."""
     return guard_trade(ctx.services.db, ctx.services.ring, bot, intent,
-                       state_dir=str(ctx.services.settings["STATE_DIR"]))
+                       state_dir=str(ctx.services.settings.state_dir), rows=rows)
 
 
 def _route(ctx: BotContext, req: OrderRequest, flags: SwiftFlags) -> RouteDecision:
@@ -245,9 +264,9 @@ def _send_swift(ctx: BotContext, req: OrderRequest, trade_id: str, direction: in
             raise
         except Exception as exc:
             return exc, attempt
-        if refused is not None and result.state == "not_sent":
+        if refused is not None and result.state == SwiftState.NOT_SENT:
             return refused, attempt - 1  # the retry never left: the refusal is the answer
-        if not (result.state == "rejected" and result.kind == "retry_swift"
+        if not (result.state == SwiftState.REJECTED and result.kind == OutcomeKind.RETRY_SWIFT
                 and flags.retry_with_swift and attempt < allowed):
             return result, attempt
         delay_s = swift_retry_delay_s(attempt, ctx.rng)
@@ -274,10 +293,10 @@ def unknown(ctx: BotContext, trade_id: str, method: str, exc: BaseException,
             context: dict[str, Any]) -> OrderOutcome:
     """An order whose fate we could not learn: recorded as unknown, then reconciled."""
     reason = f"no_answer: {type(exc).__name__}"
-    update_trade(ctx.services.db, trade_id, status="unknown", error_message=reason)
+    update_trade(ctx.services.db, trade_id, status=TradeStatus.UNKNOWN, error_message=reason)
     TRADES.labels(method=method, status="unknown").inc()
     log.error("order outcome unknown (%s); it will be reconciled", reason, extra=context)
-    return OrderOutcome(trade_id, "unknown", method, reason=reason)
+    return OrderOutcome(trade_id, OrderStatus.UNKNOWN, method, reason=reason)
 
 
 def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None,
@@ -293,7 +312,7 @@ def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
         fields["swift_order_id"] = result.swift_order_id
     log.info("swift order %s", result.state,
              extra={**context, "swift_order_id": result.swift_order_id})
-    if result.state in ("filled", "partial"):
+    if result.state in (SwiftState.FILLED, SwiftState.PARTIAL):
         _record_fill(ctx, bot, trade_id, signal_id, order, "swift", result.base_filled,
                      result.avg_price, fields | {
                          "swift_status": SwiftStatus.FILLED,
@@ -301,20 +320,21 @@ def _after_swift(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
                          "auction_duration_ms": result.fill_ms,
                          "price_improvement": None if result.price_improvement_bps is None
                          else round(result.price_improvement_bps / 100, 4)})
-        status = "completed" if result.state == "filled" else "partial"
+        status = (OrderStatus.COMPLETED if result.state == SwiftState.FILLED
+                  else OrderStatus.PARTIAL)
         return OrderOutcome(trade_id, status, "swift", result.base_filled, result.avg_price,
                             user_after=result.user_after)
-    if result.state == "unknown":
-        update_trade(db, trade_id, status="unknown", error_message=result.reason,
+    if result.state == SwiftState.UNKNOWN:
+        update_trade(db, trade_id, status=TradeStatus.UNKNOWN, error_message=result.reason,
                      swift_status=SwiftStatus.SUBMITTED, **fields)
         TRADES.labels(method="swift", status="unknown").inc()
-        return OrderOutcome(trade_id, "unknown", "swift", reason=result.reason)
-    if result.kind == "permanent" or not bot.swift_fallback_enabled:
+        return OrderOutcome(trade_id, OrderStatus.UNKNOWN, "swift", reason=result.reason)
+    if result.kind == OutcomeKind.PERMANENT or not bot.swift_fallback_enabled:
         reason = result.reason or result.state
-        update_trade(db, trade_id, status="failed", error_message=reason,
+        update_trade(db, trade_id, status=TradeStatus.FAILED, error_message=reason,
                      swift_status=SwiftStatus.FAILED, **fields)
         TRADES.labels(method="swift", status="failed").inc()
-        return OrderOutcome(trade_id, "failed", "swift", reason=reason)
+        return OrderOutcome(trade_id, OrderStatus.FAILED, "swift", reason=reason)
     update_trade(db, trade_id, swift_status=SwiftStatus.FALLBACK, **fields)
     return None
 
@@ -324,12 +344,14 @@ def _after_legacy(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | Non
                   context: dict[str, Any]) -> OrderOutcome:
     db = ctx.services.db
     log.info("on-chain order %s", result.state, extra=context)
-    if result.state in ("filled", "partial"):
+    if result.state in (LegacyState.FILLED, LegacyState.PARTIAL):
         _record_fill(ctx, bot, trade_id, signal_id, order, "legacy", result.base_filled,
                      result.avg_price, {"tx_signature": result.signature})
-        status = "completed" if result.state == "filled" else "partial"
+        status = (OrderStatus.COMPLETED if result.state == LegacyState.FILLED
+                  else OrderStatus.PARTIAL)
         return OrderOutcome(trade_id, status, "legacy", result.base_filled, result.avg_price)
-    status = "unknown" if result.state == "unknown" else "failed"
+    status = (OrderStatus.UNKNOWN if result.state == LegacyState.UNKNOWN
+              else OrderStatus.FAILED)
     update_trade(db, trade_id, status=status, tx_signature=result.signature,
                  error_message=result.error or result.state)
     TRADES.labels(method="legacy", status=status).inc()
@@ -342,7 +364,8 @@ def _record_fill(ctx: BotContext, bot: Bot, trade_id: str, signal_id: str | None
     """Record the filled part; queue the remainder when it is above the minimum size."""
     db = ctx.services.db
     partial = filled < order.base_amount
-    update_trade(db, trade_id, status="partial" if partial else "completed",
+    update_trade(db, trade_id,
+                 status=TradeStatus.PARTIAL if partial else TradeStatus.COMPLETED,
                  filled_size=Decimal(filled) / BASE,
                  price=None if price is None else Decimal(price) / PRICE, **fields)
     TRADES.labels(method=method, status="partial" if partial else "completed").inc()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from actors.legacy_executor import ExecutorClient
@@ -30,13 +29,12 @@ from supervision import Outcome, Refusal, SupervisedActor, request, whereis
 from trading.profit_share import Close as CloseFill
 from trading.profit_share import IouSchedule, realized_pnl, share_amount, to_quote_decimal
 from venue.positions import PerpPositionView
+from venue.precision import BASE, PRICE
 
 log = logging.getLogger(__name__)
 
 LEASE_S = 120.0
 BATCH = 20
-BASE = Decimal(10**9)
-PRICE = Decimal(10**6)
 
 
 # --- messages --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from solders.hash import Hash
 from solders.pubkey import Pubkey
@@ -75,6 +76,22 @@ class GuardRefused(NotSent):
         self.reason = reason
 
 
+class Settled(StrEnum):
+    """What one pass did with a claimed share (logged per share, with a detail)."""
+
+    PAID = "paid"  # its payment landed (now, or found landed): the share is paid
+    ALREADY_PAID = "already_paid"  # the ledger holds its payment: paid again on its row only
+    UNCONFIRMED = "unconfirmed"  # a recorded payment's fate is still unknown: asked later
+    HELD = "held"  # it waits: a stop, the guard could not tell, or no grant to sign with
+    REFUSED = "refused"  # the guard refused its rows: void
+    VOID = "void"  # given up (expired, or too many known failures)
+    IOU = "iou"  # a known failure: tried again later
+    UNKNOWN = "unknown"  # the try's outcome is unknown: tried again later, resolved first
+    ERROR = "error"  # the pass raised: tried again later, any recorded payment kept
+
+
+_Step = tuple[Settled, str | None]  # what happened, and why or how
+
 _STOP_REASONS = frozenset({"global_emergency_stop", "wallet_emergency_stop",
                            "guard_unavailable"})  # the IOU waits; anything else: never paid
 
@@ -118,17 +135,18 @@ class ShareSettler:
         shares = claim_due(db, self._worker, self._batch, self._lease_s, self._services.holder)
         for share in shares:
             try:
-                state = self._settle(share)
+                settled, detail = self._settle(share)
             except Exception as exc:  # unknown outcome: keep any recorded payment, try later
-                state = "error"
+                settled, detail = Settled.ERROR, None
                 mark_retry(db, share.id, self._worker, self._schedule.interval_s,
                            _error_label(exc), count_attempt=False)
                 log.error("profit share %s: %s", share.id, type(exc).__name__)
-            log.info("profit share %s: %s", share.id, state)
+            log.info("profit share %s: %s%s", share.id, settled,
+                     "" if detail is None else f" ({detail})")
         PROFIT_SHARE_IOUS_PENDING.set(count_unpaid(db))
         return len(shares)
 
-    def _settle(self, share: Share) -> str:
+    def _settle(self, share: Share) -> _Step:
         """One claimed share: resolve a recorded payment, void, or pay; returns what happened."""
         db, worker, schedule = self._services.db, self._worker, self._schedule
         last_error = share.last_error
@@ -138,11 +156,11 @@ class ShareSettler:
                                           share.inflight_last_valid_block_height)
             if verdict.state is TxState.LANDED:
                 mark_paid(db, share.id, share.inflight_signature)
-                return "paid (found landed)"
+                return Settled.PAID, "found landed"
             if verdict.state is TxState.PENDING:
                 mark_retry(db, share.id, worker, schedule.interval_s, "payment unconfirmed",
                            count_attempt=False)
-                return "payment still unconfirmed"
+                return Settled.UNCONFIRMED, None
             last_error = f"payment {verdict.state}" + (
                 f": {verdict.error}" if verdict.error else "")
             clear_attempt(db, share.id, worker, last_error)
@@ -150,7 +168,7 @@ class ShareSettler:
         void = schedule.give_up(share.attempts, share.expires_at, now, last_error)
         if void is not None:
             mark_void(db, share.id, worker, void.reason)
-            return "void"
+            return Settled.VOID, void.reason
         recorded: list[str] = []
         try:
             sent = self._pay(share, recorded)
@@ -159,7 +177,7 @@ class ShareSettler:
         except SigningRefused as exc:  # no grant (V3) or the legacy path is off: the IOU waits
             mark_retry(db, share.id, worker, schedule.interval_s,
                        f"signing_refused: {exc.reason}", count_attempt=False)
-            return f"held (signing_refused: {exc.reason})"
+            return Settled.HELD, f"signing_refused: {exc.reason}"
         except Exception as exc:
             # Nothing can have been sent before the signature was recorded; after that only a
             # refusal of sendTransaction itself (preflight) is known not to have gone out.
@@ -167,42 +185,42 @@ class ShareSettler:
             return self._failed(share, _error_label(exc), known=not recorded or refused)
         if sent.verdict.state is TxState.LANDED:
             mark_paid(db, share.id, sent.signature)
-            return "paid"
+            return Settled.PAID, None
         if sent.verdict.state is TxState.FAILED:
             return self._failed(share, sent.verdict.error or "payment failed", known=True)
         return self._failed(share, f"payment {sent.verdict.state}", known=False)
 
-    def _refused(self, share: Share, reason: str) -> str:
+    def _refused(self, share: Share, reason: str) -> _Step:
         """The guard refused before signing: a stop makes the IOU wait; a payment already made
         puts its row back to paid; any other refusal voids it, with the reason."""
         db, worker = self._services.db, self._worker
         if reason in _STOP_REASONS:
             mark_retry(db, share.id, worker, self._schedule.interval_s, f"refused: {reason}",
                        count_attempt=False)
-            return f"held ({reason})"
+            return Settled.HELD, reason
         if reason == "profit_share_already_paid":
             signature = payment_made(db, share)
             assert signature is not None
             mark_paid(db, share.id, signature)
-            return "already paid: not paid again"
+            return Settled.ALREADY_PAID, None
         mark_void(db, share.id, worker, f"refused: {reason}")
-        return f"refused ({reason})"
+        return Settled.REFUSED, reason
 
-    def _failed(self, share: Share, error: str, known: bool) -> str:
+    def _failed(self, share: Share, error: str, known: bool) -> _Step:
         """After a failed try: a known failure counts (and may void); an unknown one waits."""
         db = self._services.db
         if not known:
             mark_retry(db, share.id, self._worker, self._schedule.interval_s, error,
                        count_attempt=True)
-            return f"unknown outcome ({error})"
+            return Settled.UNKNOWN, error
         clear_attempt(db, share.id, self._worker, error)
         step = self._schedule.after_failure(share.attempts + 1, share.expires_at,
                                             datetime.now(UTC), error)
         if isinstance(step, Retry):
             mark_retry(db, share.id, self._worker, step.delay_s, error)
-            return f"iou ({error})"
+            return Settled.IOU, error
         mark_void(db, share.id, self._worker, step.reason, count_attempt=True)
-        return "void"
+        return Settled.VOID, step.reason
 
     def _pay(self, share: Share, recorded: list[str]) -> SentTx:
         """Build, record (before sending) and send the payment of one share."""
@@ -236,6 +254,6 @@ class ShareSettler:
     def _guard(self, bot: Bot | None, share: Share) -> None:
         """The withdrawal guard over the share as claimed; raises GuardRefused."""
         decision = guard_withdrawal(self._services.db, self._services.ring, bot, share,
-                                    state_dir=str(self._services.settings["STATE_DIR"]))
+                                    state_dir=str(self._services.settings.state_dir))
         if not decision.allowed:
             raise GuardRefused(decision.reason or "refused")

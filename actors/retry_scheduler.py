@@ -19,7 +19,7 @@ from actors.dispatch import bot_ref
 from actors.messages import RunRetry
 from actors.services import Services
 from observability.trading_metrics import RETRY_QUEUE_DEPTH
-from storage.retry_queue import claim_due, depth_by_priority
+from storage.retry_queue import RetryJob, claim_due, depth_by_priority
 from supervision import Outcome, SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class RetryScheduler(SupervisedActor):
             return self._dispatch(message.outcome)
         return super().on_receive(message)
 
-    def _claim(self) -> list[dict[str, Any]]:
+    def _claim(self) -> list[RetryJob]:
         db = self._services.db
         jobs = claim_due(db, self._worker, self._batch, self._lease_s,
                          holder=self._services.holder)
@@ -77,7 +77,7 @@ class RetryScheduler(SupervisedActor):
             return
         for job in claimed.value:
             try:
-                bot_ref(self._services, job["bot_id"]).tell(RunRetry(job, self._worker))
+                bot_ref(self._services, job.bot_id).tell(RunRetry(job, self._worker))
             except Exception as exc:  # the lease brings the job back
                 log.error("could not hand retry job to its bot: %s", type(exc).__name__,
-                          extra={"bot_id": job["bot_id"]})
+                          extra={"bot_id": job.bot_id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -53,15 +54,19 @@ class Services:
     role: ProcessRole = ProcessRole.ALL
     # what another process needs in its environment to share this one's database, venue, keys
     peer_env: dict[str, str] = field(default_factory=dict)
+    # the tree's named actors as last resolved (NamedActor): asked by name once per restart,
+    # not before every message
+    resolved: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
 
     def auction_slots(self) -> int:
         """The Swift auction length: AUCTION_DURATION_SLOTS, else the venue profile's."""
-        configured: int | None = self.settings["AUCTION_DURATION_SLOTS"]
+        configured: int | None = self.settings.auction_duration_slots
         return configured if configured is not None else self.profile.auction_duration_slots
 
 
 class NamedActor:
-    """An actor of the tree reached by name on every call, so a restarted one is found too."""
+    """An actor of the tree reached by name: resolved through the supervisor once, and again
+    whenever the reference it holds has stopped, so a restarted actor is found too."""
 
     def __init__(self, services: Services, name: str, timeout_s: float = 10.0) -> None:
         self._services = services
@@ -70,12 +75,25 @@ class NamedActor:
 
     def ref(self) -> pykka.ActorRef[Any]:
         """The actor's current reference (waits, within the timeout, across a restart)."""
+        known = self._services.resolved.get(self._name)
+        if known is not None and known.is_alive():
+            return known
         assert self._services.root is not None, "the supervision tree is not started"
-        return whereis(self._services.root, self._name, self._timeout_s)
+        ref = whereis(self._services.root, self._name, self._timeout_s)
+        self._services.resolved[self._name] = ref
+        return ref
 
     def ask(self, message: Any, timeout_s: float | None = None) -> Any:
-        """Ask and wait for the answer, pending or not."""
-        return request(self.ref(), message, timeout_s or self._timeout_s)
+        """Ask and wait for the answer, pending or not. An actor that stopped before it
+        handled the message never acted on it: its successor is asked instead."""
+        timeout_s = timeout_s or self._timeout_s
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return request(self.ref(), message, max(0.0, deadline - time.monotonic()))
+            except pykka.ActorDeadError:
+                if time.monotonic() >= deadline:
+                    raise
 
     def tell(self, message: Any) -> None:
         """Tell without waiting."""

@@ -28,16 +28,16 @@ from typing import Any
 
 from solders.keypair import Keypair
 
-from actors.bot_context import PRICE, VENUE_READ_ERRORS, BotContext
+from actors.bot_context import VENUE_READ_ERRORS, BotContext
 from actors.copies import route_copies, snapshots
-from actors.order_exec import OrderOutcome, OrderRequest, execute_order, no_order
+from actors.order_exec import OrderOutcome, OrderRequest, OrderStatus, execute_order, no_order
 from actors.profit_share import notify_close
 from actors.retry_flow import queue_retry
 from custody.signing_keys import SigningRefused
 from security.emergency_stop import FlattenTicket, OrderOrigin
 from storage.bot_leases import LeaseLost
 from storage.bots import Bot
-from storage.signals import finish_signal, requeue_signal, signal_age_s
+from storage.signals import SignalStatus, finish_signal, requeue_signal, signal_age_s
 from trading.alerts import Signal
 from trading.collateral import free_collateral_usd
 from trading.sizing import (
@@ -49,6 +49,7 @@ from trading.sizing import (
     plan_orders,
 )
 from venue.positions import UserSnapshot
+from venue.precision import PRICE
 from venue.snapshot import MarketSnapshot
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
     context = {"signal_id": signal_id, "bot_id": ctx.bot_id}
     bot: Bot | None = row["bot"]
     assert bot is not None
+    if row["source"] != "fanout":  # the fan-out prefetches its copies' accounts itself
+        ctx.prefetch_account(bot.drift_subaccount_id)
     try:
         snapshot, reference = snapshots(ctx, bot, row)
     except VENUE_READ_ERRORS as exc:  # nothing was sent and nothing routed: wait in order
@@ -82,14 +85,14 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
     if row["source"] == "flatten":  # no pause stops a flatten; a missing grant does
         signer = _signer(ctx, bot, "flatten")
         if isinstance(signer, str):
-            finish_signal(db, signal_id, "failed", {"trigger": signer}, signer)
+            finish_signal(db, signal_id, SignalStatus.FAILED, {"trigger": signer}, signer)
             log.error("flatten cannot sign: %s (the position stays open until the owner"
                       " authorizes the bot again)", signer, extra=context)
             return False
     else:
         signer = trigger_point(ctx, bot, signing_origin(row))
     if isinstance(signer, str):
-        finish_signal(db, signal_id, "skipped", {"trigger": signer}, signer)
+        finish_signal(db, signal_id, SignalStatus.SKIPPED, {"trigger": signer}, signer)
         log.info("signal skipped: %s", signer, extra=context)
         return False
     try:
@@ -97,7 +100,8 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
     except VENUE_READ_ERRORS as exc:  # nothing was sent: wait in order
         return _wait_for_venue(ctx, row, [_unreachable(exc)])
     if deviation is not None:
-        finish_signal(db, signal_id, "skipped", {"trigger": "price_deviation"}, deviation)
+        finish_signal(db, signal_id, SignalStatus.SKIPPED, {"trigger": "price_deviation"},
+                      deviation)
         log.info("copy skipped: %s", deviation, extra=context)
         return False
     try:
@@ -110,7 +114,8 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
         log.exception("signal interrupted by an error", extra=context)
         raise
     if not outcomes and bot.closes_only:  # paused by the system, and nothing to close
-        finish_signal(db, signal_id, "skipped", {"trigger": "bot_paused", "paused_by": "system"},
+        finish_signal(db, signal_id, SignalStatus.SKIPPED,
+                      {"trigger": "bot_paused", "paused_by": "system"},
                       "bot_paused")
         log.info("signal skipped: bot paused by the system, nothing to close", extra=context)
         return False
@@ -118,8 +123,9 @@ def process(ctx: BotContext, row: dict[str, Any]) -> bool:
     if unreachable and not any(o.trade_id for o in outcomes):
         return _wait_for_venue(ctx, row, outcomes)
     statuses = {o.status for o in outcomes}
-    status = ("done" if statuses <= {"completed"} else
-              "failed" if statuses & {"failed", "refused"} else "partial")
+    status = (SignalStatus.DONE if statuses <= {OrderStatus.COMPLETED} else
+              SignalStatus.FAILED if statuses & {OrderStatus.FAILED, OrderStatus.REFUSED}
+              else SignalStatus.PARTIAL)
     finish_signal(db, signal_id, status,
                   {"orders": [_outcome_json(o) for o in outcomes]},
                   ", ".join(sorted({o.reason for o in outcomes if o.reason})) or None)
@@ -137,7 +143,8 @@ def _wait_for_venue(ctx: BotContext, row: dict[str, Any], outcomes: list[OrderOu
         log.warning("venue unreachable: the signal waits in order",
                     extra={"signal_id": row["id"], "bot_id": ctx.bot_id})
         return True
-    finish_signal(db, row["id"], "failed", {"orders": [_outcome_json(o) for o in outcomes]},
+    finish_signal(db, row["id"], SignalStatus.FAILED,
+                  {"orders": [_outcome_json(o) for o in outcomes]},
                   outcomes[0].reason)
     return False
 
@@ -239,14 +246,14 @@ def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], keypair: Keyp
             bot, row["id"], order, ORIGINS.get(row["source"], OrderOrigin.WEBHOOK), keypair,
             user, snapshot, reference.market.oracle_price, parsed.get("use_swift"), ticket))
         if (order.reduce_only and bot.is_subscriber and outcome.trade_id
-                and outcome.status in ("completed", "partial")):
+                and outcome.status in (OrderStatus.COMPLETED, OrderStatus.PARTIAL)):
             notify_close(ctx.services, outcome.trade_id, user.perp(bot.market_index),
                          outcome.base_filled, outcome.avg_price)
         outcomes.append(outcome)
-        if outcome.status == "unknown" or (outcome.status == "failed" and (
+        if outcome.status == OrderStatus.UNKNOWN or (outcome.status == OrderStatus.FAILED and (
                 outcome.reason in TRANSIENT_REASONS or order.reduce_only)):
             queue_retry(ctx, bot, row["id"], order, outcome, user, ticket)
-        if outcome.status not in ("completed", "partial"):
+        if outcome.status not in (OrderStatus.COMPLETED, OrderStatus.PARTIAL):
             break  # never open the second half of a flip on a failed close
     if not plan.orders:
         log.info("no order: %s", plan.note, extra={"signal_id": row["id"], "bot_id": bot.id})

@@ -60,9 +60,9 @@ def supervision_policy(services: Services) -> dict[str, Any]:
     s = services.settings
     return {
         "listener": report_supervisor_event,
-        "intensity": Intensity(s["SUPERVISOR_MAX_RESTARTS"], s["SUPERVISOR_PERIOD_S"]),
-        "backoff": Backoff(base_s=s["SUPERVISOR_BACKOFF_BASE_MS"] / 1000,
-                           cap_s=s["SUPERVISOR_BACKOFF_CAP_MS"] / 1000),
+        "intensity": Intensity(s.supervisor_max_restarts, s.supervisor_period_s),
+        "backoff": Backoff(base_s=s.supervisor_backoff_base_ms / 1000,
+                           cap_s=s.supervisor_backoff_cap_ms / 1000),
     }
 
 
@@ -73,8 +73,8 @@ def swift_probe(services: Services, client: SwiftClient) -> ProbeSpec:
     row, one probe per SWIFT_HEALTH_CHECK_INTERVAL_MS). Asked of Swift by one process of the
     database (actors.shared_probes), read by the others."""
     s = services.settings
-    feed_s = s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000
-    every_s = min(feed_s, s["HEALTH_INTERVAL_MS"] / 1000)
+    feed_s = s.swift_health_check_interval_ms / 1000
+    every_s = min(feed_s, s.health_interval_ms / 1000)
     fed_at = [float("-inf")]
 
     def ask_swift() -> ProbeResult:
@@ -103,7 +103,7 @@ def rpc_probe(services: Services) -> ProbeSpec:
     endpoint orders would use), answered within a short timeout: no answer is "unreachable".
     Until the executor is up the probe cannot tell, and says so (ProbeSkipped). Asked of the
     venue by one process of the database (actors.shared_probes), read by the others."""
-    interval_s = services.settings["HEALTH_INTERVAL_MS"] / 1000
+    interval_s = services.settings.health_interval_ms / 1000
     timeout_s = max(0.5, min(RPC_PROBE_TIMEOUT_S, 0.8 * interval_s))
 
     def probe() -> ProbeResult:
@@ -159,9 +159,9 @@ def _all_children(services: Services) -> list[ChildSpec]:
     # every market of the venue has its per-market counters at 0 before its first order
     prime_market_series(market.symbol for market in services.profile.markets.values())
     swift = SwiftClient(services.profile.swift_base_url,
-                        order_timeout_ms=s["SWIFT_ORDER_TIMEOUT_MS"],
-                        pool_size=s["SWIFT_MAX_IN_FLIGHT"])  # a kept connection per POST
-    health_s = s["HEALTH_INTERVAL_MS"] / 1000
+                        order_timeout_ms=s.swift_order_timeout_ms,
+                        pool_size=s.swift_max_in_flight)  # a kept connection per POST
+    health_s = s.health_interval_ms / 1000
     executor = ExecutorClient(services)
     venue = VenueStateClient(services)
     return [
@@ -175,8 +175,8 @@ def _all_children(services: Services) -> list[ChildSpec]:
         }),
         ChildSpec("flags", FlagsActor, kwargs={"services": services}),
         ChildSpec("legacy_executor", LegacyExecutor, kwargs={
-            "profile": services.profile, "slippage_bps": s["LEGACY_SLIPPAGE_BPS"],
-            "max_sends_in_flight": s["LEGACY_MAX_IN_FLIGHT"]}),
+            "profile": services.profile, "slippage_bps": s.legacy_slippage_bps,
+            "max_sends_in_flight": s.legacy_max_in_flight}),
         ChildSpec("venue_state", VenueState, kwargs={
             "executor": executor, "profile": services.profile}),
         ChildSpec("fill_tracker", FillTracker, kwargs={
@@ -184,24 +184,24 @@ def _all_children(services: Services) -> list[ChildSpec]:
         ChildSpec("swift_gateway", SwiftGateway, kwargs={
             "client": swift, "venue": venue, "tracker": NamedActor(services, "fill_tracker"),
             "db": services.db,
-            "auction": AuctionConfig(s["AUCTION_START_BPS"], s["AUCTION_END_BPS"],
+            "auction": AuctionConfig(s.auction_start_bps, s.auction_end_bps,
                                      services.auction_slots()),
-            "failures_unhealthy": s["SWIFT_FAILURES_UNHEALTHY"],
-            "rate_per_s": s["SWIFT_RATE_PER_S"], "burst": s["SWIFT_RATE_BURST"],
-            "max_in_flight": s["SWIFT_MAX_IN_FLIGHT"],
-            "recovery_s": max(30.0, s["SWIFT_HEALTH_CHECK_INTERVAL_MS"] / 1000),
+            "failures_unhealthy": s.swift_failures_unhealthy,
+            "rate_per_s": s.swift_rate_per_s, "burst": s.swift_rate_burst,
+            "max_in_flight": s.swift_max_in_flight,
+            "recovery_s": max(30.0, s.swift_health_check_interval_ms / 1000),
             "profile": services.profile}),
         ChildSpec("profit_share", ProfitShareActor, kwargs={
             "services": services,
-            "schedule": IouSchedule(interval_s=s["PROFIT_SHARE_INTERVAL_S"],
-                                    max_attempts=s["PROFIT_SHARE_MAX_ATTEMPTS"],
-                                    ttl_s=s["PROFIT_SHARE_TTL_S"])}),
+            "schedule": IouSchedule(interval_s=s.profit_share_interval_s,
+                                    max_attempts=s.profit_share_max_attempts,
+                                    ttl_s=s.profit_share_ttl_s)}),
         ChildSpec("lease_keeper", LeaseKeeper, kwargs={"services": services}),
         ChildSpec("bots", Supervisor, kwargs={"strategy": Strategy.ONE_FOR_ONE, **policy},
                   stop_timeout=60.0),
         ChildSpec("retry_scheduler", RetryScheduler, kwargs={
-            "services": services, "tick_s": s["RETRY_TICK_MS"] / 1000,
-            "lease_s": s["RETRY_LEASE_S"]}),
+            "services": services, "tick_s": s.retry_tick_ms / 1000,
+            "lease_s": s.retry_lease_s}),
         ChildSpec("fanout", FanoutCoordinator, kwargs={"services": services}),
         ChildSpec("intake_listener", IntakeListener, kwargs={"services": services}),
         ChildSpec("intake_journal", JournalReplay, kwargs={"services": services}),

@@ -2,9 +2,9 @@
 
 Reading the venue per order is a bug at scale (an RPC provider is tens of milliseconds away and
 rate-limited), so this actor owns what one read can serve to many:
-- the slot clock: every read carries the Clock sysvar, and the slot and unix time between reads
-  are extrapolated at the slot time observed so far (no polling; a stale clock is refreshed in
-  the background while the extrapolation answers at once);
+- the slot clock (actors.slot_clock): every read carries the Clock sysvar, and the slot and unix
+  time between reads are extrapolated at the slot time observed so far (no polling; a stale clock
+  is refreshed in the background while the extrapolation answers at once);
 - one snapshot per market per slot (oracle price, margin, size rules);
 - User accounts, read through getMultipleAccounts in batches of up to 99 keys plus the clock.
   Asks that arrive while a read is in flight wait for it or join the next batch, so a fan-out's
@@ -42,6 +42,7 @@ from actors.messages import (
     UsersRead,
 )
 from actors.services import NamedActor, Services
+from actors.slot_clock import SlotClock
 from supervision import Outcome, Pending, SupervisedActor
 from venue.clock_sysvar import CLOCK_SYSVAR, read_clock
 from venue.perp_market import read_perp_market
@@ -56,8 +57,6 @@ log = logging.getLogger(__name__)
 KEYS_PER_READ = 99  # getMultipleAccounts takes 100 keys; one of them is the clock
 READS_IN_FLIGHT = 4
 CLOCK_REFRESH_S = 5.0  # an extrapolation older than this is refreshed in the background
-MIN_SPAN_SLOTS = 5  # observed slot time is trusted once the clock has seen this many slots
-MIN_SPAN_S = 1.0  # ...over at least this long
 RATE_LIMITED_PAUSE_S = 0.5  # after a read still refused with 429, the next one waits this
 CALIBRATE_AFTER_S = (0.0, 1.5)  # clock reads at start, so the slot time is measured early
 UserKey = tuple[Pubkey, int]
@@ -108,17 +107,6 @@ class _Resume:
     pass
 
 
-@dataclass
-class _Clock:
-    slot: int = 0
-    unix_ts: int = 0
-    at: float = 0.0
-    first_slot: int = 0
-    first_at: float = 0.0
-    refreshing: bool = False
-    slot_ms: float = 400.0
-
-
 class VenueState(SupervisedActor):
     """Owns the slot clock and the account cache; reads in batches off the mailbox."""
 
@@ -128,7 +116,7 @@ class VenueState(SupervisedActor):
         self._executor = executor
         self._profile = profile
         self._user_ttl_s = user_ttl_s
-        self._clock = _Clock(slot_ms=float(profile.slot_time_ms))
+        self._clock = SlotClock(slot_ms=float(profile.slot_time_ms))
         self._cache: dict[Pubkey, _Entry] = {}
         self._parsers: dict[Pubkey, str] = {}  # key -> "user" | "market"
         self._wants: list[_Want] = []
@@ -182,33 +170,13 @@ class VenueState(SupervisedActor):
 
     # --- the slot clock ----------------------------------------------------------------------
 
-    def _chain_time(self) -> ChainTime:
-        c = self._clock
-        elapsed = time.monotonic() - c.at
-        return ChainTime(c.slot + int(elapsed * 1000 / c.slot_ms), c.unix_ts + int(elapsed),
-                         c.slot_ms)
-
     def _now(self) -> Any:
         if self._clock.at == 0.0:  # nothing read yet: one read of the clock alone
-            return self._want({}, time.monotonic(), lambda _entries: self._chain_time())
+            return self._want({}, time.monotonic(), lambda _entries: self._clock.chain_time())
         if time.monotonic() - self._clock.at > CLOCK_REFRESH_S and not self._clock.refreshing:
             self._clock.refreshing = True
             self._want({}, time.monotonic(), None)
-        return self._chain_time()
-
-    def _tick(self, slot: int, unix_ts: int | None, started: float) -> None:
-        """A read at `slot` (sent at `started`): resynchronise the clock and its slot time."""
-        c = self._clock
-        if slot < c.slot:
-            return
-        if c.first_at == 0.0:
-            c.first_slot, c.first_at = slot, started
-        elif slot - c.first_slot >= MIN_SPAN_SLOTS and started - c.first_at >= MIN_SPAN_S:
-            c.slot_ms = (started - c.first_at) * 1000 / (slot - c.first_slot)
-        c.slot, c.at = slot, started
-        if unix_ts is not None:
-            c.unix_ts = unix_ts
-        c.refreshing = False
+        return self._clock.chain_time()
 
     # --- asks ----------------------------------------------------------------------------------
 
@@ -326,7 +294,7 @@ class VenueState(SupervisedActor):
         clock, *values = accounts
         chain = read_clock(clock.data) if clock is not None else None
         # the node answered somewhere between send and receipt: take the middle
-        self._tick(chain.slot if chain else slot, chain.unix_timestamp if chain else None,
+        self._clock.tick(chain.slot if chain else slot, chain.unix_timestamp if chain else None,
                    (read.flight.started + time.monotonic()) / 2)
         for key, account in zip(read.flight.keys, values, strict=True):
             self._store(key, read.flight.started, slot, account)
@@ -374,7 +342,7 @@ class VenueState(SupervisedActor):
         self._pump()
 
     def _observed(self, seen: Observed) -> None:
-        self._tick(seen.slot, seen.unix_ts, seen.started)
+        self._clock.tick(seen.slot, seen.unix_ts, seen.started)
         for (authority, sub_account_id), user in seen.users.items():
             key = self._user_key(authority, sub_account_id)
             current = self._cache.get(key)

@@ -55,7 +55,7 @@ from resilience_lab import DEFAULTS, Bot, Lab, wait_until
 from resilience_load import alert_body
 from resilience_measures import MEASURES, Row, fmt_s, pct
 
-__all__ = ["DEFAULTS", "Bot", "Lab", "alert_body", "fmt_s", "pct", "wait_until"]  # scale_bench's
+__all__ = ["DEFAULTS", "Bot", "Lab", "alert_body", "fmt_s", "pct", "wait_until"]  # bench/scale_*
 
 
 def parse() -> argparse.Namespace:

@@ -11,10 +11,9 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,23 +25,12 @@ import psycopg2.extensions
 import requests
 
 from config.settings import SETTINGS
-from tests.daemon import Daemon, free_port
+from tests.daemon import Daemon, free_port, key_file, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 HTTP_TIMEOUT_S = 10.0
-POLL_S = 0.05
 CLI_PARALLEL = 3
 DEFAULTS = {s.name: s.default for s in SETTINGS}
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout_s: float) -> Any:
-    """Poll `check` until truthy; TimeoutError naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
-        gevent.sleep(POLL_S)
-    return result
 
 
 # --- the private PostgreSQL and the sandbox ---------------------------------------------------
@@ -146,9 +134,7 @@ class Lab:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.dir = Path(tempfile.mkdtemp(prefix="qv-bench-"))
-        key = self.dir / "server.key"
-        key.write_bytes(secrets.token_bytes(32))
-        key.chmod(0o600)
+        key = key_file(self.dir / "server.key")
         self.server_keys = f"k1=file:{key}"
         self.pg = PrivatePostgres()
         self.sandbox = Sandbox(args)

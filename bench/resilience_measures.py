@@ -5,18 +5,19 @@ after it has put the repository root on sys.path and patched gevent.
 """
 
 import argparse
+import contextlib
 import random
 import re
 import signal
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import gevent
 import requests
-from resilience_lab import DEFAULTS, Lab, fills_per_bot, restart, running, wait_until
+from resilience_lab import DEFAULTS, Bot, Lab, fills_per_bot, restart, running, wait_until
 from resilience_load import Db, Stream, post
 
 from storage.signals import FINAL_STATUSES
@@ -45,6 +46,16 @@ def fmt_s(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+@contextlib.contextmanager
+def with_bots(lab: Lab, n: int) -> Iterator[tuple[Db, dict[str, str], list[Daemon], list[Bot]]]:
+    """A fresh database and its daemon environment, a daemon on it (daemons[0]; it and any
+    started within are stopped at the end) and `n` bots provisioned through it."""
+    url = lab.pg.database()
+    db, env = Db(url), lab.env(url)
+    with running(lab, env) as daemons:
+        yield db, env, daemons, lab.bots(daemons[0], n)
 
 
 # --- 1. kill -9 during a fan-out ---------------------------------------------------------------
@@ -104,11 +115,8 @@ def measure_kill(lab: Lab, args: argparse.Namespace) -> Row:
 
 def measure_drain(lab: Lab, args: argparse.Namespace) -> Row:
     """SIGTERM under a paced alert stream: time to exit, the drained-in line, non-202s."""
-    url = lab.pg.database()
-    db, env = Db(url), lab.env(url)
-    with running(lab, env) as daemons:
+    with with_bots(lab, args.drain_bots) as (db, env, daemons, bots):
         first = daemons[0]
-        bots = lab.bots(first, args.drain_bots)
         since = time.time()
         stream = Stream(first, bots, args.drain_rate, "drain")
         gevent.sleep(args.drain_after_s)
@@ -196,11 +204,8 @@ def measure_pg_restart(lab: Lab, args: argparse.Namespace) -> Row:
 
 def measure_outage(lab: Lab, args: argparse.Namespace) -> Row:
     """PostgreSQL down for --outage-s while alerts arrive: journaled, then executed."""
-    url = lab.pg.database()
-    db, env = Db(url), lab.env(url)
-    with running(lab, env) as daemons:
+    with with_bots(lab, args.outage_bots) as (db, _env, daemons, bots):
         daemon = daemons[0]
-        bots = lab.bots(daemon, args.outage_bots)
         warm = [post(daemon, bots, i, "outage-warm") for i in range(len(bots))]
         db.wait_final([a.body["signal_id"] for a in warm], args.wait_s)
         since = time.time()
@@ -241,11 +246,8 @@ def measure_outage(lab: Lab, args: argparse.Namespace) -> Row:
 
 def measure_ack(lab: Lab, args: argparse.Namespace) -> Row:
     """Client-side ack latency of alerts paced at --ack-rate while they execute."""
-    url = lab.pg.database()
-    db, env = Db(url), lab.env(url)
-    with running(lab, env) as daemons:
+    with with_bots(lab, args.ack_bots) as (db, _env, daemons, bots):
         daemon = daemons[0]
-        bots = lab.bots(daemon, args.ack_bots)
         for _ in range(2):  # warm-up: every bot actor started, every account read once
             warm = [post(daemon, bots, i, "ack-warm") for i in range(len(bots))]
             db.wait_final([a.body["signal_id"] for a in warm], args.wait_s)

@@ -46,11 +46,12 @@ until the previous alert's POSTs would have been paid back at SWIFT_RATE_PER_S, 
 POST's arrival), so each alert starts with the budget an alert minutes after the last one has.
 
 Baseline, "batches of 5 orders with 100 ms pauses" (the original design's fan-out): the fan-out
-actor is replaced by a subclass (SeedPlanFanout) that, for the baseline alerts only, wakes 5
-subscriber bots, waits until those 5 copies are final, sleeps 100 ms, then the next 5, in a
-background greenlet. It keeps the actor's account prefetch; only the routing differs. While the
-baseline runs, the intake listener's 30 s backlog sweep is off (SeedPlanIntake): it wakes every
-bot with accepted signals and would release the copies the batches hold back.
+actor is replaced by a subclass (bench/seed_plan_baseline.py) that, for the baseline alerts
+only, wakes 5 subscriber bots, waits until those 5 copies are final, sleeps 100 ms, then the
+next 5, in a background greenlet. It keeps the actor's account prefetch; only the routing
+differs. While the baseline runs, the intake listener's 30 s backlog sweep is off
+(SeedPlanIntake): it wakes every bot with accepted signals and would release the copies the
+batches hold back.
 
 That the fan-out does not wait for the source's own auction is shown by an end-to-end test
 instead (tests/e2e/test_venue_speed.py pauses the makers for the source's authority only, with
@@ -64,7 +65,6 @@ monkey.patch_all()
 
 # ruff: noqa: E402
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -78,6 +78,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from seed_plan_baseline import SeedPlanFanout, seed_plan_changes
 from venue_timing import (
     AlertTiming,
     Sample,
@@ -93,64 +94,19 @@ from venue_timing import (
 )
 
 import runtime
-from actors.dispatch import bot_ref
-from actors.fanout import FanoutCoordinator
-from actors.intake_listener import IntakeListener
-from actors.messages import ProcessSignal, RouteCopies
 from actors.services import Services
-from actors.tree import root_children
 from config import load_settings
 from config.settings import SETTINGS
 from demo.tour import TEMPLATE, Tour, demo_environment
 from observability.logs import setup_logging
 from storage.signals import SignalWaiter
-from supervision import ChildSpec
 
 log = logging.getLogger("venue_speed_bench")
 
-BATCH = 5
-PAUSE_S = 0.1
-BATCH_TIMEOUT_S = 120.0
 WAIT_S = 1800.0
 VENUE_TIMING = {"SANDBOX_SLOT_MS": "400", "SANDBOX_RPC_LATENCY_MS": "40",
                 "SANDBOX_RPC_RPS_LIMIT": "50", "SANDBOX_SWIFT_LATENCY_MS": "30",
                 "SANDBOX_FILL_PROFILE": "v3"}
-
-
-class SeedPlanFanout(FanoutCoordinator):
-    """The fan-out actor, or (while `batched`) the original design's routing: 5 bots at a time, each
-    batch awaited until its copies are final, 100 ms between batches."""
-
-    batched = False
-
-    def _wake(self, route: RouteCopies) -> int:
-        if not SeedPlanFanout.batched:
-            return super()._wake(route)
-        waiter = SignalWaiter(self._services.db.dsn)
-        try:
-            for start in range(0, len(route.copies), BATCH):
-                if start:
-                    gevent.sleep(PAUSE_S)
-                batch = route.copies[start:start + BATCH]
-                for copy in batch:
-                    bot_ref(self._services, copy.bot_id).tell(ProcessSignal(copy.copy_id))
-                try:
-                    waiter.wait([c.copy_id for c in batch], BATCH_TIMEOUT_S)
-                except TimeoutError:
-                    log.error("baseline batch not final in %ss; going on", BATCH_TIMEOUT_S)
-        finally:
-            waiter.close()
-        return len(route.copies)
-
-
-class SeedPlanIntake(IntakeListener):
-    """The intake listener, without its periodic backlog sweep while the baseline runs: the
-    sweep wakes every bot with accepted signals, which would release the copies the baseline's
-    batches hold back (the original design had no such sweep)."""
-
-    def _sweep(self) -> None:
-        if not SeedPlanFanout.batched:
-            super()._sweep()
 
 
 @dataclass
@@ -191,10 +147,10 @@ class Bench:
         self.tour = Tour(services, runtime.main)
         self.sandbox = self.tour.sandbox
         self.waiter = SignalWaiter(services.db.dsn)
-        self.work_dir = Path(services.settings["STATE_DIR"]) / "bench"
+        self.work_dir = Path(services.settings.state_dir) / "bench"
         settings = services.settings
-        self.rate_per_s = float(settings["SWIFT_RATE_PER_S"])
-        self.burst = int(settings["SWIFT_RATE_BURST"])
+        self.rate_per_s = float(settings.swift_rate_per_s)
+        self.burst = int(settings.swift_rate_burst)
         self.watched = {"daemon": os.getpid()}
         child = sandbox_pid(os.getpid())
         if child is not None:
@@ -347,7 +303,7 @@ def run(counts: list[int], runs: int, baseline_runs: int) -> list[tuple[int, Coh
     env = bench_environment()
     os.environ.update(env)  # the CLI commands read their settings from it
     settings = load_settings(env)
-    setup_logging(settings["LOG_LEVEL"])
+    setup_logging(settings.log_level)
     done = []
     with runtime.assembled(settings, env) as services:
         root = runtime.start_tree(services, lambda _e: None, changes=seed_plan_changes(services))
@@ -370,14 +326,6 @@ def run(counts: list[int], runs: int, baseline_runs: int) -> list[tuple[int, Coh
             bench.close()
             runtime.stop_tree(root)
     return done
-
-
-def seed_plan_changes(services: Services) -> dict[str, ChildSpec | None]:
-    """The tree's fan-out and intake listener, as the subclasses that can route the baseline's
-    way (only while `SeedPlanFanout.batched`)."""
-    replaced = {"fanout": SeedPlanFanout, "intake_listener": SeedPlanIntake}
-    return {spec.name: dataclasses.replace(spec, actor_class=replaced[spec.name])
-            for spec in root_children(services) if spec.name in replaced}
 
 
 def report(done: list[tuple[int, Cohort]], runs: int, baseline_runs: int) -> None:

@@ -46,9 +46,9 @@ from security.execution import (
 from security.key_hierarchy import derive_subkeys
 from security.log_redaction import register_agent_keypair
 from security.server_key import ServerKeyRing
-from storage.bots import GrantRow, grant_row, v3_grant_states
+from storage.bots import GrantRow, v3_grant_states
 from storage.database import Database
-from storage.wallets import WalletKeys, wallet_keys
+from storage.wallets import WalletKeys, signing_rows
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class SigningRefused(SecurityError):
 def legacy_path_on(settings: Any) -> bool:
     """LEGACY_KEY_PATH=on (the default): legacy wallets may still sign."""
     try:
-        return str(settings["LEGACY_KEY_PATH"]) != "off"
+        return str(settings.legacy_key_path) != "off"
     except KeyError:
         return True
 
@@ -146,8 +146,7 @@ def _open_through_grant(ring: ServerKeyRing, wallet: WalletKeys, grant: GrantRow
 def _rows(db: Database, bot_id: str) -> tuple[WalletKeys, GrantRow]:
     """The bot's grant and its wallet's envelopes, read fresh; refusal if either is missing."""
     try:
-        grant = grant_row(db, bot_id)
-        wallet = wallet_keys(db, grant.wallet_address) if grant is not None else None
+        grant, wallet = signing_rows(db, bot_id)
     except Exception as exc:  # fail closed: an unreadable grant is no grant
         log.error("signing key rows unreadable (%s)", type(exc).__name__,
                   extra={"bot_id": bot_id})

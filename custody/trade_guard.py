@@ -19,7 +19,6 @@ Call each immediately before signing.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prometheus_client import Counter
 
@@ -30,11 +29,13 @@ from security.gate import GateDecision, pre_trade_check
 from security.policy import resign_policy_hmac, verify_policy_hmac
 from security.server_key import ServerKeyRing
 from storage.bots import Bot, replace_policy_hmac
-from storage.copy_trading import verified_publication
+from storage.copy_trading import publication_verdict, verified_publication
 from storage.database import Database
 from storage.emergency_stops import stop_states
+from storage.guard_rows import GuardQuery, GuardRows, read_guard_rows
 from storage.profit_shares import Share, payment_made
-from storage.row_mac_rows import check_bot_binding, ensure_backfilled
+from storage.retry_queue import RetryJob, replace_job_mac
+from storage.row_mac_rows import binding_reason, check_bot_binding, ensure_backfilled
 from storage.trade_refusals import record_refusal
 from storage.trade_rows import trade_row
 
@@ -49,20 +50,32 @@ POLICY_REFUSALS = Counter(
 )
 
 
+def guard_query(bot: Bot, intent: OrderIntent) -> GuardQuery:
+    """Whose rows the guard of this order reads (storage.guard_rows): the publication's terms
+    only before a subscriber opens (a close is not held back by them: they matter only to the
+    payment, which checks them again), and none for a flatten (see security.gate)."""
+    checked = intent.origin is not OrderOrigin.FLATTEN and not intent.reduce_only
+    return GuardQuery(bot.id, bot.wallet_address,
+                      bot.source_published_bot_id if checked else None)
+
+
 def guard_trade(db: Database, ring: ServerKeyRing, bot: Bot, intent: OrderIntent,
-                state_dir: str | None = None) -> GateDecision:
-    """May this bot's order leave now? Refusals are counted and recorded."""
+                state_dir: str | None = None, rows: GuardRows | None = None) -> GateDecision:
+    """May this bot's order leave now? Refusals are counted and recorded. The rows it checks
+    are read in one statement (storage.guard_rows), or were just read with the order's trade
+    row (`rows`, read for `guard_query(bot, intent)`)."""
     try:
         ensure_backfilled(db, ring, state_dir)
-        global_stop, wallet_stop = stop_states(db, bot.wallet_address)
+        if rows is None:
+            rows = read_guard_rows(db, guard_query(bot, intent))
     except Exception as exc:
         log.error("trade guard cannot read the stop flags (%s): refusing",
                   type(exc).__name__, extra={"bot_id": bot.id})
         return _refuse(db, bot, intent, GateDecision(False, REASON_GUARD_UNAVAILABLE))
     policy_keys = ring.policy_keys()
     decision = pre_trade_check(
-        global_stop=global_stop,
-        wallet_stop=wallet_stop,
+        global_stop=rows.global_stop,
+        wallet_stop=rows.wallet_stop,
         intent=intent,
         policy_keys=policy_keys,
         policy=bot.policy,
@@ -75,7 +88,7 @@ def guard_trade(db: Database, ring: ServerKeyRing, bot: Bot, intent: OrderIntent
         _resign(db, ring, bot, policy_keys)
     if intent.origin is not OrderOrigin.FLATTEN:  # flatten: see security.gate
         try:
-            reason = _rows_reason(db, ring, bot, intent)
+            reason = _rows_reason(db, ring, bot, rows)
         except Exception as exc:
             log.error("trade guard cannot check the bot's rows (%s): refusing",
                       type(exc).__name__, extra={"bot_id": bot.id})
@@ -85,13 +98,13 @@ def guard_trade(db: Database, ring: ServerKeyRing, bot: Bot, intent: OrderIntent
     return decision
 
 
-def _rows_reason(db: Database, ring: ServerKeyRing, bot: Bot,
-                 intent: OrderIntent) -> str | None:
-    """The bot's binding MAC and, before a subscriber opens, its publication's terms (a close
-    is not held back by them: they matter only to the payment, which checks them again)."""
-    reason = check_bot_binding(db, ring, bot)
-    if reason is None and bot.source_published_bot_id is not None and not intent.reduce_only:
-        _published, reason = verified_publication(db, ring, bot.source_published_bot_id)
+def _rows_reason(db: Database, ring: ServerKeyRing, bot: Bot, rows: GuardRows) -> str | None:
+    """The bot's binding MAC and the publication's terms, when they were read (guard_query)."""
+    if not rows.bot_exists:
+        return "bot_missing"
+    reason = binding_reason(db, ring, bot, rows.binding_mac)
+    if reason is None and rows.published_id is not None:
+        _published, reason = publication_verdict(db, ring, rows.publication)
     return reason
 
 
@@ -161,7 +174,7 @@ def _share_reason(db: Database, ring: ServerKeyRing, bot: Bot | None,
     return None
 
 
-def check_retry_job(db: Database, ring: ServerKeyRing, bot: Bot, job: dict[str, Any],
+def check_retry_job(db: Database, ring: ServerKeyRing, bot: Bot, job: RetryJob,
                     intent: OrderIntent, state_dir: str | None = None) -> GateDecision:
     """Does this retry row authenticate (and belong to this bot as stored)? Refusals are
     counted and recorded with the retry's origin."""
@@ -170,14 +183,13 @@ def check_retry_job(db: Database, ring: ServerKeyRing, bot: Bot, job: dict[str, 
     except Exception as exc:
         log.error("retry check cannot run the MAC backfill (%s)", type(exc).__name__)
         return _refuse(db, bot, intent, GateDecision(False, REASON_GUARD_UNAVAILABLE))
-    verdict = row_macs.check(ring, row_macs.RETRY, row_macs.retry_fields(job), job.get("job_mac"))
+    verdict = row_macs.check(ring, row_macs.RETRY, row_macs.retry_fields(job), job.job_mac)
     if not verdict.ok:
         return _refuse(db, bot, intent, GateDecision(False, verdict.reason))
-    if (job["wallet_address"] != bot.wallet_address or job["market"] != bot.market
-            or int(job["sub_account_id"]) != bot.drift_subaccount_id):
+    if (job.wallet_address != bot.wallet_address or job.market != bot.market
+            or job.sub_account_id != bot.drift_subaccount_id):
         return _refuse(db, bot, intent, GateDecision(False, "retry_job_not_this_bot"))
     if verdict.needs_resign:
-        from storage.retry_queue import replace_job_mac
         replace_job_mac(db, job, row_macs.sign(ring, row_macs.RETRY, row_macs.retry_fields(job)))
     return GateDecision(True)
 

@@ -160,5 +160,5 @@ def run_tour(services: Services, cli_main: Callable[[list[str]], int], subscribe
                 out(line)
     finally:
         waiter.close()
-    out(f"\n(the demo's database and logs stay in {services.settings['STATE_DIR']})")
+    out(f"\n(the demo's database and logs stay in {services.settings.state_dir})")
     return 0

@@ -36,8 +36,8 @@ def _admin_route(_method: str, pattern: str) -> bool:
 
 def _routes(services: Services, accept: Any) -> Router:
     """One route table, filtered for a listener."""
-    router = Router(max_body_bytes=services.settings["WEBHOOK_MAX_BODY_BYTES"],
-                    read_timeout_s=services.settings["WEBHOOK_READ_TIMEOUT_S"], accept=accept)
+    router = Router(max_body_bytes=services.settings.webhook_max_body_bytes,
+                    read_timeout_s=services.settings.webhook_read_timeout_s, accept=accept)
     add_ops_routes(router, services)
     add_trading_routes(router, services)
     add_admin_routes(router, services)
@@ -59,14 +59,14 @@ def listener_specs(services: Services) -> tuple[ChildSpec, ...]:
     s = services.settings
     return (
         ChildSpec("admin_api", WebhookActor, kwargs={
-            "host": s["ADMIN_HOST"], "port": s["ADMIN_PORT"],
+            "host": s.admin_host, "port": s.admin_port,
             "app": build_admin_router(services),
             "max_connections": ADMIN_MAX_CONNECTIONS,
-            "read_timeout_s": s["WEBHOOK_READ_TIMEOUT_S"],
+            "read_timeout_s": s.webhook_read_timeout_s,
         }),
         ChildSpec("webhook", WebhookActor, kwargs={
-            "host": s["WEBHOOK_HOST"], "port": s["WEBHOOK_PORT"], "app": build_router(services),
-            "max_connections": s["WEBHOOK_MAX_CONNECTIONS"],
-            "read_timeout_s": s["WEBHOOK_READ_TIMEOUT_S"],
+            "host": s.webhook_host, "port": s.webhook_port, "app": build_router(services),
+            "max_connections": s.webhook_max_connections,
+            "read_timeout_s": s.webhook_read_timeout_s,
         }),
     )

@@ -28,10 +28,10 @@ from prometheus_client import Counter
 
 from actors.messages import GetHealth
 from actors.services import Services
-from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router
 from security.webhook_auth import verify_admin_token
 from supervision import CrashChild, NoSuchChild, Status, whereis
+from supervision.token_bucket import KeyedTokenBucket
 from venue.profiles import VenueProfile
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def add_ops_routes(router: Router, services: Services) -> None:
 
     def admin_crash(request: Request) -> Response:
         require_admin(services, request)
-        if not services.settings["CRASH_DRILLS_ENABLED"]:
+        if not services.settings.crash_drills_enabled:
             raise HttpError(403, "crash drills are disabled (set CRASH_DRILLS_ENABLED=true)")
         path = request.params["path"].replace(":", "/")
         if services.root is None:

@@ -33,7 +33,6 @@ from actors.messages import ReplayJournal
 from actors.services import NamedActor, Services
 from httpapi.intake_metrics import WEBHOOK_RATE_LIMITED, WEBHOOK_UNAUTHENTICATED
 from httpapi.ops_routes import require_admin
-from httpapi.rate_limit import KeyedTokenBucket
 from httpapi.router import HttpError, Request, Response, Router
 from observability.trading_metrics import SIGNALS, WEBHOOK_LATENCY
 from security.owner_requests import (
@@ -52,6 +51,7 @@ from storage.journal import DATABASE_UNREACHABLE, JournalRecord, JournalRefused
 from storage.secret_cache import secret_fingerprint
 from storage.signals import record_rejection, record_signal, signal_story
 from storage.wallets import find_wallet
+from supervision.token_bucket import KeyedTokenBucket
 from trading.alerts import AlertError, Signal, parse_alert
 from trading.dedup import signal_hashes
 
@@ -66,10 +66,10 @@ JOURNAL_ASK_TIMEOUT_S = 1.0
 def add_trading_routes(router: Router, services: Services) -> None:
     """Register the webhook, manual-trade and signal routes."""
     settings = services.settings
-    ip_policy = SourceIpPolicy(enabled=settings["TRADINGVIEW_IP_ALLOWLIST"],
-                               trust_forwarded_for=bool(settings["TRUSTED_PROXIES"]),
-                               trusted_proxies=tuple(settings["TRUSTED_PROXIES"]))
-    limiter = KeyedTokenBucket(settings["WEBHOOK_BOT_RATE_PER_S"], settings["WEBHOOK_BOT_BURST"])
+    ip_policy = SourceIpPolicy(enabled=settings.tradingview_ip_allowlist,
+                               trust_forwarded_for=bool(settings.trusted_proxies),
+                               trusted_proxies=tuple(settings.trusted_proxies))
+    limiter = KeyedTokenBucket(settings.webhook_bot_rate_per_s, settings.webhook_bot_burst)
     outage = services.outage
 
     def refuse(outcome: str, status: int, message: str, started: float,

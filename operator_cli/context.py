@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
+from config import Settings
 from security.keyring_config import server_key_ring
 from security.log_redaction import install_log_redaction, log_redaction_scope
 from security.server_key import ServerKeyRing
@@ -25,7 +25,7 @@ from storage.migrations import migrate
 class Context:
     """Settings, database and (lazily) the server key ring of one command."""
 
-    def __init__(self, settings: Any, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database) -> None:
         """Hold the open database; the ring is loaded on first use."""
         self.settings = settings
         self.db = db
@@ -41,7 +41,7 @@ class Context:
 
 
 @contextlib.contextmanager
-def opened(settings: Any) -> Iterator[Context]:
+def opened(settings: Settings) -> Iterator[Context]:
     """Open the database the daemon uses, migrate it, and close it afterwards."""
     with log_redaction_scope():
         storage = Storage(settings)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from operator_cli.bot_rows import require_wallet
 from operator_cli.context import opened
 from operator_cli.output import CliError, Outcome, command
 from operator_cli.validation import MAX_REASON, text_arg
-from storage import emergency_stops, wallets
+from storage import emergency_stops
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -44,9 +45,7 @@ def cmd_estop_set(settings: Any, args: argparse.Namespace) -> Outcome:
             record = emergency_stops.set_global_stop(ctx.db, flatten=args.flatten, reason=reason)
             target = "global emergency stop"
         else:
-            wallet = wallets.find_wallet(ctx.db, args.wallet.strip())
-            if wallet is None:
-                raise CliError(f"unknown wallet {args.wallet}")
+            wallet = require_wallet(ctx, args.wallet)
             found = emergency_stops.set_wallet_stop(ctx.db, wallet.address,
                                                     flatten=args.flatten, reason=reason)
             if found is None:
@@ -68,9 +67,7 @@ def cmd_estop_clear(settings: Any, args: argparse.Namespace) -> Outcome:
             was = emergency_stops.clear_global_stop(ctx.db)
             target, address = "global emergency stop", None
         else:
-            wallet = wallets.find_wallet(ctx.db, args.wallet.strip())
-            if wallet is None:
-                raise CliError(f"unknown wallet {args.wallet}")
+            wallet = require_wallet(ctx, args.wallet)
             was = bool(emergency_stops.clear_wallet_stop(ctx.db, wallet.address))
             target, address = f"emergency stop of wallet {wallet.address}", wallet.address
     data = {"scope": "global" if address is None else "wallet", "wallet": address,

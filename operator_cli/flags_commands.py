@@ -19,7 +19,7 @@ import getpass
 import os
 from typing import Any
 
-from config.settings import SETTINGS
+from config.settings import SETTINGS, Settings
 from operator_cli.context import opened
 from operator_cli.output import CliError, Outcome, command
 from operator_cli.validation import MAX_REASON, market_arg, text_arg
@@ -99,7 +99,7 @@ def _text(value: Any) -> str:
 
 
 @command
-def cmd_flags_show(settings: Any, args: argparse.Namespace) -> Outcome:
+def cmd_flags_show(settings: Settings, args: argparse.Namespace) -> Outcome:
     """Every live flag with its value and source, and the latest changes."""
     if not 0 <= args.history <= 1000:
         raise CliError("--history must be within 0..1000")
@@ -109,7 +109,7 @@ def cmd_flags_show(settings: Any, args: argparse.Namespace) -> Outcome:
     flags: dict[str, Any] = {}
     lines = []
     for name in LIVE_FLAGS:
-        start = settings[name]
+        start = settings.values[name]
         row = stored.get(name)
         value = row.value if row else start
         flags[name] = {"value": _shown(value), "source": "database" if row else "environment",
@@ -131,7 +131,7 @@ def cmd_flags_show(settings: Any, args: argparse.Namespace) -> Outcome:
 
 
 @command
-def cmd_flags_set(settings: Any, args: argparse.Namespace) -> Outcome:
+def cmd_flags_set(settings: Settings, args: argparse.Namespace) -> Outcome:
     """Store a live flag's value; the daemon applies it to its next order."""
     name = _name(args.name)
     value = _parse(name, args.value)
@@ -139,7 +139,7 @@ def cmd_flags_set(settings: Any, args: argparse.Namespace) -> Outcome:
     by = _changed_by(args)
     with opened(settings) as ctx:
         previous = set_flag(ctx.db, name, value, by, reason)
-    before = previous if previous is not None else settings[name]
+    before = previous if previous is not None else settings.values[name]
     data = {"flag": name, "value": _shown(value), "previous": _shown(before),
             "previous_source": "environment" if previous is None else "database",
             "changed_by": by, "reason": reason}
@@ -148,15 +148,15 @@ def cmd_flags_set(settings: Any, args: argparse.Namespace) -> Outcome:
 
 
 @command
-def cmd_flags_reset(settings: Any, args: argparse.Namespace) -> Outcome:
+def cmd_flags_reset(settings: Settings, args: argparse.Namespace) -> Outcome:
     """Drop a stored flag value: the environment's start value applies again."""
     name = _name(args.name)
     reason = text_arg(args.reason, "--reason", MAX_REASON)
     by = _changed_by(args)
     with opened(settings) as ctx:
         was_set = reset_flag(ctx.db, name, by, reason)
-    data = {"flag": name, "reset": was_set, "value": _shown(settings[name]),
+    data = {"flag": name, "reset": was_set, "value": _shown(settings.values[name]),
             "source": "environment", "changed_by": by, "reason": reason}
-    human = (f"{name} is back to the environment's value {_text(settings[name])}" if was_set
-             else f"{name} had no stored value (environment's: {_text(settings[name])})")
+    human = (f"{name} is back to the environment's value {_text(settings.values[name])}" if was_set
+             else f"{name} had no stored value (environment's: {_text(settings.values[name])})")
     return Outcome(human, data)

@@ -23,13 +23,13 @@ import argparse
 from typing import Any
 
 from custody.signing_keys import grant_exposure
+from operator_cli.bot_rows import require_wallet
 from operator_cli.context import opened
 from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.validation import MAX_REASON, text_arg
 from storage import bot_controls, ops_views
 from storage.bots import get_bot
 from storage.signals import signal_story
-from storage.wallets import find_wallet
 
 BOT_COMMANDS = ("swift", "pause", "resume", "status")
 TOP_COMMANDS = ("signal", "retry", "ious")
@@ -203,12 +203,7 @@ def cmd_bot_resume(settings: Any, args: argparse.Namespace) -> Outcome:
 def cmd_bot_status(settings: Any, args: argparse.Namespace) -> Outcome:
     """Bots with their Swift switches, pause state and latest signal, one line each."""
     with opened(settings) as ctx:
-        wallet = None
-        if args.wallet:
-            found = find_wallet(ctx.db, args.wallet.strip())
-            if found is None:
-                raise CliError(f"unknown wallet {args.wallet}")
-            wallet = found.address
+        wallet = require_wallet(ctx, args.wallet).address if args.wallet else None
         rows = ops_views.bot_states(ctx.db, wallet)
         _count, _shortest, lapsed_rows = grant_exposure(ctx.db)
     lapsed = {r["bot_id"] for r in lapsed_rows}  # V3: a position open and no usable grant

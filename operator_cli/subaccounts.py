@@ -37,6 +37,7 @@ from typing import Any
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from operator_cli.bot_rows import require_wallet
 from operator_cli.context import Context, opened
 from operator_cli.output import CliError, Outcome, command, plain
 from operator_cli.owner_keys import agent_secret_for_cli, read_owner_signature
@@ -46,7 +47,7 @@ from security.log_redaction import register_agent_keypair
 from storage import subaccounts
 from storage.bots import Bot, get_bot
 from storage.row_mac_rows import seal_bot
-from storage.wallets import Wallet, find_wallet, get_wallet
+from storage.wallets import Wallet
 from venue.positions import UserSnapshot
 from venue.profiles import VenueProfile
 from venue.rpc_client import RpcError, RpcTransportError, error_label
@@ -89,9 +90,7 @@ class Venue:
     def agent(self, wallet_address: str, owner_signature: bytes | None = None) -> Keypair:
         """The wallet's agent key: a V3 wallet's through its owner's signature, a legacy
         wallet's through the server key (operator_cli.owner_keys)."""
-        wallet = find_wallet(self._ctx.db, wallet_address)
-        if wallet is None:
-            raise CliError(f"unknown wallet {wallet_address}")
+        wallet = require_wallet(self._ctx, wallet_address)
         secret = agent_secret_for_cli(self._ctx, wallet, owner_signature)
         register_agent_keypair(secret)
         return Keypair.from_bytes(secret)
@@ -306,12 +305,7 @@ def _migrate_one(ctx: Context, venue: Venue, bot: subaccounts.SharedBot, *, dry_
 def cmd_bot_migrate_subaccounts(settings: Any, args: argparse.Namespace) -> Outcome:
     """Move every bot that still shares a sub-account to its own: venue first, then the row."""
     with opened(settings) as ctx:
-        wallet = None
-        if args.wallet:
-            found = get_wallet(ctx.db, args.wallet.strip())
-            if found is None:
-                raise CliError(f"unknown wallet {args.wallet}")
-            wallet = found.address
+        wallet = require_wallet(ctx, args.wallet).address if args.wallet else None
         pending = subaccounts.shared_bots(ctx.db, wallet)
         report: list[dict[str, Any]] = []
         if pending:

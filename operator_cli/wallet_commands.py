@@ -26,6 +26,7 @@ from typing import Any
 
 from solders.keypair import Keypair
 
+from config import Settings
 from operator_cli.context import Context, opened
 from operator_cli.faucet import FaucetError, fund_agent
 from operator_cli.output import EXIT_NOT_FUNDED, CliError, Outcome, command, plain
@@ -86,9 +87,9 @@ def _fund(ctx: Context, wallet: Wallet, quote: Decimal) -> dict[str, Any]:
 
 
 @command
-def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
+def cmd_wallet_create(settings: Settings, args: argparse.Namespace) -> Outcome:
     """Create (or import) an agent key, seal it, store the wallet, fund it on the sandbox."""
-    sandbox = settings["VENUE"] == "sandbox" and not args.no_fund
+    sandbox = settings.venue == "sandbox" and not args.no_fund
     quote = usd_arg(args.fund, "--fund") if sandbox else None
     keypair = read_keypair_file(args.import_key) if args.import_key else Keypair()
     secret = bytes(keypair)
@@ -116,14 +117,14 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
             "imported": bool(args.import_key),
             "legacy_key_id": ctx.ring.current_key_id if legacy else None,
             "v3_sealed": v3 is not None, "key_path": wallet.key_path,
-            "venue": settings["VENUE"], "funded": None,
+            "venue": settings.venue, "funded": None,
             "rent": rent_needs(None).describe(),  # what the agent's accounts cost in SOL
         }
         human = f"created wallet {owner} with agent {agent}"
         if v3 is not None:
             human += (" (V3: agent key sealed under the owner's key only; its bots sign once"
                       " authorized with `bot authorize`)")
-        if settings["VENUE"] != "sandbox" and not args.no_fund:
+        if settings.venue != "sandbox" and not args.no_fund:
             return prepared_for_swift(settings, keypair, Outcome(human, data), v3 is not None)
         if not sandbox:
             return Outcome(human, data)
@@ -140,10 +141,10 @@ def cmd_wallet_create(settings: Any, args: argparse.Namespace) -> Outcome:
 
 
 @command
-def cmd_wallet_fund(settings: Any, args: argparse.Namespace) -> Outcome:
+def cmd_wallet_fund(settings: Settings, args: argparse.Namespace) -> Outcome:
     """Fund an existing wallet's agent from the sandbox faucet."""
-    if settings["VENUE"] != "sandbox":
-        raise CliError(f"wallet fund works on VENUE=sandbox only (VENUE={settings['VENUE']})")
+    if settings.venue != "sandbox":
+        raise CliError(f"wallet fund works on VENUE=sandbox only (VENUE={settings.venue})")
     quote = usd_arg(args.quote, "--quote")
     with opened(settings) as ctx:
         wallet = find_wallet(ctx.db, args.wallet)

@@ -17,7 +17,9 @@ from typing import Any
 
 from solders.keypair import Keypair
 
+from config import Settings
 from custody.signing_keys import legacy_path_on
+from operator_cli.bot_rows import require_wallet
 from operator_cli.context import Context, opened
 from operator_cli.grant_commands import grant_view
 from operator_cli.output import CliError, Outcome, command
@@ -35,7 +37,6 @@ from security.log_redaction import register_agent_keypair
 from storage.bots import list_bots
 from storage.wallets import (
     Wallet,
-    find_wallet,
     list_wallets,
     upgrade_to_v3,
     wallet_keys,
@@ -62,15 +63,13 @@ def register_key_paths(sub: argparse._SubParsersAction, common: argparse.Argumen
 
 
 @command
-def cmd_wallet_upgrade(settings: Any, args: argparse.Namespace) -> Outcome:
+def cmd_wallet_upgrade(settings: Settings, args: argparse.Namespace) -> Outcome:
     """Move a legacy wallet to V3: seal its agent key under the owner's UMK, erase the server-key
     copy; its bots then sign only through execution grants. On a real venue, also find or create
     the agent's SignedMsgUserOrders, as `wallet create` does (run again, it finishes that step)."""
     signature = read_owner_signature(args.owner_signature_file)
     with opened(settings) as ctx:
-        wallet = find_wallet(ctx.db, args.wallet.strip())
-        if wallet is None:
-            raise CliError(f"unknown wallet {args.wallet}")
+        wallet = require_wallet(ctx, args.wallet)
         subkeys = owner_subkeys(wallet.address, signature)
         keys = wallet_keys(ctx.db, wallet.address)
         assert keys is not None
@@ -98,7 +97,7 @@ def cmd_wallet_upgrade(settings: Any, args: argparse.Namespace) -> Outcome:
             "key_path": "v3", "was": wallet.key_path, "changed": changed,
             "bots_needing_grant": bot_ids}
     done = _upgraded(wallet.address, changed, data)
-    if settings["VENUE"] == "sandbox":  # the faucet creates it there (`wallet fund`)
+    if settings.venue == "sandbox":  # the faucet creates it there (`wallet fund`)
         return done
     return prepared_for_swift(settings, Keypair.from_bytes(secret), done, True)
 
@@ -129,19 +128,13 @@ def wallet_view(ctx: Context, wallet: Wallet) -> dict[str, Any]:
 
 
 @command
-def cmd_wallet_show(settings: Any, args: argparse.Namespace) -> Outcome:
+def cmd_wallet_show(settings: Settings, args: argparse.Namespace) -> Outcome:
     """Key path (legacy or V3) of one wallet or every wallet, and which still need the legacy
     path: what LEGACY_KEY_PATH=off would stop."""
     with opened(settings) as ctx:
-        if args.wallet:
-            wallet = find_wallet(ctx.db, args.wallet.strip())
-            if wallet is None:
-                raise CliError(f"unknown wallet {args.wallet}")
-            found = [wallet]
-        else:
-            found = list_wallets(ctx.db)
+        found = [require_wallet(ctx, args.wallet)] if args.wallet else list_wallets(ctx.db)
         views = [wallet_view(ctx, w) for w in found]
-    mode = settings["LEGACY_KEY_PATH"]
+    mode = settings.legacy_key_path
     dependent = [v["wallet"] for v in views if v["depends_on_legacy_key_path"]]
     lines = []
     for view in views:

@@ -17,6 +17,7 @@ from typing import Any
 
 from solders.keypair import Keypair
 
+from operator_cli.bot_rows import require_wallet
 from operator_cli.context import opened
 from operator_cli.output import EXIT_NOT_FUNDED, EXIT_OK, CliError, Outcome, command
 from operator_cli.owner_keys import agent_secret_for_cli, read_owner_signature
@@ -28,7 +29,6 @@ from operator_cli.swift_account import (
     venue_rpc,
 )
 from security.log_redaction import register_agent_keypair
-from storage.wallets import find_wallet
 
 
 def register_init_orders(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -95,9 +95,7 @@ def cmd_wallet_init_orders(settings: Any, args: argparse.Namespace) -> Outcome:
     signature = (read_owner_signature(args.owner_signature_file)
                  if args.owner_signature_file else None)
     with opened(settings) as ctx:
-        wallet = find_wallet(ctx.db, args.wallet)
-        if wallet is None:
-            raise CliError(f"unknown wallet {args.wallet}")
+        wallet = require_wallet(ctx, args.wallet)
         secret = agent_secret_for_cli(ctx, wallet, signature)
     register_agent_keypair(secret)
     keypair = Keypair.from_bytes(secret)

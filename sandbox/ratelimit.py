@@ -13,37 +13,11 @@ independent of the simulated slot clock.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
 
-
-class TokenBucket:
-    """Sustained ``rate`` tokens/s, at most ``burst`` tokens banked."""
-
-    def __init__(self, rate: float, burst: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = float(rate)
-        self.burst = float(burst)
-        self._clock = clock
-        self._tokens = self.burst
-        self._at = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-
-    def take(self, cost: float = 1.0) -> float:
-        """Take ``cost`` tokens and return 0.0, or take nothing and return the seconds until
-        the bucket could pay (a cost above the burst needs a full bucket)."""
-        self._refill()
-        need = min(float(cost), self.burst)
-        if self._tokens >= need:
-            self._tokens -= cost
-            return 0.0
-        return (need - self._tokens) / self.rate if self.rate > 0 else math.inf
+from supervision.token_bucket import TokenBucket
 
 
 class RpcRateLimiter:
@@ -62,7 +36,7 @@ class RpcRateLimiter:
             return 0.0
         with self._lock:
             bucket = self._buckets.get(path)
-            if bucket is None or bucket.rate != limit:
+            if bucket is None or bucket.rate_per_s != limit:
                 bucket = TokenBucket(limit, limit, self._clock)
                 self._buckets[path] = bucket
             return bucket.take(cost)

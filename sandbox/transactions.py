@@ -25,6 +25,7 @@ from sandbox.accounts import (
     TOKEN_PROGRAM_ID,
     OrderState,
     SignedMsgOrdersState,
+    TokenAccountState,
     UserState,
     associated_token_address,
     signed_msg_address,
@@ -346,15 +347,33 @@ def _ix_initialize_signed_msg_user_orders(ex: Exchange, args: Any, ctx: _Ctx) ->
     ex.signed_msg[authority] = SignedMsgOrdersState(authority, int(args.num_orders))
 
 
-def _ix_deposit(ex: Exchange, args: Any, ctx: _Ctx) -> None:
-    _need(ctx, 7)
-    user_key, authority, token_key = ctx.keys[1], ctx.keys[3], ctx.keys[5]
-    user = _user_for(ex, ctx, user_key, authority, allow_delegate=True)
+def _quote_token(ex: Exchange, args: Any, token_key: Pubkey) -> TokenAccountState:
+    """The token account of a deposit or withdrawal, which must be of the quote spot market."""
     if args.market_index != QUOTE_SPOT_MARKET_INDEX:
         raise _drift("SpotMarketNotFound")
     tok = ex.tokens.get(token_key)
     if tok is None:
         raise InstructionFailure("UninitializedAccount")
+    return tok
+
+
+def _debit_quote(ex: Exchange, user: UserState, amount: int) -> None:
+    """Take `amount` of the user's quote collateral out (a withdrawal, or the sending side of a
+    transfer): refused beyond the balance (the sandbox models no borrows) or when the user
+    would no longer meet its initial margin."""
+    if amount > user.quote_balance:
+        raise _drift("InsufficientCollateral")
+    user.quote_balance -= amount
+    if margin.free_collateral(user, ex.markets, ex.oracles.prices()) < 0:
+        raise _drift("InsufficientCollateral")
+    user.total_withdraws += amount
+
+
+def _ix_deposit(ex: Exchange, args: Any, ctx: _Ctx) -> None:
+    _need(ctx, 7)
+    user_key, authority, token_key = ctx.keys[1], ctx.keys[3], ctx.keys[5]
+    user = _user_for(ex, ctx, user_key, authority, allow_delegate=True)
+    tok = _quote_token(ex, args, token_key)
     if tok.owner != authority:
         raise _custom(TOKEN_OWNER_MISMATCH, "Program log: Error: owner does not match")
     if tok.amount < args.amount:
@@ -370,20 +389,11 @@ def _ix_withdraw(ex: Exchange, args: Any, ctx: _Ctx) -> None:
     _need(ctx, 8)
     user_key, authority, token_key = ctx.keys[1], ctx.keys[3], ctx.keys[6]
     user = _user_for(ex, ctx, user_key, authority, allow_delegate=False)
-    if args.market_index != QUOTE_SPOT_MARKET_INDEX:
-        raise _drift("SpotMarketNotFound")
-    tok = ex.tokens.get(token_key)
-    if tok is None:
-        raise InstructionFailure("UninitializedAccount")
+    tok = _quote_token(ex, args, token_key)
     amount = int(args.amount)
     if args.reduce_only:
         amount = min(amount, max(0, user.quote_balance))
-    if amount > user.quote_balance:
-        raise _drift("InsufficientCollateral")
-    user.quote_balance -= amount
-    if margin.free_collateral(user, ex.markets, ex.oracles.prices()) < 0:
-        raise _drift("InsufficientCollateral")
-    user.total_withdraws += amount
+    _debit_quote(ex, user, amount)
     tok.amount += amount
     user.touch(ex.slot)
     ctx.count("withdrawals", user.authority)
@@ -405,12 +415,7 @@ def _ix_transfer_deposit(ex: Exchange, args: Any, ctx: _Ctx) -> None:
     if args.market_index != QUOTE_SPOT_MARKET_INDEX:
         raise _drift("SpotMarketNotFound")
     amount = int(args.amount)
-    if amount > from_user.quote_balance:  # the sandbox models no borrows
-        raise _drift("InsufficientCollateral")
-    from_user.quote_balance -= amount
-    if margin.free_collateral(from_user, ex.markets, ex.oracles.prices()) < 0:
-        raise _drift("InsufficientCollateral")
-    from_user.total_withdraws += amount
+    _debit_quote(ex, from_user, amount)
     to_user.quote_balance += amount
     to_user.total_deposits += amount
     from_user.touch(ex.slot)

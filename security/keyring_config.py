@@ -20,8 +20,8 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from config import Settings
 from security.errors import ServerKeyError
 from security.server_key import KEY_LEN, ServerKeyRing, load_key_ring
 
@@ -68,23 +68,23 @@ def ensure_key_file(path: Path) -> Path:
     return path
 
 
-def key_sources(settings: Any, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def key_sources(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """SERVER_KEYS, or the default source (systemd credential, else STATE_DIR/server.key)."""
-    configured = parse_server_keys(settings["SERVER_KEYS"])
+    configured = parse_server_keys(settings.server_keys)
     if configured:
         return configured
     env = os.environ if environ is None else environ
     directory = env.get("CREDENTIALS_DIRECTORY")
     if directory and (Path(directory) / CREDENTIAL_NAME).is_file():
         return {DEFAULT_KEY_ID: f"credential:{CREDENTIAL_NAME}"}
-    path = ensure_key_file(Path(settings["STATE_DIR"]) / KEY_FILE_NAME)
+    path = ensure_key_file(settings.state_dir / KEY_FILE_NAME)
     return {DEFAULT_KEY_ID: f"file:{path}"}
 
 
-def server_key_ring(settings: Any, environ: Mapping[str, str] | None = None) -> ServerKeyRing:
+def server_key_ring(settings: Settings, environ: Mapping[str, str] | None = None) -> ServerKeyRing:
     """The process's server key ring; raises ServerKeyError with a message naming no key."""
     sources = key_sources(settings, environ)
-    current = settings["SERVER_KEY_CURRENT"] or next(iter(sources))
+    current = settings.server_key_current or next(iter(sources))
     if current not in sources:
         raise ServerKeyError(f"SERVER_KEY_CURRENT={current!r} is not an id in SERVER_KEYS")
     retired = retired_key_ids(settings)
@@ -96,10 +96,6 @@ def server_key_ring(settings: Any, environ: Mapping[str, str] | None = None) -> 
     return load_key_ring(sources, current, environ, retired)
 
 
-def retired_key_ids(settings: Any) -> tuple[str, ...]:
-    """SERVER_KEYS_RETIRED as ids (a setting older callers may not have: then none)."""
-    try:
-        raw = settings["SERVER_KEYS_RETIRED"]
-    except KeyError:
-        return ()
-    return tuple(raw)
+def retired_key_ids(settings: Settings) -> tuple[str, ...]:
+    """SERVER_KEYS_RETIRED as ids."""
+    return settings.server_keys_retired

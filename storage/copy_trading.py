@@ -23,7 +23,7 @@ from storage.row_mac_rows import seal_bot
 
 log = logging.getLogger(__name__)
 
-_PUBLISHED = (
+PUBLISHED_COLUMNS = (
     "id, trading_bot_id, creator_wallet_address, profit_share_percent, is_active, created_at"
 )
 _SUBSCRIPTION = (
@@ -81,7 +81,7 @@ def publish_bot(
         "profit_share_percent": profit_share_percent}))
     row = db.fetchone(
         "INSERT INTO published_bots (id, terms_mac, trading_bot_id, creator_wallet_address,"
-        f" profit_share_percent) VALUES (%s, %s, %s, %s, %s) RETURNING {_PUBLISHED}",
+        f" profit_share_percent) VALUES (%s, %s, %s, %s, %s) RETURNING {PUBLISHED_COLUMNS}",
         (published_id, mac, trading_bot_id, creator_wallet_address, profit_share_percent),
     )
     assert row is not None
@@ -91,7 +91,8 @@ def publish_bot(
 def published_for_bot(db: Database, trading_bot_id: str) -> PublishedBot | None:
     """The publication of a trading bot, or None if it is not published."""
     row = db.fetchone(
-        f"SELECT {_PUBLISHED} FROM published_bots WHERE trading_bot_id = %s", (trading_bot_id,)
+        f"SELECT {PUBLISHED_COLUMNS} FROM published_bots WHERE trading_bot_id = %s",
+        (trading_bot_id,)
     )
     return _published(row) if row else None
 
@@ -99,7 +100,8 @@ def published_for_bot(db: Database, trading_bot_id: str) -> PublishedBot | None:
 def find_published(db: Database, bot_or_published_id: str) -> PublishedBot | None:
     """A publication named by its own id or by its trading bot's id."""
     row = db.fetchone(
-        f"SELECT {_PUBLISHED} FROM published_bots WHERE id = %s OR trading_bot_id = %s LIMIT 1",
+        f"SELECT {PUBLISHED_COLUMNS} FROM published_bots"
+        " WHERE id = %s OR trading_bot_id = %s LIMIT 1",
         (bot_or_published_id, bot_or_published_id),
     )
     return _published(row) if row else None
@@ -160,7 +162,7 @@ def subscriber_counts(db: Database) -> dict[str, int]:
 
 def all_published(db: Database) -> dict[str, PublishedBot]:
     """Every publication, keyed by its trading bot id (for listings)."""
-    rows = db.fetchall(f"SELECT {_PUBLISHED} FROM published_bots")
+    rows = db.fetchall(f"SELECT {PUBLISHED_COLUMNS} FROM published_bots")
     return {r["trading_bot_id"]: _published(r) for r in rows}
 
 
@@ -170,10 +172,18 @@ def verified_publication(db: Database, ring: ServerKeyRing,
 
     A MAC under an older key is moved to the current one; terms without one are refused
     (`bot publish` writes it; older rows got theirs from the one-time backfill)."""
-    row = db.fetchone(f"SELECT {_PUBLISHED}, terms_mac FROM published_bots WHERE id = %s",
+    row = db.fetchone(f"SELECT {PUBLISHED_COLUMNS}, terms_mac FROM published_bots WHERE id = %s",
                       (published_id,))
+    return publication_verdict(db, ring, row)
+
+
+def publication_verdict(db: Database, ring: ServerKeyRing, row: dict[str, Any] | None
+                        ) -> tuple[PublishedBot | None, str | None]:
+    """`verified_publication` for a row the caller has read (PUBLISHED_COLUMNS and terms_mac;
+    None: no such publication)."""
     if row is None:
         return None, "publication_missing"
+    row = dict(row)
     stored = row.pop("terms_mac")
     published = _published(row)
     fields = row_macs.terms_fields(published)

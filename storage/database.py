@@ -14,7 +14,6 @@ from typing import Any
 import gevent
 import psycopg2
 import psycopg2.extensions
-import psycopg2.extras
 from gevent.lock import BoundedSemaphore
 from psycogreen.gevent import patch_psycopg
 
@@ -112,12 +111,14 @@ class Database:
             self._slots.release()
 
     def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        """Run a query and return its rows as dicts."""
-        with self.connection(autocommit=True) as conn, conn.cursor(
-            cursor_factory=psycopg2.extras.RealDictCursor
-        ) as cur:
+        """Run a query and return its rows as dicts (built from plain tuples: psycopg2's
+        RealDictCursor costs about twice the CPU per row)."""
+        with self.connection(autocommit=True) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
-            return [dict(row) for row in cur.fetchall()] if cur.description else []
+            if not cur.description:
+                return []
+            names = [column.name for column in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         """Run a query and return its first row as a dict, or None."""

@@ -94,12 +94,12 @@ class Storage:
 
     def __init__(self, settings: Settings) -> None:
         self._embedded: EmbeddedPostgres | None = None
-        dsn = settings["DATABASE_URL"]
+        dsn = settings.database_url
         if not dsn:
-            self._embedded = EmbeddedPostgres(settings["STATE_DIR"])
+            self._embedded = EmbeddedPostgres(settings.state_dir)
             dsn = self._embedded.start()
-        self.db = Database(dsn, size=settings["DB_POOL_SIZE"],
-                           statement_timeout_ms=settings["DB_STATEMENT_TIMEOUT_MS"])
+        self.db = Database(dsn, size=settings.db_pool_size,
+                           statement_timeout_ms=settings.db_statement_timeout_ms)
         self.revive_server = self._embedded.revive if self._embedded is not None else None
 
     def close(self) -> None:

@@ -89,12 +89,35 @@ def wallet_stop(db: Database, address: str) -> StopRecord | None:
     return StopRecord("wallet", address, state, row["reason"], row["set_at"])
 
 
+# the global flag and one wallet's, as columns of one row (a missing wallet: wallet_exists false)
+STOP_COLUMNS = (
+    "(SELECT value FROM runtime_flags WHERE key = %(stop_flag)s) AS global_stop,"
+    " w.address IS NOT NULL AS wallet_exists, w.emergency_stop_triggered AS wallet_on,"
+    " w.emergency_stop_mode AS wallet_mode, w.emergency_stop_id AS wallet_stop_id")
+STOP_JOIN = "LEFT JOIN wallets w ON w.address = %(stop_wallet)s"
+
+
+def stop_params(wallet_address: str) -> dict[str, Any]:
+    """The parameters STOP_COLUMNS and STOP_JOIN name."""
+    return {"stop_flag": GLOBAL_STOP_FLAG, "stop_wallet": wallet_address}
+
+
+def stops_of(row: dict[str, Any]) -> tuple[StopState, StopState]:
+    """(global, wallet) from a row read with STOP_COLUMNS; a missing wallet counts as stopped."""
+    glob = _global(row["global_stop"]).state
+    if not row["wallet_exists"]:
+        return glob, StopState(StopMode.STOP, None)
+    on = row["wallet_on"]
+    return glob, (_state(row["wallet_mode"] or "stop", row["wallet_stop_id"]) if on else NO_STOP)
+
+
 def stop_states(db: Database, wallet_address: str) -> tuple[StopState, StopState]:
-    """(global, wallet) stop states read in one transaction; a missing wallet counts as stopped."""
-    with db.connection():
-        glob = global_stop(db).state
-        wallet = wallet_stop(db, wallet_address)
-    return glob, (wallet.state if wallet is not None else StopState(StopMode.STOP, None))
+    """(global, wallet) stop states, read in one statement (one snapshot); a missing wallet
+    counts as stopped."""
+    row = db.fetchone(f"SELECT {STOP_COLUMNS} FROM (SELECT 1) AS one {STOP_JOIN}",
+                      stop_params(wallet_address))
+    assert row is not None
+    return stops_of(row)
 
 
 def set_global_stop(db: Database, *, flatten: bool, reason: str | None) -> StopRecord:

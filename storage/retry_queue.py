@@ -14,8 +14,10 @@ original trade's position before it was sent; opens have none).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from psycopg2.extras import Json
@@ -27,6 +29,15 @@ from storage.database import Database
 from storage.notify import Listener
 
 SETTLED_CHANNEL = "retry_settled"
+
+
+class JobStatus(StrEnum):
+    """trade_retry_queue.status: where a retry job is in its life."""
+
+    PENDING = "pending"  # waiting until next_retry_at
+    RUNNING = "running"  # claimed by a worker (under a lease)
+    DONE = "done"  # its trade happened
+    FAILED = "failed"  # given up: no more attempts
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,62 @@ class NewJob:
     outcome_unknown: bool = False  # an earlier attempt may have traded: reconcile first
     position_before: int | None = None  # the position that attempt started from
     swift_attempts: int = 0  # Swift orders the trade already sent (retries included)
+
+
+@dataclass(frozen=True)
+class RetryJob:
+    """One trade_retry_queue row, as the scheduler claims it and the bot's actor runs it.
+
+    Field names are the columns' (security.row_macs.retry_fields reads them by name)."""
+
+    id: str
+    bot_id: str
+    signal_id: str | None
+    wallet_address: str
+    market: str
+    side: str
+    size: Decimal  # in the base asset (not 1e9 units)
+    sub_account_id: int
+    reduce_only: bool
+    priority: str  # a trading.retry_policy.PRIORITIES name
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    cooldown_retries: int
+    next_retry_at: datetime
+    last_error: str | None
+    original_trade_id: str | None
+    webhook_payload: dict[str, Any] | None
+    entry_price: Decimal | None
+    swift_order_id: str | None
+    original_execution_method: str | None
+    swift_attempts: int
+    last_swift_error: str | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    outcome_unknown: bool
+    pending_order_ref: str | None
+    is_remainder: bool
+    position_before_base: int | None  # base units (1e9) when its last attempt started
+    job_mac: str | None
+
+    @property
+    def flatten(self) -> dict[str, Any] | None:
+        """The flatten ticket the job carries (stop_id, scope), if a flatten queued it."""
+        return (self.webhook_payload or {}).get("flatten") or None
+
+
+_COLUMNS = tuple(f.name for f in fields(RetryJob))
+
+
+def _job(row: dict[str, Any]) -> RetryJob:
+    """Row dict to RetryJob."""
+    values = {name: row[name] for name in _COLUMNS}
+    position = values["position_before_base"]
+    return RetryJob(**values | {
+        "status": JobStatus(values["status"]),
+        "swift_attempts": values["swift_attempts"] or 0,
+        "position_before_base": None if position is None else int(position)})
 
 
 def enqueue(db: Database, job: NewJob, delay_s: float = 0.0,
@@ -99,7 +166,7 @@ def enqueue(db: Database, job: NewJob, delay_s: float = 0.0,
 
 
 def claim_due(db: Database, worker: str, limit: int, lease_s: float,
-              holder: str | None = None) -> list[dict[str, Any]]:
+              holder: str | None = None) -> list[RetryJob]:
     """Claim up to `limit` due jobs for `worker` (critical first); expired leases count as due.
     With `holder`, only jobs of bots whose lease that daemon holds (storage.bot_leases)."""
     fence = "" if holder is None else f" AND {LEASED_BY.format(bot='j.bot_id')}"
@@ -113,12 +180,21 @@ def claim_due(db: Database, worker: str, limit: int, lease_s: float,
         f"  {fence}"
         "  ORDER BY (priority = 'critical') DESC, next_retry_at, id"
         "  LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-        " RETURNING q.*",
+        f" RETURNING {', '.join('q.' + c for c in _COLUMNS)}",
         {"worker": worker, "lease": lease_s, "limit": limit, "holder": holder})
-    return sorted(rows, key=lambda r: (r["priority"] != "critical", r["next_retry_at"], r["id"]))
+    return sorted((_job(r) for r in rows),
+                  key=lambda j: (j.priority != "critical", j.next_retry_at, j.id))
 
 
-def mark_sending(db: Database, job_id: str, worker: str, claimed_at: Any, order_ref: str,
+def get_job(db: Database, job_id: str) -> RetryJob | None:
+    """One job by id."""
+    row = db.fetchone(f"SELECT {', '.join(_COLUMNS)} FROM trade_retry_queue WHERE id = %s",
+                      (job_id,))
+    return _job(row) if row else None
+
+
+def mark_sending(db: Database, job_id: str, worker: str, claimed_at: datetime | None,
+                 order_ref: str,
                  swift: bool, position_before: int | None = None) -> bool:
     """Record, before sending, that an attempt is going out (its fate is unknown until settled),
     with the position it starts from, so a later claim can tell whether it traded.
@@ -207,12 +283,12 @@ def release_claim(db: Database, job_id: str, worker: str, delay_s: float = 0.0,
         (delay_s, reason, job_id, worker)) == 1
 
 
-def replace_job_mac(db: Database, job: dict[str, Any], new_mac: str) -> bool:
+def replace_job_mac(db: Database, job: RetryJob, new_mac: str) -> bool:
     """Rotation: compare-and-swap a verified job MAC to the current key's."""
     return db.execute("UPDATE trade_retry_queue SET job_mac = %s WHERE id = %s"
                       " AND job_mac IS NOT DISTINCT FROM %s AND size = %s AND side = %s"
-                      " AND bot_id = %s", (new_mac, job["id"], job["job_mac"], job["size"],
-                                           job["side"], job["bot_id"])) == 1
+                      " AND bot_id = %s", (new_mac, job.id, job.job_mac, job.size,
+                                           job.side, job.bot_id)) == 1
 
 
 def depth_by_priority(db: Database) -> dict[str, int]:

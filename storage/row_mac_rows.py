@@ -140,8 +140,13 @@ def check_bot_binding(db: Database, ring: ServerKeyRing, bot: Bot) -> str | None
     row = db.fetchone("SELECT binding_mac FROM trading_bots WHERE id = %s", (bot.id,))
     if row is None:
         return "bot_missing"
+    return binding_reason(db, ring, bot, row["binding_mac"])
+
+
+def binding_reason(db: Database, ring: ServerKeyRing, bot: Bot, stored: str | None) -> str | None:
+    """`check_bot_binding` for a binding MAC the caller has read (re-sealed under the current
+    key if it verifies under an older one)."""
     fields = bot_fields(bot)
-    stored = row["binding_mac"]
     if stored is None:  # every writer seals (bot create, subscribe, a sub-account move)
         return f"{BOT}_mac_missing"
     verdict = check(ring, BOT, fields, stored)

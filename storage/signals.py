@@ -10,19 +10,35 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from psycopg2.extras import Json
 
-from storage.bot_leases import LEASED_BY
+from storage.bot_leases import HELD_AT_EPOCH
 from storage.bots import BOT_COLUMNS, bot_from_row
 from storage.database import Database
 from storage.notify import Listener
 
+
+class SignalStatus(StrEnum):
+    """webhook_signals.status: where a signal is, from intake to how it ended."""
+
+    ACCEPTED = "accepted"  # durable, waiting in its bot's backlog
+    PROCESSING = "processing"  # claimed by its bot's actor
+    DONE = "done"  # every order completed
+    FAILED = "failed"
+    PARTIAL = "partial"  # some of it traded, or its outcome is partly unknown
+    SKIPPED = "skipped"  # not run (no signer, price deviation, bot paused)
+    REJECTED = "rejected"  # authenticated but refused at intake (malformed)
+    EXPIRED = "expired"  # journaled during an outage, too old when replayed
+
+
 PENDING_LIMIT = 1000
 FINISHED_CHANNEL = "signal_finished"
 ACCEPTED_CHANNEL = "signal_accepted"  # payload: the bot id; a running daemon wakes that bot
-FINAL_STATUSES = ("done", "failed", "partial", "skipped", "rejected", "expired")
+FINAL_STATUSES = (SignalStatus.DONE, SignalStatus.FAILED, SignalStatus.PARTIAL,
+                  SignalStatus.SKIPPED, SignalStatus.REJECTED, SignalStatus.EXPIRED)
 _BOT_PREFIX = "bot__"  # the claimed signal's bot columns, apart from the signal's own
 _BOT_NAMES = tuple(name.strip() for name in BOT_COLUMNS.split(","))
 _BOT_FIELDS = ", ".join(f"b.{name} AS {_BOT_PREFIX}{name}" for name in _BOT_NAMES)
@@ -163,11 +179,14 @@ def superseded(db: Database, bot_id: str, signal_id: str) -> bool:
 
 def finish_signal(db: Database, signal_id: str, status: str, outcome: dict[str, Any],
                   reason: str | None = None) -> None:
-    """Record how a claimed signal ended: done, failed, skipped or routed."""
+    """Record how a claimed signal ended: a final SignalStatus (ValueError otherwise)."""
+    final = SignalStatus(status)
+    if final not in FINAL_STATUSES:
+        raise ValueError(f"not a final signal status: {final}")
     db.execute(
         "UPDATE webhook_signals SET status = %s, outcome = %s, status_reason = %s,"
         " processed_at = now() WHERE id = %s; SELECT pg_notify(%s, %s)",
-        (status, Json(outcome), reason, signal_id, FINISHED_CHANNEL, signal_id))
+        (final.value, Json(outcome), reason, signal_id, FINISHED_CHANNEL, signal_id))
 
 
 def interrupted_signals(db: Database, bot_id: str) -> list[dict[str, Any]]:
@@ -251,22 +270,26 @@ def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def claim_next(db: Database, bot_id: str, holder: str) -> dict[str, Any] | None:
+def claim_next(db: Database, bot_id: str, holder: str,
+               epoch: int | None = None) -> dict[str, Any] | None:
     """Take the bot's oldest accepted signal for processing (None when there is none, or when
-    `holder` does not hold the bot's lease), with the bot's row as it is now under "bot" (one
-    round trip for what the signal runs on).
+    `holder` does not hold the bot's lease), with the bot's row as it is now under "bot" and
+    whether more accepted signals wait behind it under "more_waiting" (one round trip for what
+    the signal runs on, and for knowing whether to claim again after it).
 
     Only the bot's own actor in the lease holder claims its signals, so the oldest is never
-    skipped; SKIP LOCKED keeps a concurrent claimer from waiting on it.
+    skipped; SKIP LOCKED keeps a concurrent claimer from waiting on it. With `epoch`, only while
+    the lease is still at that epoch: the claim itself is the lease check.
     """
     row = db.fetchone(
         "WITH claimed AS (UPDATE webhook_signals SET status = 'processing' WHERE id = ("
         " SELECT id FROM webhook_signals WHERE trading_bot_id = %(bot)s AND status = 'accepted'"
-        f" AND {LEASED_BY.format(bot='%(bot)s')}"
+        f" AND {HELD_AT_EPOCH.format(bot='%(bot)s')}"
         " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted' RETURNING *)"
-        f" SELECT claimed.*, {_BOT_FIELDS} FROM claimed"
-        " LEFT JOIN trading_bots b ON b.id = claimed.trading_bot_id",
-        {"bot": bot_id, "holder": holder})
+        f" SELECT claimed.*, {_BOT_FIELDS}, EXISTS (SELECT 1 FROM webhook_signals w"
+        "  WHERE w.trading_bot_id = %(bot)s AND w.status = 'accepted' AND w.id <> claimed.id)"
+        " AS more_waiting FROM claimed LEFT JOIN trading_bots b ON b.id = claimed.trading_bot_id",
+        {"bot": bot_id, "holder": holder, "epoch": epoch})
     if row is None:
         return None
     fields = {name: row.pop(f"{_BOT_PREFIX}{name}") for name in _BOT_NAMES}

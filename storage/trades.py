@@ -1,7 +1,8 @@
 """Trade rows (bot_trades) and the Swift audit trail (swift_order_logs).
 
-bot_trades.swift_status takes only the four `SwiftStatus` values; what Swift answered
-at each step is in swift_order_logs, one row per event with the taxonomy's code in error_code.
+bot_trades.status takes only the `TradeStatus` values, bot_trades.swift_status only the four
+`SwiftStatus` values; what Swift answered at each step is in swift_order_logs, one row per
+event with the taxonomy's code in error_code.
 """
 
 from __future__ import annotations
@@ -16,9 +17,17 @@ from psycopg2.extras import Json
 
 from storage.bot_leases import HELD_AT_EPOCH, LEASED_BY, LeaseLost
 from storage.database import Database
+from venue.precision import BASE, PRICE
 
-BASE = Decimal(10**9)
-PRICE = Decimal(10**6)
+
+class TradeStatus(StrEnum):
+    """bot_trades.status: what became of a trade."""
+
+    PENDING = "pending"  # recorded before anything was sent; its outcome not yet recorded
+    COMPLETED = "completed"  # it traded wholly
+    PARTIAL = "partial"  # it traded partly
+    FAILED = "failed"  # it did not trade (refused, rejected, not filled)
+    UNKNOWN = "unknown"  # its fate is unknown: reconciled before anything is sent again
 
 
 class SwiftStatus(StrEnum):
@@ -53,23 +62,32 @@ def open_trade(db: Database, trade: NewTrade, holder: str | None = None) -> str:
     With `holder`, only while that daemon holds the bot's lease (the fence that keeps a daemon
     whose lease ran out, during an outage say, from sending after another took the bot over);
     LeaseLost otherwise."""
+    row = db.fetchone(insert_trade_sql(holder), insert_trade_params(trade, holder))
+    if row is None:
+        raise LeaseLost(f"this daemon no longer holds bot {trade.bot_id}")
+    return row["id"]
+
+
+def insert_trade_sql(holder: str | None) -> str:
+    """open_trade's statement (INSERT ... RETURNING id), fenced by the lease with `holder`."""
     fence = "" if holder is None else f" WHERE {LEASED_BY.format(bot='%(bot)s')}"
-    row = db.fetchone(
+    return (
         "INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side, size,"
         " reduce_only, status, execution_method, position_before_base, entry_quote_before,"
         " reference_price) SELECT %(bot)s, %(signal)s, %(wallet)s, %(market)s, %(side)s,"
         " %(size)s, %(reduce_only)s, 'pending', %(method)s, %(position)s, %(entry)s,"
-        f" %(reference)s{fence} RETURNING id",
-        {"bot": trade.bot_id, "signal": trade.signal_id, "wallet": trade.wallet_address,
-         "market": trade.market, "side": trade.side,
-         "size": Decimal(trade.base_amount) / BASE, "reduce_only": trade.reduce_only,
-         "method": trade.execution_method, "position": trade.position_before,
-         "entry": trade.entry_quote_before, "holder": holder,
-         "reference": None if trade.reference_price is None
-         else Decimal(trade.reference_price) / PRICE})
-    if row is None:
-        raise LeaseLost(f"this daemon no longer holds bot {trade.bot_id}")
-    return row["id"]
+        f" %(reference)s{fence} RETURNING id")
+
+
+def insert_trade_params(trade: NewTrade, holder: str | None) -> dict[str, Any]:
+    """The parameters of `insert_trade_sql`."""
+    return {"bot": trade.bot_id, "signal": trade.signal_id, "wallet": trade.wallet_address,
+            "market": trade.market, "side": trade.side,
+            "size": Decimal(trade.base_amount) / BASE, "reduce_only": trade.reduce_only,
+            "method": trade.execution_method, "position": trade.position_before,
+            "entry": trade.entry_quote_before, "holder": holder,
+            "reference": None if trade.reference_price is None
+            else Decimal(trade.reference_price) / PRICE}
 
 
 def update_trade(db: Database, trade_id: str, **fields: Any) -> None:
@@ -81,6 +99,8 @@ def update_trade(db: Database, trade_id: str, **fields: Any) -> None:
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"not a trade column: {sorted(unknown)}")
+    if "status" in fields:  # TradeStatus's values only (ValueError otherwise)
+        fields["status"] = TradeStatus(fields["status"]).value
     if "swift_status" in fields:  # SwiftStatus's values only (ValueError otherwise)
         fields["swift_status"] = SwiftStatus(fields["swift_status"]).value
     assignments = ", ".join(f"{name} = %({name})s" for name in fields)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from storage.bots import GrantRow
 from storage.database import Database
 
 _COLUMNS = (
@@ -160,6 +161,27 @@ def wallet_keys(db: Database, address: str) -> WalletKeys | None:
         (address,),
     )
     return WalletKeys(**row) if row else None
+
+
+def signing_rows(db: Database, bot_id: str) -> tuple[GrantRow | None, WalletKeys | None]:
+    """A bot's grant and its wallet's agent envelopes, read together right before a signature
+    (one round trip); (None, None) for no bot, (grant, None) for a wallet that is gone."""
+    row = db.fetchone(
+        "SELECT b.id AS bot_id, b.wallet_address, b.execution_active,"
+        " b.execution_expires_at AS expires_at, b.umk_encrypted_for_bot AS envelope,"
+        " b.execution_grant_mac AS grant_mac, b.execution_granted_at AS granted_at,"
+        " b.execution_revoked_at AS revoked_at, w.address, w.agent_public_key,"
+        " w.agent_private_key_encrypted AS legacy_envelope,"
+        " w.agent_private_key_encrypted_v3 AS v3_envelope"
+        " FROM trading_bots b LEFT JOIN wallets w ON w.address = b.wallet_address"
+        " WHERE b.id = %s",
+        (bot_id,),
+    )
+    if row is None:
+        return None, None
+    keys = {name: row.pop(name) for name in
+            ("address", "agent_public_key", "legacy_envelope", "v3_envelope")}
+    return GrantRow(**row), WalletKeys(**keys) if keys["address"] is not None else None
 
 
 def upgrade_to_v3(db: Database, address: str, legacy: str | None, v3: str) -> bool:

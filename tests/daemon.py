@@ -1,24 +1,32 @@
-"""Runs the real daemon as a child process for end-to-end tests, and listens as systemd would."""
+"""Runs the real daemon as a child process for end-to-end tests, and listens as systemd would;
+and what the tests (and the benchmarks) that run daemons share: a sandbox fixture, server key
+files, free ports, polling until a condition holds."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import gevent
+import pytest
 import requests
 
+from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
+POLL_S = 0.05
 
 
 def free_port() -> int:
@@ -26,6 +34,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def key_file(path: Path) -> Path:
+    """A new server key (32 random bytes, mode 0600) written at `path`; the path."""
+    path.write_bytes(secrets.token_bytes(32))
+    path.chmod(0o600)
+    return path
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout_s: float = START_TIMEOUT_S) -> Any:
+    """Poll `check` until it returns something truthy, which it returns; TimeoutError naming
+    `what` after `timeout_s` (the tests and the benchmarks poll with it)."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s:g} s")
+        gevent.sleep(POLL_S)
+    return result
+
+
+def sandbox_fixture(seed: int, slot_ms: int) -> Any:
+    """A test module's `sandbox` fixture (`sandbox = sandbox_fixture(...)`): a sandbox on a free
+    loopback port, with this seed and slot time, started for the test and stopped after it."""
+
+    @pytest.fixture
+    def sandbox() -> Iterator[SandboxServer]:
+        with SandboxServer("127.0.0.1", 0, seed=seed, slot_ms=slot_ms) as server:
+            yield server
+
+    return sandbox
 
 
 def cli_json(daemon: Daemon, *args: str, code: int = 0) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from storage.database import Database
 from storage.notify import Listener
 from storage.retry_queue import SETTLED_CHANNEL
 from storage.signals import FINAL_STATUSES, FINISHED_CHANNEL
-from tests.daemon import Daemon
+from tests.daemon import Daemon, key_file
 from tests.e2e.stack import environment
 from tests.venue_view import orders_received, position
 
@@ -82,9 +81,7 @@ class Crash:
     """One sandbox, one database, one fleet, and the daemon that is killed and restarted."""
 
     def __init__(self, database_url: str, sandbox: SandboxServer, tmp_path: Path) -> None:
-        key = tmp_path / "server.key"
-        key.write_bytes(secrets.token_bytes(32))
-        key.chmod(0o600)
+        key = key_file(tmp_path / "server.key")
         self.sandbox = sandbox
         self.env = {
             "DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,

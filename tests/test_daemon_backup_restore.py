@@ -10,28 +10,21 @@ import json
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pgserver
-import pytest
 import requests
 
 from sandbox.server import SandboxServer
 from tests import pg
-from tests.daemon import ROOT, Daemon, cli_json, done_with_one_trade
+from tests.daemon import ROOT, Daemon, cli_json, done_with_one_trade, sandbox_fixture
 
 WAIT_S = 60.0
 PG_BIN = Path(pgserver.__file__).parent / "pginstall" / "bin"  # the server's own client tools
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=13, slot_ms=200)
-    server.start()
-    yield server
-    server.stop()
+sandbox = sandbox_fixture(seed=13, slot_ms=200)
 
 
 def orders_at_venue(sandbox: SandboxServer, agent: str) -> int:

@@ -4,20 +4,17 @@ holder dies, the other takes the bot over once the lease ran out. One daemon per
 
 from __future__ import annotations
 
-import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
-from tests.daemon import ROOT, Daemon, cli_json
+from tests.daemon import ROOT, Daemon, cli_json, key_file, sandbox_fixture
 from tests.venue_view import orders_received
 
 LEASE_TTL_S = "6"
@@ -25,12 +22,7 @@ WAIT_S = 60.0
 HELD_ELSEWHERE = "held by another daemon on this database"
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=9, slot_ms=100)
-    server.start()
-    yield server
-    server.stop()
+sandbox = sandbox_fixture(seed=9, slot_ms=100)
 
 
 def alert(daemon: Daemon, bot: dict[str, Any], position: int) -> str:
@@ -46,9 +38,7 @@ def alert(daemon: Daemon, bot: dict[str, Any], position: int) -> str:
 
 def test_one_holder_per_bot_across_two_daemons(database_url: str, tmp_path: Path,
                                                sandbox: SandboxServer) -> None:
-    key = tmp_path / "server.key"
-    key.write_bytes(secrets.token_bytes(32))
-    key.chmod(0o600)
+    key = key_file(tmp_path / "server.key")
     env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
            "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "lease" * 7,
            "BOT_LEASE_TTL_S": LEASE_TTL_S, "AUCTION_DURATION_SLOTS": "10"}

@@ -7,26 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import socket
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import gevent
-import pytest
 import requests
 from gevent.server import StreamServer
 
 from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
-from tests.daemon import Daemon, cli_json
+from tests.daemon import Daemon, cli_json, key_file, sandbox_fixture, wait_until
 
 WAIT_S = 60.0
-POLL_S = 0.05
 
 
 class CuttableProxy:
@@ -77,22 +72,7 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         pass
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    """Poll `check` until it returns something truthy; AssertionError after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        gevent.sleep(POLL_S)
-    return result
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=11, slot_ms=200)
-    server.start()
-    yield server
-    server.stop()
+sandbox = sandbox_fixture(seed=11, slot_ms=200)
 
 
 def fills_at_venue(sandbox: SandboxServer, agent: str) -> int:
@@ -122,9 +102,7 @@ def alert(daemon: Daemon, bot: dict[str, Any], n: int, secret: str | None = None
 
 
 def server_key(tmp_path: Path) -> str:
-    key = tmp_path / "server.key"
-    key.write_bytes(secrets.token_bytes(32))
-    key.chmod(0o600)
+    key = key_file(tmp_path / "server.key")
     return f"k1=file:{key}"
 
 

@@ -4,31 +4,23 @@ supervisor; after a restart every accepted alert has exactly one fill at the ven
 
 from __future__ import annotations
 
-import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from sandbox.server import SandboxServer
 from storage.signals import SignalWaiter
-from tests.daemon import Daemon, cli_json
+from tests.daemon import Daemon, cli_json, key_file, sandbox_fixture
 
 BOTS = 4
 WAIT_S = 90.0
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=13, slot_ms=100)
-    server.start()
-    yield server
-    server.stop()
+sandbox = sandbox_fixture(seed=13, slot_ms=100)
 
 
 class AlertStream:
@@ -78,9 +70,7 @@ def fills(sandbox: SandboxServer, agent: str) -> int:
 
 def test_sigterm_under_load_drains_then_every_accepted_alert_trades_once(
         database_url: str, tmp_path: Path, sandbox: SandboxServer) -> None:
-    key = tmp_path / "server.key"
-    key.write_bytes(secrets.token_bytes(32))
-    key.chmod(0o600)
+    key = key_file(tmp_path / "server.key")
     env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
            "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "drain" * 7,
            "AUCTION_DURATION_SLOTS": "10", "DRAIN_TIMEOUT_S": "20",

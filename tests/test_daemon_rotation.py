@@ -6,35 +6,22 @@ then be retired."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg2
-import pytest
 import requests
 
 from sandbox.server import SandboxServer
 from security.server_key import load_key_ring
 from security.webhook_auth import hash_webhook_secret, stored_hash_key_id, stored_hash_version
 from tests import pg
-from tests.daemon import Daemon, cli_json, done_with_one_trade
+from tests.daemon import Daemon, cli_json, done_with_one_trade, key_file, sandbox_fixture
 
 WAIT_S = 60.0
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=17, slot_ms=200)
-    server.start()
-    yield server
-    server.stop()
-
-
-def key_file(path: Path) -> Path:
-    path.write_bytes(secrets.token_bytes(32))
-    path.chmod(0o600)
-    return path
+sandbox = sandbox_fixture(seed=17, slot_ms=200)
 
 
 def sql(url: str, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -14,15 +14,13 @@ import io
 import json
 import math
 import os
-import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 import requests
 from gevent.pool import Pool
 
@@ -32,7 +30,7 @@ from storage.bot_shares import WORKERS_CHANNEL
 from storage.database import Database
 from storage.notify import Listener
 from storage.signals import SignalWaiter
-from tests.daemon import Daemon
+from tests.daemon import Daemon, key_file, sandbox_fixture
 from tests.e2e.stack import environment
 from tests.venue_view import counters, orders_executed, position
 
@@ -44,12 +42,7 @@ WAIT_S = 120.0
 TEMPLATE = "order {side} @ 1 filled on SOLUSD. New strategy position is {position}"
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=21, slot_ms=100)
-    server.start()
-    yield server
-    server.stop()
+sandbox = sandbox_fixture(seed=21, slot_ms=100)
 
 
 def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
@@ -121,9 +114,7 @@ def holder_pid(db: Database, holder: str) -> int:
 
 def test_workers_share_the_bots_and_take_over_a_dead_one(database_url: str, tmp_path: Path,
                                                          sandbox: SandboxServer) -> None:
-    key = tmp_path / "server.key"
-    key.write_bytes(secrets.token_bytes(32))
-    key.chmod(0o600)
+    key = key_file(tmp_path / "server.key")
     env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
            "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "workers" * 5,
            "BOT_LEASE_TTL_S": str(LEASE_TTL_S), "AUCTION_DURATION_SLOTS": "10",
@@ -206,9 +197,7 @@ def test_workers_share_the_bots_and_take_over_a_dead_one(database_url: str, tmp_
 
 def test_a_fanout_loses_and_doubles_nothing_when_a_worker_dies_mid_flight(
         database_url: str, tmp_path: Path, sandbox: SandboxServer) -> None:
-    key = tmp_path / "server.key"
-    key.write_bytes(secrets.token_bytes(32))
-    key.chmod(0o600)
+    key = key_file(tmp_path / "server.key")
     env = {"DATABASE_URL": database_url, "SANDBOX_URL": sandbox.url,
            "SERVER_KEYS": f"k1=file:{key}", "ADMIN_TOKEN": "workers" * 5,
            "BOT_LEASE_TTL_S": str(LEASE_TTL_S), "AUCTION_DURATION_SLOTS": "60",

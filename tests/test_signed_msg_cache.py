@@ -12,7 +12,7 @@ import gevent.event
 import pytest
 from solders.pubkey import Pubkey
 
-from actors import swift_gateway
+from actors import signed_msg_cache
 from actors.messages import HasSignedMsgOrders, IsHealthy
 from actors.swift_gateway import SwiftGateway
 from supervision import request
@@ -74,7 +74,7 @@ def test_a_missing_account_is_cached_then_looked_at_again(gateway, monkeypatch) 
     assert not has(ref, authority) and not has(ref, authority)
     assert len(venue.reads) == 1  # the negative answer is cached too...
     venue.create(authority)  # `wallet init-orders` ran
-    monkeypatch.setattr(swift_gateway, "SIGNED_MSG_RECHECK_S", 0.0)  # ...for a while
+    monkeypatch.setattr(signed_msg_cache, "SIGNED_MSG_RECHECK_S", 0.0)  # ...for a while
     assert has(ref, authority) and len(venue.reads) == 2
 
 

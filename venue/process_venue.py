@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def sandbox_url(settings: Settings) -> str:
     """SANDBOX_URL, or the sandbox child `run` starts on 127.0.0.1:SANDBOX_PORT."""
-    return (settings["SANDBOX_URL"] or f"http://127.0.0.1:{settings['SANDBOX_PORT']}").rstrip("/")
+    return (settings.sandbox_url or f"http://127.0.0.1:{settings.sandbox_port}").rstrip("/")
 
 
 class ProcessVenue:
@@ -28,15 +28,15 @@ class ProcessVenue:
         self.child: SandboxChild | None = None
         values = dict(env)
         base: str | None = None
-        if settings["VENUE"] == "sandbox" and not settings["SANDBOX_URL"]:
+        if settings.venue == "sandbox" and not settings.sandbox_url:
             if start_child:
                 self.child = SandboxChild(
-                    settings["SANDBOX_PORT"], settings["SANDBOX_SEED"],
-                    settings["SANDBOX_SLOT_MS"],
-                    rpc_latency_ms=settings["SANDBOX_RPC_LATENCY_MS"],
-                    rpc_rps_limit=settings["SANDBOX_RPC_RPS_LIMIT"],
-                    swift_latency_ms=settings["SANDBOX_SWIFT_LATENCY_MS"],
-                    fill_profile=settings["SANDBOX_FILL_PROFILE"])
+                    settings.sandbox_port, settings.sandbox_seed,
+                    settings.sandbox_slot_ms,
+                    rpc_latency_ms=settings.sandbox_rpc_latency_ms,
+                    rpc_rps_limit=settings.sandbox_rpc_rps_limit,
+                    swift_latency_ms=settings.sandbox_swift_latency_ms,
+                    fill_profile=settings.sandbox_fill_profile)
                 base = self.child.url
                 values.setdefault("RPC_BACKUP_URL", self.child.backup_rpc_url)
             else:

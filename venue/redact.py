@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import urlsplit, urlunsplit
 
 _REDACTED = "***"
@@ -33,27 +32,3 @@ def redact_url(url: str | None) -> str | None:
         _REDACTED if len(segment) >= 16 else segment for segment in parts.path.split("/")
     )
     return urlunsplit((parts.scheme, host, path, query, ""))
-
-
-class _Urllib3RedactFilter(logging.Filter):
-    """Rewrites urllib3's DEBUG request lines, whose arguments include path and query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # the rendered line, not the arguments: another filter may have rendered it already
-        words = record.getMessage().split(" ")
-        record.msg = " ".join(
-            (redact_url(f"http://h{word}") or "")[len("http://h"):] if word.startswith("/")
-            else word
-            for word in words)
-        record.args = ()
-        return True
-
-
-_FILTER = _Urllib3RedactFilter()
-
-
-def install_urllib3_redaction() -> None:
-    """Make urllib3's connection-pool DEBUG logs safe (they print request paths with keys)."""
-    logger = logging.getLogger("urllib3.connectionpool")
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)

@@ -1,4 +1,4 @@
-"""Solana JSON-RPC over requests, and the primary/backup failover state.
+"""Solana JSON-RPC over http.client (venue.http_session): one endpoint, its errors and results.
 
 :class:`SolanaRpc` is one endpoint: typed results, a timeout on every call, two error families
 (:class:`RpcError` = the node answered with a JSON-RPC error; :class:`RpcTransportError` = we got
@@ -11,42 +11,38 @@ endpoint after Retry-After (capped) or a jittered exponential backoff, for at mo
 in ``rpc_rate_limited_total{endpoint}``. Still limited after that, the call raises
 :class:`RpcRateLimited`, a :class:`RpcTransportError`, so RpcFailover's rules apply unchanged.
 
-:class:`RpcFailover` finds the working connection (probe, switch, cooldown): a plain object (no
-threads, no locks) meant to live inside the one actor that owns RPC state (legacy_executor); it
-takes an injectable clock so its cooldown can be tested without waiting.
+Switching between primary and backup is venue.rpc_failover; reads shared by concurrent askers
+are venue.shared_reads.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import itertools
+import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Generic, TypeVar, cast
+from typing import Any
 
-import requests
-from gevent.event import AsyncResult, Event
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 
 from observability.trading_metrics import RPC_RATE_LIMITED
-from venue.http_session import pooled_session
-from venue.redact import install_urllib3_redaction, redact_url
+from venue.http_session import HttpEndpoint, HttpResponse
+from venue.redact import redact_url
 from venue.swift_errors import classify_exception
 
-install_urllib3_redaction()
 DEFAULT_TIMEOUT_S = 10.0
-PROBE_TIMEOUT_S = 5.0
-FAILOVER_COOLDOWN_S = 180.0
 _MAX_ACCOUNTS_PER_CALL = 100
 _MAX_SIGNATURES_PER_CALL = 256
 RATE_LIMIT_BUDGET_S = 2.0  # total wait on HTTP 429 answers for one call
 RATE_LIMIT_MAX_WAIT_S = 1.0  # longest single wait, whatever Retry-After says
 RATE_LIMIT_FIRST_WAIT_S = 0.05  # first backoff when there is no Retry-After
 RATE_LIMIT_MIN_WAIT_S = 0.01  # floor of one wait ("Retry-After: 0" must not spin)
+_JSON = {"Content-Type": "application/json"}
 
 
 class RpcTransportError(Exception):
@@ -134,7 +130,7 @@ def _account(value: Any) -> AccountData | None:
 
 
 class SolanaRpc:
-    """One JSON-RPC endpoint with a pooled session and a timeout on every call."""
+    """One JSON-RPC endpoint with pooled connections and a timeout on every call."""
 
     def __init__(
         self,
@@ -143,7 +139,6 @@ class SolanaRpc:
         label: str = "rpc",
         timeout_s: float = DEFAULT_TIMEOUT_S,
         pool_size: int = 16,
-        session: requests.Session | None = None,
         rate_limit_budget_s: float = RATE_LIMIT_BUDGET_S,
     ) -> None:
         self._url = url
@@ -151,32 +146,32 @@ class SolanaRpc:
         self._timeout = timeout_s
         self._rate_limit_budget = rate_limit_budget_s
         self._ids = itertools.count(1)
-        self._session = session or pooled_session(url, pool_size)
+        self._http = HttpEndpoint(url, pool_size)
 
     def __repr__(self) -> str:
         return f"SolanaRpc(label={self.label!r}, url={redact_url(self._url)!r})"
 
     def close(self) -> None:
         """Close pooled connections."""
-        self._session.close()
+        self._http.close()
 
     def call(self, method: str, params: list[Any] | None = None,
              *, timeout_s: float | None = None) -> Any:
         """Make one JSON-RPC call and return its ``result``; raises RpcError/RpcTransportError."""
-        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
-                   "params": params or []}
+        payload = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method,
+                              "params": params or []}).encode()
         timeout = self._timeout if timeout_s is None else timeout_s
         budget = min(self._rate_limit_budget, timeout)
         waited = 0.0
         attempt = 0
         while True:
             try:
-                response = self._session.post(self._url, json=cast(Any, payload), timeout=timeout,
-                                              allow_redirects=False)
-            except (requests.RequestException, OSError) as exc:
+                response = self._http.request("POST", "", payload, _JSON,
+                                              connect_timeout_s=timeout, read_timeout_s=timeout)
+            except (OSError, http.client.HTTPException) as exc:
                 raise RpcTransportError(self.label, method,
                                         classify_exception(exc).reason) from None
-            if response.status_code != 429:
+            if response.status != 429:
                 break
             # 429: the provider refused the request without running it. Retrying the same
             # payload is safe for every method, sendTransaction included: a 429 means the
@@ -189,11 +184,11 @@ class SolanaRpc:
             time.sleep(delay)
             waited += delay
             attempt += 1
-        if response.status_code != 200:
-            raise RpcTransportError(self.label, method, f"http_{response.status_code}",
-                                    response.status_code)
+        if response.status != 200:
+            raise RpcTransportError(self.label, method, f"http_{response.status}",
+                                    response.status)
         try:
-            body = response.json()
+            body = json.loads(response.body)
         except ValueError:
             raise RpcTransportError(self.label, method, "invalid_json", 200) from None
         if not isinstance(body, dict):
@@ -284,10 +279,10 @@ def _status(value: Any) -> SignatureStatus | None:
                            value.get("confirmationStatus"))
 
 
-def _rate_limit_wait(response: requests.Response, attempt: int) -> float:
+def _rate_limit_wait(response: HttpResponse, attempt: int) -> float:
     """Seconds to wait before retrying a 429: Retry-After (delta-seconds) capped at
     RATE_LIMIT_MAX_WAIT_S plus up to 10 % jitter, else a jittered exponential backoff."""
-    header = response.headers.get("Retry-After", "")
+    header = response.headers.get("retry-after", "")
     try:
         retry_after = float(header)
     except ValueError:
@@ -297,200 +292,6 @@ def _rate_limit_wait(response: requests.Response, attempt: int) -> float:
         return base + random.uniform(0.0, 0.1 * base)
     ceiling = min(RATE_LIMIT_MAX_WAIT_S, RATE_LIMIT_FIRST_WAIT_S * 2 ** attempt)
     return random.uniform(ceiling / 2, ceiling)
-
-
-T = TypeVar("T")
-AccountsRead = tuple[int, list[AccountData | None]]
-
-
-class SharedRead(Generic[T]):
-    """One read answers everyone who asks while it is in flight or within `max_age_s` of its
-    start, so orders sent together cost one call (the latest blockhash, read once a slot).
-
-    For the greenlets of one hub (no locks): the first asker reads, the others wait for it."""
-
-    def __init__(self, read: Callable[[], T], max_age_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._read = read
-        self._max_age_s = max_age_s
-        self._clock = clock
-        self._last: tuple[float, T] | None = None  # (when the read started, its value)
-        self._flight: AsyncResult | None = None
-
-    def get(self) -> T:
-        """The shared value, read now unless a fresh enough one is known or on its way."""
-        if self._last is not None and self._clock() - self._last[0] <= self._max_age_s:
-            return self._last[1]
-        if self._flight is not None:
-            return self._flight.get()
-        flight = self._flight = AsyncResult()
-        started = self._clock()
-        try:
-            value = self._read()
-        except BaseException as exc:
-            flight.set_exception(exc)
-            raise
-        finally:
-            self._flight = None
-        self._last = (started, value)
-        flight.set(value)
-        return value
-
-
-@dataclass(frozen=True)
-class _AccountsAsk:
-    keys: list[Pubkey]
-    answer: AsyncResult
-
-
-class AccountBatcher:
-    """Account reads asked at once merged into getMultipleAccounts calls: an ask made while a
-    read is in flight joins the next read, so it is answered from a read sent after it was
-    made (never an older one) and N concurrent asks cost a few calls instead of N.
-
-    For the greenlets of one hub (no locks): whoever finds no read in flight reads the queue."""
-
-    def __init__(self, read: Callable[[list[Pubkey]], AccountsRead]) -> None:
-        self._read = read
-        self._queued: list[_AccountsAsk] = []
-        self._flight: Event | None = None
-
-    def get(self, keys: Sequence[Pubkey]) -> AccountsRead:
-        """(the read's context slot, the accounts in the order asked)."""
-        ask = _AccountsAsk(list(keys), AsyncResult())
-        self._queued.append(ask)
-        while not ask.answer.ready():
-            if self._flight is None:
-                self._read_queued()
-            else:
-                self._flight.wait()
-        return ask.answer.get()
-
-    def _read_queued(self) -> None:
-        batch, self._queued = self._queued, []
-        flight = self._flight = Event()
-        try:
-            keys = list(dict.fromkeys(key for ask in batch for key in ask.keys))
-            slot, accounts = self._read(keys)
-            found = dict(zip(keys, accounts, strict=True))
-            for ask in batch:
-                ask.answer.set((slot, [found[key] for key in ask.keys]))
-        except BaseException as exc:
-            for ask in batch:
-                ask.answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._flight = None
-            flight.set()
-
-
-class Endpoint(StrEnum):
-    """Which RPC endpoint is active."""
-
-    PRIMARY = "primary"
-    BACKUP = "backup"
-
-
-@dataclass
-class FailoverState:
-    """The whole failover state: active endpoint, switch time, primary failures."""
-
-    active: Endpoint = Endpoint.PRIMARY
-    switched_to_backup_at: float | None = None
-    consecutive_primary_failures: int = 0
-
-
-class RpcFailover:
-    """Pick a working endpoint: probe with getSlot, switch to backup, retry primary after cooldown.
-
-    Rules:
-
-    1. On backup and the cooldown (default 180 s) has passed since the switch: probe primary;
-       if it answers, go back to it, otherwise stay on backup and restart the cooldown.
-    2. Probe the active endpoint with getSlot (5 s timeout); if it answers, use it.
-    3. If primary fails: count the failure and switch to backup if backup answers its probe.
-       If backup fails while active: probe primary at once (backup is no better).
-    4. If nothing answers, raise :class:`AllRpcDown` and leave the state on primary, so the
-       next call starts from the primary again rather than waiting out a cooldown for nothing.
-    """
-
-    def __init__(
-        self,
-        primary: SolanaRpc,
-        backup: SolanaRpc | None,
-        *,
-        cooldown_s: float = FAILOVER_COOLDOWN_S,
-        probe_timeout_s: float = PROBE_TIMEOUT_S,
-        clock: Callable[[], float] = time.monotonic,
-        on_switch: Callable[[Endpoint, Endpoint], None] | None = None,
-    ) -> None:
-        self.primary = primary
-        self.backup = backup
-        self.cooldown_s = cooldown_s
-        self.probe_timeout_s = probe_timeout_s
-        self._clock = clock
-        self._on_switch = on_switch
-        self.state = FailoverState()
-        self.last_slot: int | None = None
-
-    def active(self) -> SolanaRpc:
-        """The currently active client, without probing."""
-        if self.state.active is Endpoint.BACKUP and self.backup is not None:
-            return self.backup
-        return self.primary
-
-    def _probe(self, client: SolanaRpc) -> bool:
-        try:
-            self.last_slot = client.get_slot(timeout_s=self.probe_timeout_s)
-        except (RpcError, RpcTransportError, ValueError, TypeError, KeyError):
-            return False
-        return True
-
-    def _switch(self, to: Endpoint) -> None:
-        before = self.state.active
-        self.state.active = to
-        if to is Endpoint.BACKUP:
-            self.state.switched_to_backup_at = self._clock()
-        else:
-            self.state.switched_to_backup_at = None
-        if self._on_switch is not None and before is not to:
-            self._on_switch(before, to)
-
-    def _primary_probe(self) -> bool:
-        ok = self._probe(self.primary)
-        if ok:
-            self.state.consecutive_primary_failures = 0
-        else:
-            self.state.consecutive_primary_failures += 1
-        return ok
-
-    def working_client(self) -> SolanaRpc:
-        """Return a client that just answered getSlot, switching endpoints per the rules."""
-        st = self.state
-        if st.active is Endpoint.BACKUP and self.backup is not None:
-            since = self._clock() - (st.switched_to_backup_at or 0.0)
-            primary_tried = False
-            if since >= self.cooldown_s:
-                primary_tried = True
-                if self._primary_probe():
-                    self._switch(Endpoint.PRIMARY)
-                    return self.primary
-                st.switched_to_backup_at = self._clock()
-            if self._probe(self.backup):
-                return self.backup
-            if not primary_tried and self._primary_probe():
-                self._switch(Endpoint.PRIMARY)
-                return self.primary
-            self._switch(Endpoint.PRIMARY)
-            raise AllRpcDown("primary and backup RPC both failed the getSlot probe")
-
-        if self._primary_probe():
-            return self.primary
-        if self.backup is not None and self._probe(self.backup):
-            self._switch(Endpoint.BACKUP)
-            return self.backup
-        raise AllRpcDown("primary RPC failed the getSlot probe and no backup answered")
 
 
 def error_label(exc: BaseException) -> str:

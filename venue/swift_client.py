@@ -1,30 +1,30 @@
 """Synchronous Swift HTTP client: submit a signed order, ask whether it was placed, check health.
 
-Plain ``requests`` over one pooled ``Session``; under gevent's monkey patching each call only
-blocks its own greenlet. Every call has a timeout. ``requests`` timeouts bound the connect and
-each socket read, not the whole exchange; a caller that needs a hard wall-clock deadline wraps
-the call in ``gevent.Timeout``. No method raises for HTTP or transport failures: they come back
-classified (see :mod:`venue.swift_errors`), and exception texts, which contain URLs, are dropped.
+http.client over pooled keep-alive connections (venue.http_session); under gevent's monkey
+patching each call only blocks its own greenlet. Every call has a timeout: they bound the
+connect and each socket read, not the whole exchange; a caller that needs a hard wall-clock
+deadline wraps the call in ``gevent.Timeout``. No method raises for HTTP or transport
+failures: they come back classified (see :mod:`venue.swift_errors`), and exception texts,
+which contain URLs, are dropped.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
 from urllib.parse import quote
 
-import requests
-
-from venue.http_session import pooled_session
-from venue.redact import install_urllib3_redaction, redact_url
+from venue.http_session import HttpEndpoint, HttpResponse
+from venue.redact import redact_url
 from venue.swift_errors import SwiftOutcome, classify_exception, classify_response
 
-install_urllib3_redaction()
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 DEFAULT_ORDER_TIMEOUT_MS = 3000
 DEFAULT_QUERY_TIMEOUT_MS = 2000
 _DETAIL_MAX = 200
@@ -72,7 +72,7 @@ def signature_digest(signature: bytes) -> str:
 
 
 class SwiftClient:
-    """HTTP client for one Swift base URL with a pooled session and per-call timeouts."""
+    """HTTP client for one Swift base URL with pooled connections and per-call timeouts."""
 
     def __init__(
         self,
@@ -81,7 +81,6 @@ class SwiftClient:
         order_timeout_ms: int = DEFAULT_ORDER_TIMEOUT_MS,
         query_timeout_ms: int = DEFAULT_QUERY_TIMEOUT_MS,
         pool_size: int = 16,
-        session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if order_timeout_ms <= 0 or query_timeout_ms <= 0:
@@ -90,28 +89,26 @@ class SwiftClient:
         self._order_timeout = order_timeout_ms / 1000.0
         self._query_timeout = query_timeout_ms / 1000.0
         self._clock = clock
-        self._session = session or pooled_session(self._base, pool_size, pool_connections=2)
+        self._http = HttpEndpoint(self._base, pool_size)
 
     def __repr__(self) -> str:
         return f"SwiftClient(base_url={redact_url(self._base)!r})"
 
     def close(self) -> None:
         """Close pooled connections."""
-        self._session.close()
+        self._http.close()
 
     def submit(self, body: Mapping[str, object]) -> SubmitResult:
         """POST the signed order body to ``/orders``; never raises for HTTP/transport errors."""
         started = self._clock()
         try:
-            response = self._session.post(
-                f"{self._base}/orders",
-                json=cast(dict[str, Any], dict(body)),
-                headers={"Content-Type": "application/json"},
-                timeout=(min(self._order_timeout, 2.0), self._order_timeout),
-                allow_redirects=False,
-            )
-            outcome = classify_response(response.status_code, response.content)
-        except (requests.RequestException, OSError) as exc:
+            response = self._http.request(
+                "POST", "/orders", json.dumps(dict(body)).encode(),
+                {"Content-Type": "application/json"},
+                connect_timeout_s=min(self._order_timeout, 2.0),
+                read_timeout_s=self._order_timeout)
+            outcome = classify_response(response.status, response.body)
+        except TRANSPORT_ERRORS as exc:
             outcome = classify_exception(exc)
         return SubmitResult(outcome, (self._clock() - started) * 1000.0)
 
@@ -123,18 +120,14 @@ class SwiftClient:
         """The same, from a recorded ``signature_digest`` (reconciliation after a restart)."""
         key = quote(digest, safe="")
         try:
-            response = self._session.get(
-                f"{self._base}/confirmation/hash-status?hash={key}",
-                timeout=self._query_timeout,
-                allow_redirects=False,
-            )
-        except (requests.RequestException, OSError) as exc:
+            response = self._get(f"/confirmation/hash-status?hash={key}")
+        except TRANSPORT_ERRORS as exc:
             return HashStatusResult(PlacementStatus.ERROR, reason=classify_exception(exc).reason)
-        code = response.status_code
+        code = response.status
         if code == 404:
             return HashStatusResult(PlacementStatus.NOT_FOUND, http_status=code)
         if code == 200:
-            text = response.text.strip()
+            text = response.body.decode("utf-8", "replace").strip()
             try:
                 order_id = int(text)
             except ValueError:
@@ -146,15 +139,18 @@ class SwiftClient:
             return HashStatusResult(PlacementStatus.PLACED, order_id=order_id, http_status=code)
         return HashStatusResult(PlacementStatus.ERROR, http_status=code, reason=f"http_{code}")
 
+    def _get(self, path: str) -> HttpResponse:
+        return self._http.request("GET", path, connect_timeout_s=self._query_timeout,
+                                  read_timeout_s=self._query_timeout)
+
     def _probe(self, path: str) -> tuple[bool, str]:
         try:
-            response = self._session.get(f"{self._base}{path}", timeout=self._query_timeout,
-                                         allow_redirects=False)
-        except (requests.RequestException, OSError) as exc:
+            response = self._get(path)
+        except TRANSPORT_ERRORS as exc:
             return False, f"{path}: {classify_exception(exc).reason}"
-        text = " ".join(response.text.split())[:_DETAIL_MAX]
-        ok = response.status_code == 200 and text.lower() == "ok"
-        return ok, f"{path}: {response.status_code} {text}"
+        text = " ".join(response.body.decode("utf-8", "replace").split())[:_DETAIL_MAX]
+        ok = response.status == 200 and text.lower() == "ok"
+        return ok, f"{path}: {response.status} {text}"
 
     def health(self) -> HealthResult:
         """GET ``/health`` and ``/confirmation/health``; healthy only if both say ``ok``."""

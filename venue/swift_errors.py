@@ -50,10 +50,11 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from dataclasses import dataclass
 from enum import StrEnum
 
-import requests
+from venue.http_session import ConnectFailed
 
 
 class OutcomeKind(StrEnum):
@@ -180,27 +181,23 @@ def classify_response(status: int, body: bytes | str) -> SwiftOutcome:
 
 
 def classify_exception(exc: BaseException) -> SwiftOutcome:
-    """Map a requests/socket exception to a SwiftOutcome (the message is never echoed)."""
+    """Map a socket or HTTP exception (venue.http_session) to a SwiftOutcome (the message is
+    never echoed). A connection that could not be made sent nothing; any later failure may
+    have left the request at the server."""
     kind = OutcomeKind.RETRY_SWIFT
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return SwiftOutcome(kind, "connect_timeout")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return SwiftOutcome(kind, "timeout", maybe_published=True)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = repr(exc).lower()
-        if "refused" in text:
+    if isinstance(exc, ConnectFailed):
+        cause = exc.__cause__
+        if isinstance(cause, TimeoutError):
+            return SwiftOutcome(kind, "connect_timeout")
+        if isinstance(cause, ConnectionRefusedError):
             return SwiftOutcome(kind, "connection_refused")
-        if "reset" in text or "aborted" in text or "remotedisconnected" in text:
-            return SwiftOutcome(kind, "connection_reset", maybe_published=True)
-        if "name or service" in text or "resolve" in text or "nodename" in text:
+        if isinstance(cause, socket.gaierror):
             return SwiftOutcome(kind, "dns_failure")
-        return SwiftOutcome(kind, "connection_error", maybe_published=True)
-    if isinstance(exc, ConnectionRefusedError):
-        return SwiftOutcome(kind, "connection_refused")
-    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError)):
-        return SwiftOutcome(kind, "connection_reset", maybe_published=True)
+        return SwiftOutcome(kind, "connection_error")
     if isinstance(exc, TimeoutError):
         return SwiftOutcome(kind, "timeout", maybe_published=True)
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return SwiftOutcome(kind, "connection_reset", maybe_published=True)
     return SwiftOutcome(kind, "transport_error", maybe_published=True)
 
 

@@ -11,12 +11,10 @@ import contextlib
 import io
 import json
 import os
-import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pykka
 import requests
 
 import runtime
@@ -24,10 +22,9 @@ from actors.services import Services
 from actors.webhook import GetAddress
 from config import load_settings
 from sandbox.server import SandboxServer
-from storage.bot_leases import holder_id
 from storage.signals import SignalWaiter
 from supervision import ChildSpec, whereis
-from tests.daemon import free_port
+from tests.daemon import free_port, key_file
 from tests.venue_view import counters, orders_received, position
 
 ADMIN = "e2e-admin-token-xxxxxxxxxxxxxxxx"
@@ -49,8 +46,28 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def sandbox_get(stack: Stack, path: str, **params: Any) -> dict[str, Any]:
+    """GET one of the sandbox's own routes (/sandbox/stats, /sandbox/fills, ...): its JSON."""
+    answer = requests.get(f"{stack.sandbox.url}{path}", params=params, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def copies(stack: Stack, signal_id: str) -> dict[str, str]:
+    """The copies of a source signal: subscriber bot id -> the copy's signal id."""
+    rows = stack.db.fetchall("SELECT trading_bot_id, id FROM webhook_signals"
+                             " WHERE parent_signal_id = %s", (signal_id,))
+    return {r["trading_bot_id"]: r["id"] for r in rows}
+
+
+def copy_ids(stack: Stack, signal_id: str) -> list[str]:
+    """The signal ids of a source signal's copies."""
+    return list(copies(stack, signal_id).values())
+
+
 class Stack:
-    """One database, one sandbox, one supervision tree, one webhook server."""
+    """One database, one sandbox, one supervision tree, one webhook server; as a context
+    manager, closed (sandbox included) when the block ends."""
 
     def __init__(self, database_url: str, state_dir: Path, sandbox: SandboxServer | None = None,
                  changes: Changes | None = None, **overrides: str) -> None:
@@ -59,8 +76,7 @@ class Stack:
             self.sandbox.start()
         key = state_dir / "server.key"
         if not key.exists():
-            key.write_bytes(secrets.token_bytes(32))
-            key.chmod(0o600)
+            key_file(key)
         self.env = {
             **os.environ, "DATABASE_URL": database_url, "STATE_DIR": str(state_dir),
             "SERVER_KEYS": f"k1=file:{key}", "SANDBOX_URL": self.sandbox.url,
@@ -74,7 +90,6 @@ class Stack:
         self._parts = contextlib.ExitStack()
         self.services = self._parts.enter_context(
             runtime.assembled(load_settings(self.env), self.env))
-        self.services.holder = holder_id(state_dir)  # as runtime.py: its state dir's
         self.db = self.services.db
         self.exits: list[Any] = []
         root = runtime.start_tree(self.services, self.exits.append,
@@ -182,10 +197,15 @@ class Stack:
         return self.db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s ORDER BY"
                                 " created_at", (signal_id,))
 
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self, keep_sandbox: bool = False) -> None:
         """Stop the tree, the waiter, the pool and (unless kept) the sandbox."""
-        with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-            self.root.stop(block=True, timeout=WAIT_S)
+        runtime.stop_tree(self.root)
         self.waiter.close()
         self._parts.close()
         if not keep_sandbox:

@@ -5,17 +5,11 @@ from __future__ import annotations
 import gevent
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, copies
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
 FLIP_SHORT = "order sell @ 2 filled on SOLUSD. New strategy position is -1"
 
-
-
-def copies(stack: Stack, signal_id: str) -> dict[str, str]:
-    rows = stack.db.fetchall("SELECT trading_bot_id, id FROM webhook_signals"
-                             " WHERE parent_signal_id = %s", (signal_id,))
-    return {r["trading_bot_id"]: r["id"] for r in rows}
 
 
 def test_one_alert_reaches_every_subscriber_exactly_once(stack: Stack) -> None:

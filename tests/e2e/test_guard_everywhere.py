@@ -38,11 +38,8 @@ def stack(database_url: str, tmp_path: Path,
     param = getattr(request, "param", {})
     extra = param if callable(param) else (lambda _s: {})
     overrides = {} if callable(param) else dict(param)
-    running = Stack(database_url, tmp_path, changes=fast_profit_share(extra), **overrides)
-    try:
+    with Stack(database_url, tmp_path, changes=fast_profit_share(extra), **overrides) as running:
         yield running
-    finally:
-        running.close()
 
 
 class StopFirstPayer(ExecutorPayer):

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from sandbox.server import SandboxServer
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, copy_ids, sandbox_get
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
 ON_CHAIN_ORDERS = 40  # subscribers, plus the source
@@ -30,34 +27,9 @@ RPC_CALLS_BEFORE_POSTS = 10  # the goal for a 100-subscriber fan-out, from a col
 SLOT_S = 0.4
 
 
-def sandbox_get(stack: Stack, path: str, **params: Any) -> dict[str, Any]:
-    answer = requests.get(f"{stack.sandbox.url}{path}", params=params, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
 def rpc_calls(stack: Stack) -> dict[str, int]:
     """JSON-RPC calls the sandbox answered so far, per method (429s not included)."""
     return sandbox_get(stack, "/sandbox/stats")["rpc_calls"]
-
-
-def copies(stack: Stack, signal_id: str) -> list[str]:
-    return [r["id"] for r in stack.db.fetchall(
-        "SELECT id FROM webhook_signals WHERE parent_signal_id = %s", (signal_id,))]
-
-
-@pytest.fixture
-def slow_stack(database_url: str, tmp_path: Path,
-               request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """Slots of 400 ms, as on Solana (and as the daemon's venue profile says), 10-slot
-    auctions."""
-    sandbox = SandboxServer("127.0.0.1", 0, seed=23, slot_ms=400)
-    sandbox.start()
-    running = Stack(database_url, tmp_path, sandbox=sandbox, **getattr(request, "param", {}))
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 @pytest.mark.parametrize("slow_stack", [{"SWIFT_ENABLED": "false"}], indirect=True)
@@ -69,7 +41,7 @@ def test_many_on_chain_orders_against_a_rate_limit_all_land_once(slow_stack: Sta
     stack.faults(rpc_rps_limit=RPS_LIMIT)
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     assert stack.wait(signal_id) == {signal_id: "done"}
-    made = copies(stack, signal_id)
+    made = copy_ids(stack, signal_id)
     final = stack.wait(*made)
     stack.faults()
     trades = [t for s in [signal_id, *made] for t in stack.trades(s)]
@@ -108,7 +80,7 @@ def test_a_cold_100_subscriber_fanout_reads_the_venue_per_slot_not_per_order(
         started = time.time()
         signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
         assert stack.wait(signal_id)[signal_id] == "done"
-        stack.wait(*copies(stack, signal_id))
+        stack.wait(*copy_ids(stack, signal_id))
         posts = [p for p in sandbox_get(stack, "/sandbox/swift-posts", since=started)["posts"]
                  if p["authority"] in agents]
         assert {p["authority"] for p in posts} == agents

@@ -168,16 +168,23 @@ class LogEvents(logging.Handler):
         assert self.events[fragment].wait(timeout_s), f"no log line with {fragment!r}"
 
 
-@pytest.fixture
-def health_log() -> Iterator[LogEvents]:
-    handler = LogEvents("dependency swift unreachable", "dependency rpc unreachable",
-                        "dependency swift answers again", "dependency rpc answers again")
-    logger = logging.getLogger("actors.health_monitor")
-    logger.addHandler(handler)
+@contextlib.contextmanager
+def log_events(logger: str, *fragments: str) -> Iterator[LogEvents]:
+    """LogEvents for `fragments`, listening to the named logger for the block."""
+    handler = LogEvents(*fragments)
+    logging.getLogger(logger).addHandler(handler)
     try:
         yield handler
     finally:
-        logger.removeHandler(handler)
+        logging.getLogger(logger).removeHandler(handler)
+
+
+@pytest.fixture
+def health_log() -> Iterator[LogEvents]:
+    with log_events("actors.health_monitor", "dependency swift unreachable",
+                    "dependency rpc unreachable", "dependency swift answers again",
+                    "dependency rpc answers again") as handler:
+        yield handler
 
 
 def test_swift_and_rpc_unreachable_are_warnings_and_readyz_reasons(

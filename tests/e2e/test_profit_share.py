@@ -58,11 +58,8 @@ def fast_profit_share(extra: ActorKwargs) -> Changes:
 def stack(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A Stack whose profit_share actor runs a fast schedule (and the test's param kwargs)."""
     extra: ActorKwargs = getattr(request, "param", lambda _s: {})
-    running = Stack(database_url, tmp_path, changes=fast_profit_share(extra))
-    try:
+    with Stack(database_url, tmp_path, changes=fast_profit_share(extra)) as running:
         yield running
-    finally:
-        running.close()
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -169,15 +166,20 @@ def share_waiter(stack: Stack) -> Iterator[ShareWaiter]:
         waiter.close()
 
 
+def settled_share(stack: Stack, close: dict[str, Any]) -> dict[str, Any]:
+    """The profit share owed on a closing trade, as its row once it is final (paid or void)."""
+    share = share_for_trade(stack.db, close["id"])
+    assert share is not None
+    with share_waiter(stack) as waiter:
+        return waiter.wait(share.id, WAIT_S)
+
+
 # --- tests -------------------------------------------------------------------------------------
 
 
 def test_a_profitable_close_pays_the_creator_exactly_the_share(stack: Stack) -> None:
     source, follower, close, before = profitable_round_trip(stack)
-    share = share_for_trade(stack.db, close["id"])
-    assert share is not None
-    with share_waiter(stack) as waiter:
-        row = waiter.wait(share.id, WAIT_S)
+    row = settled_share(stack, close)
     assert row["status"] == "paid" and row["attempts"] == 0 and row["paid_tx_signature"]
     amount = int(row["amount"] * 10**6)
     pnl = int(row["realized_pnl"] * 10**6)
@@ -192,7 +194,7 @@ def test_a_profitable_close_pays_the_creator_exactly_the_share(stack: Stack) -> 
     assert summary["quote_balance"] == 1000 * 10**6 - amount
     assert summary["free_collateral"] == 1000 * 10**6 + venue_pnl - amount
     replay = SubscriberClosed(close["id"], 1, -1, 1, 10**12)  # a replayed close: same share
-    assert request(whereis(stack.root, "profit_share", 5), replay, 10) == share.id
+    assert request(whereis(stack.root, "profit_share", 5), replay, 10) == row["id"]
     assert stack.db.fetchone("SELECT count(*) AS n FROM pending_profit_shares")["n"] == 1
     assert stack.db.fetchone("SELECT amount FROM pending_profit_shares")["amount"] == row[
         "amount"]
@@ -227,10 +229,7 @@ def test_a_partial_close_shares_the_profit_of_the_filled_part_only(stack: Stack)
     # the unfilled rest of the close is a retry that runs within a second: below the entry
     # price it closes at a loss, so this close's share is the only one paid
     oracle(stack, 140)
-    share = share_for_trade(stack.db, close["id"])
-    assert share is not None
-    with share_waiter(stack) as waiter:
-        row = waiter.wait(share.id, WAIT_S)
+    row = settled_share(stack, close)
     assert row["status"] == "paid"
     opened, closed, *_rest = requests.get(f"{stack.sandbox.url}/sandbox/fills", timeout=5,
                                           params={"authority": follower["agent"]}).json()["fills"]
@@ -254,7 +253,7 @@ class FaultyPayer(ExecutorPayer):
         self._heal_after = heal_after
 
     def _faults(self, **knobs: Any) -> None:
-        url = self._services.settings["SANDBOX_URL"]
+        url = self._services.settings.sandbox_url
         response = requests.post(f"{url}/sandbox/faults", json={"clear": True, **knobs},
                                  timeout=5)
         assert response.status_code == 200, response.text
@@ -284,10 +283,7 @@ def faulty(name: str, down_on: set[int], heal_after: bool) -> ActorKwargs:
 @pytest.mark.parametrize("stack", [faulty("once", {1}, heal_after=True)], indirect=True)
 def test_a_failed_payment_becomes_an_iou_and_is_paid_later(stack: Stack) -> None:
     source, follower, close, before = profitable_round_trip(stack)
-    share = share_for_trade(stack.db, close["id"])
-    assert share is not None
-    with share_waiter(stack) as waiter:
-        row = waiter.wait(share.id, WAIT_S)
+    row = settled_share(stack, close)
     assert row["status"] == "paid"
     assert row["attempts"] == 1 and row["last_error"] == "rpc_unreachable"
     assert PAYERS["once"].calls == 2
@@ -308,10 +304,7 @@ def down_for_good(max_attempts: int, ttl_s: float) -> ActorKwargs:
 @pytest.mark.parametrize("stack", [down_for_good(max_attempts=3, ttl_s=3600)], indirect=True)
 def test_an_iou_is_void_after_too_many_tries(stack: Stack) -> None:
     source, follower, close, before = profitable_round_trip(stack)
-    share = share_for_trade(stack.db, close["id"])
-    assert share is not None
-    with share_waiter(stack) as waiter:
-        row = waiter.wait(share.id, WAIT_S)
+    row = settled_share(stack, close)
     stack.faults()
     assert row["status"] == "void" and row["attempts"] == 3
     assert row["void_reason"].startswith("gave up after 3 attempts: ")
@@ -323,10 +316,7 @@ def test_an_iou_is_void_after_too_many_tries(stack: Stack) -> None:
 @pytest.mark.parametrize("stack", [down_for_good(max_attempts=50, ttl_s=2.0)], indirect=True)
 def test_an_iou_is_void_when_it_expires(stack: Stack) -> None:
     source, follower, close, before = profitable_round_trip(stack)
-    share = share_for_trade(stack.db, close["id"])
-    assert share is not None
-    with share_waiter(stack) as waiter:
-        row = waiter.wait(share.id, WAIT_S)
+    row = settled_share(stack, close)
     stack.faults()
     assert row["status"] == "void" and row["void_reason"].startswith("expired unpaid after")
     assert 1 <= row["attempts"] < 50
@@ -360,10 +350,7 @@ def dying(services: Services) -> dict[str, Any]:
 def test_no_double_payment_across_a_crash_after_the_payment_landed(stack: Stack) -> None:
     first_life = whereis(stack.root, "profit_share", 5).actor_urn
     source, follower, close, before = profitable_round_trip(stack)
-    share = share_for_trade(stack.db, close["id"])
-    assert share is not None
-    with share_waiter(stack) as waiter:
-        row = waiter.wait(share.id, WAIT_S)
+    row = settled_share(stack, close)
     assert whereis(stack.root, "profit_share", 5).actor_urn != first_life  # it did die
     payer: DyingPayer = PAYERS["dying"]  # type: ignore[assignment]
     (first,) = payer.sent  # the restarted actor found it landed and sent nothing

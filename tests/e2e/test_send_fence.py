@@ -5,7 +5,6 @@ sends anything again."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
@@ -22,9 +21,9 @@ from custody.signing_keys import open_bot_keypair
 from storage.bot_leases import LeaseLost, acquire
 from storage.retry_queue import JobWaiter, NewJob, enqueue
 from storage.trades import NewTrade, mark_legacy_sending, open_trade
+from tests.daemon import wait_until
 from tests.e2e.stack import WAIT_S, Stack
-from tests.e2e.test_paused_closes_and_venue_state import LogEvents
-from tests.test_daemon_db_outage import wait_until
+from tests.e2e.test_paused_closes_and_venue_state import LogEvents, log_events
 from venue.auction import LONG
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
@@ -34,13 +33,8 @@ HOLD_MS = 5000  # how long the first bot's POST holds the gateway's only slot on
 
 @pytest.fixture
 def lease_lost() -> Iterator[LogEvents]:
-    handler = LogEvents(LOST)
-    logger = logging.getLogger("actors.bot")
-    logger.addHandler(handler)
-    try:
+    with log_events("actors.bot", LOST) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 def swift_orders() -> float:

@@ -20,7 +20,7 @@ from solders.keypair import Keypair
 
 import runtime
 from security.key_hierarchy import umk_message
-from tests.e2e.stack import WAIT_S, Stack, environment
+from tests.e2e.stack import WAIT_S, Stack, copies, environment
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
 
@@ -74,12 +74,6 @@ def wait_for_expiry(stack: Stack, bot_id: str) -> None:
     gevent.sleep(max(0.0, float(left)) + 0.01)  # past the instant, not on it
     assert stack.db.fetchone("SELECT now() >= execution_expires_at AS over FROM trading_bots"
                              " WHERE id = %s", (bot_id,))["over"]
-
-
-def copies(stack: Stack, signal_id: str) -> dict[str, str]:
-    rows = stack.db.fetchall("SELECT trading_bot_id, id FROM webhook_signals"
-                             " WHERE parent_signal_id = %s", (signal_id,))
-    return {r["trading_bot_id"]: r["id"] for r in rows}
 
 
 def refusals(reason: str, origin: str) -> float:

@@ -8,32 +8,17 @@ on-chain only once it can no longer trade; an RPC provider's 429s cost time, nev
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from sandbox.server import SandboxServer
 from storage.notify import Listener
 from storage.retry_queue import SETTLED_CHANNEL
 from supervision import CrashDrill, whereis
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, copy_ids, sandbox_get
 
 OPEN_LONG = "order buy @ 1 filled on SOLUSD. New strategy position is 1"
-
-
-def copies(stack: Stack, signal_id: str) -> list[str]:
-    return [r["id"] for r in stack.db.fetchall(
-        "SELECT id FROM webhook_signals WHERE parent_signal_id = %s", (signal_id,))]
-
-
-def sandbox_get(stack: Stack, path: str, **params: Any) -> dict[str, Any]:
-    answer = requests.get(f"{stack.sandbox.url}{path}", params=params, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
 
 
 def swift_posts(stack: Stack, agent: str, since: float = 0.0) -> list[dict[str, Any]]:
@@ -53,25 +38,12 @@ def fills(stack: Stack, agent: str) -> list[dict[str, Any]]:
     return sandbox_get(stack, "/sandbox/fills", authority=agent)["fills"]
 
 
-@pytest.fixture
-def slow_stack(database_url: str, tmp_path: Path,
-               request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """Slots of 400 ms, as on Solana, with a 10-slot auction."""
-    sandbox = SandboxServer("127.0.0.1", 0, seed=21, slot_ms=400)
-    sandbox.start()
-    running = Stack(database_url, tmp_path, sandbox=sandbox, **getattr(request, "param", {}))
-    try:
-        yield running
-    finally:
-        running.close()
-
-
 def test_subscribers_are_posted_while_the_source_is_still_in_its_auction(stack: Stack) -> None:
     source, followers = stack.published_with_subscribers(5)
     stack.faults(swift_makers_paused_for=source["agent"])  # the source's auction runs out
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     assert stack.wait(signal_id) == {signal_id: "done"}
-    made = copies(stack, signal_id)
+    made = copy_ids(stack, signal_id)
     all_done(stack, made)
     (source_post,) = swift_posts(stack, source["agent"])
     (source_trade,) = stack.trades(signal_id)
@@ -92,12 +64,12 @@ def test_a_100_subscriber_fanout_reads_the_venue_a_handful_of_times(stack: Stack
     agents = {f["agent"] for f in followers}
     warm = stack.alert(source, OPEN_LONG.replace("@ 1", "@ 2")).json()["signal_id"]  # actors up
     stack.wait(warm)  # copies exist once the source signal was claimed
-    stack.wait(*copies(stack, warm))
+    stack.wait(*copy_ids(stack, warm))
     started = time.time()
     signal_id = stack.alert(source, "order sell @ 2 filled on SOLUSD."
                             " New strategy position is 0").json()["signal_id"]
     assert stack.wait(signal_id)[signal_id] == "done"
-    made = copies(stack, signal_id)
+    made = copy_ids(stack, signal_id)
     all_done(stack, made)
     posts = [p for p in sandbox_get(stack, "/sandbox/swift-posts", since=started)["posts"]
              if p["authority"] in agents]
@@ -147,7 +119,7 @@ def test_rpc_rate_limits_cost_time_but_never_an_order(stack: Stack) -> None:
     stack.faults(rpc_rps_limit=2)  # a provider at 2 requests/s answers the rest with 429
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     stack.wait(signal_id)
-    made = copies(stack, signal_id)
+    made = copy_ids(stack, signal_id)
     stack.wait(*made)  # some orders may need a retry job when the provider keeps refusing
 
     def retries_settled(cur: Any) -> bool | None:
@@ -185,8 +157,8 @@ def test_an_opening_copy_beyond_its_price_deviation_is_skipped_with_the_reason(
                             " New strategy position is 2").json()["signal_id"]
     stack.wait(increased)
     stack.move_oracle(1.02)
-    (first_copy,) = copies(stack, opened)
-    (second_copy,) = copies(stack, increased)
+    (first_copy,) = copy_ids(stack, opened)
+    (second_copy,) = copy_ids(stack, increased)
     assert stack.wait(first_copy, second_copy) == {first_copy: "done", second_copy: "skipped"}
     story = stack.story(increased)
     (copy,) = story["subscribers"]
@@ -203,7 +175,7 @@ def test_every_copy_is_signed_at_the_source_snapshot_however_long_the_fan_out_la
     source, followers = stack.published_with_subscribers(5)
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     stack.wait(signal_id)
-    made = copies(stack, signal_id)
+    made = copy_ids(stack, signal_id)
     all_done(stack, made)
     # one token, then one every 0.67 s: the last of the six orders leaves some 8 slots after
     # the source's snapshot, still inside its 10-slot wait for budget
@@ -231,7 +203,7 @@ def test_orders_over_the_swift_budget_wait_for_it_instead_of_going_on_chain(
     source, followers = stack.published_with_subscribers(5)
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     stack.wait(signal_id)
-    made = copies(stack, signal_id)
+    made = copy_ids(stack, signal_id)
     all_done(stack, made)
     # six orders, two tokens and six more a second: the last waits ~0.7 s of its 1 s window
     trades = [t for s in [signal_id, *made] for t in stack.trades(s)]
@@ -245,13 +217,14 @@ def test_an_order_whose_budget_never_comes_in_its_window_goes_on_chain(stack: St
     source, _followers = stack.published_with_subscribers(2)
     signal_id = stack.alert(source, OPEN_LONG).json()["signal_id"]
     stack.wait(signal_id)
-    made = copies(stack, signal_id)
+    made = copy_ids(stack, signal_id)
     all_done(stack, made)
     trades = [t for s in [signal_id, *made] for t in stack.trades(s)]
     methods = sorted((t["execution_method"], t["fallback_reason"]) for t in trades)
-    # one token, the next after 5 s: the second order waits its auction window (10 slots, at
-    # most 4 s) for it and goes on-chain; the third, whose wait starts then, gets that token
-    assert methods == [("legacy", "swift_not_sent:rate_budget")] + [("swift", None)] * 2
+    # one token, the next after 5 s: the source's order takes the token; both copies, queued
+    # together behind it, wait their auction window (10 slots, at most 4 s, counted from
+    # queueing) for the next one and go on-chain
+    assert methods == [("legacy", "swift_not_sent:rate_budget")] * 2 + [("swift", None)]
 
 
 def test_an_order_open_while_the_fill_tracker_crashes_is_followed_to_its_end(

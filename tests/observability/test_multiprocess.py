@@ -21,8 +21,8 @@ from httpapi.admin_routes import swift_metrics_summary
 from observability import multiprocess
 from observability.exporter import start_exporter
 from observability.multiprocess import ENV_VAR, mark_dead, node_registry, prepare_dir
+from tests.daemon import wait_until
 from tests.observability.holder import Holder, hold
-from tests.test_daemon_db_outage import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE_TIMEOUT_S = 30.0

@@ -3,9 +3,10 @@ of a label value known in advance present at 0 before its first event."""
 
 from __future__ import annotations
 
+import socket
+
 import pykka
 import pytest
-import requests
 from prometheus_client import REGISTRY
 
 from observability.trading_metrics import (
@@ -24,6 +25,7 @@ from observability.trading_metrics import (
 )
 from supervision import Backoff, ChildSpec, Status, Supervisor
 from tests.supervision.actors_for_tests import Echo
+from tests.venue.test_swift_errors import connect_failed
 from venue.swift_errors import REASONS, classify_exception, classify_response
 
 # One answer per reason the taxonomy gives, to check the class REASON_TYPES records for it.
@@ -54,12 +56,12 @@ ANSWERS = {
                                  ' "error": "InvalidOrderMarketType"}'),
 }
 EXCEPTIONS = {
-    "connect_timeout": requests.exceptions.ConnectTimeout(),
-    "timeout": requests.exceptions.ReadTimeout(),
-    "connection_refused": ConnectionRefusedError(),
+    "connect_timeout": connect_failed(TimeoutError()),
+    "timeout": TimeoutError(),
+    "connection_refused": connect_failed(ConnectionRefusedError()),
     "connection_reset": ConnectionResetError(),
-    "connection_error": requests.exceptions.ConnectionError("boom"),
-    "dns_failure": requests.exceptions.ConnectionError("Name or service not known"),
+    "connection_error": connect_failed(OSError("boom")),
+    "dns_failure": connect_failed(socket.gaierror()),
     "transport_error": ValueError(),
 }
 

@@ -240,8 +240,8 @@ def test_settings_reach_the_sandbox_child() -> None:
            "SANDBOX_FILL_PROFILE": "v3"}
     settings = load_settings(env)
     defaults = load_settings({})
-    assert (defaults["SANDBOX_RPC_LATENCY_MS"], defaults["SANDBOX_RPC_RPS_LIMIT"],
-            defaults["SANDBOX_SWIFT_LATENCY_MS"], defaults["SANDBOX_FILL_PROFILE"]) == (
+    assert (defaults.sandbox_rpc_latency_ms, defaults.sandbox_rpc_rps_limit,
+            defaults.sandbox_swift_latency_ms, defaults.sandbox_fill_profile) == (
         0, 0, 0, "edge")
     with pytest.raises(ConfigError):
         load_settings({"SANDBOX_FILL_PROFILE": "fast"})

@@ -16,7 +16,7 @@ from security.emergency_stop import OrderIntent, OrderKind, OrderOrigin
 from storage import row_mac_rows
 from storage.bots import get_bot
 from storage.database import Database
-from storage.retry_queue import NewJob, enqueue
+from storage.retry_queue import NewJob, enqueue, get_job
 from tests.operator_cli.helpers import make_bot, make_wallet
 from tests.security.helpers import ring
 
@@ -90,8 +90,8 @@ def test_the_backfill_macs_old_rows_once_then_a_null_mac_is_refused(
     db.execute("UPDATE row_mac_backfill SET state = 'pending'")
     row_mac_rows._backfilled.clear()
     row_mac_rows.ensure_backfilled(db, keys, str(tmp_path))
-    job = db.fetchone("SELECT * FROM trade_retry_queue WHERE id = %s", (job_id,))
-    assert job["job_mac"] is not None
+    job = get_job(db, job_id)
+    assert job is not None and job.job_mac is not None
     assert check_retry_job(db, keys, bot, job, RETRY_INTENT).allowed
     assert db.fetchone("SELECT binding_mac FROM trading_bots WHERE id = %s",
                        (bot.id,))["binding_mac"] is not None
@@ -102,12 +102,29 @@ def test_the_backfill_macs_old_rows_once_then_a_null_mac_is_refused(
     db.execute("UPDATE row_mac_backfill SET state = 'pending'")
     row_mac_rows._backfilled.clear()
     row_mac_rows.ensure_backfilled(db, keys, str(tmp_path))
-    job = db.fetchone("SELECT * FROM trade_retry_queue WHERE id = %s", (job_id,))
-    assert job["job_mac"] is None
+    job = get_job(db, job_id)
+    assert job is not None and job.job_mac is None
     decision = check_retry_job(db, keys, bot, job, RETRY_INTENT)
     assert decision.reason == "retry_job_mac_missing"
     assert [r["reason"] for r in db.fetchall("SELECT reason FROM trade_refusals")] == [
         "retry_job_mac_missing"]
+
+
+def test_a_retry_job_read_as_a_dataclass_macs_exactly_as_its_row(db: Database) -> None:
+    keys = ring("k-new")
+    bot = make_bot(db, keys, make_wallet(db, keys))
+    job_id = enqueue(db, NewJob(bot.id, bot.wallet_address, bot.market, "short",
+                                Decimal("0.25"), True, "critical", 10, signal_id=None,
+                                sub_account_id=bot.drift_subaccount_id,
+                                payload={"flatten": {"stop_id": "s1", "scope": "wallet"}}),
+                     ring=keys)
+    row = db.fetchone("SELECT * FROM trade_retry_queue WHERE id = %s", (job_id,))
+    job = get_job(db, job_id)
+    assert job is not None and job.flatten == {"stop_id": "s1", "scope": "wallet"}
+    assert row_macs.canonical(row_macs.RETRY, row_macs.retry_fields(job)) == (
+        row_macs.canonical(row_macs.RETRY, row_macs.retry_fields(row)))
+    assert row_macs.check(keys, row_macs.RETRY, row_macs.retry_fields(job), job.job_mac).ok
+    assert check_retry_job(db, keys, bot, job, RETRY_INTENT).allowed
 
 
 def test_a_bot_binding_is_checked_against_the_row_given(db: Database) -> None:

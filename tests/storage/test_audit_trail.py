@@ -20,6 +20,7 @@ from storage.retry_queue import NewJob, count_swift_attempt, enqueue
 from storage.trades import (
     NewTrade,
     SwiftStatus,
+    TradeStatus,
     log_swift_event,
     mark_swift_submitted,
     open_trade,
@@ -78,6 +79,16 @@ def test_swift_status_takes_only_the_plan_values(db: Database) -> None:
     for state in ("expired", "rejected", "partial", "unknown", "not_sent"):
         with pytest.raises(ValueError):
             update_trade(db, trade_id, swift_status=state)
+
+
+def test_a_trade_status_takes_only_trade_status_values(db: Database) -> None:
+    trade_id = trade(db, make_bot(db))
+    update_trade(db, trade_id, status=TradeStatus.PARTIAL)
+    assert db.fetchone("SELECT status FROM bot_trades WHERE id = %s",
+                       (trade_id,)) == {"status": "partial"}
+    for state in ("filled", "refused", "not_filled"):
+        with pytest.raises(ValueError):
+            update_trade(db, trade_id, status=state)
 
 
 def test_a_close_job_carries_its_swift_order_and_entry_price(db: Database) -> None:

@@ -19,6 +19,7 @@ from storage.bot_leases import (
     woken_bot,
 )
 from storage.database import Database
+from storage.guard_rows import GuardQuery, open_trade_guarded, read_guard_rows
 from storage.notify import Listener
 from storage.retry_queue import NewJob, claim_due, enqueue
 from storage.signals import claim_next, record_signal
@@ -72,7 +73,7 @@ def test_only_the_holder_claims_signals_retry_jobs_and_opens_trades(db: Database
     assert db.fetchone("SELECT count(*) AS n FROM bot_trades")["n"] == 0
     claimed = claim_next(db, bot, "one")
     assert claimed is not None and claimed["id"] == signal
-    assert [j["id"] for j in claim_due(db, "w", 10, 60, holder="one")] == [job]
+    assert [j.id for j in claim_due(db, "w", 10, 60, holder="one")] == [job]
     assert open_trade(db, trade, holder="one")
     expire(db, bot)  # the holder's lease ran out (an outage longer than its life)
     with pytest.raises(LeaseLost):
@@ -98,3 +99,31 @@ def test_a_state_directory_keeps_its_holder_id(tmp_path: Path) -> None:
     assert first == holder_id(tmp_path / "state")
     assert first != holder_id(tmp_path / "other")
     assert (tmp_path / "state" / "holder_id").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_claim_at_a_known_epoch_is_the_lease_check(db: Database) -> None:
+    bot = make_bot(db)
+    assert acquire(db, bot, "one", 60) == 1
+    first = record_signal(db, bot, "h1", (), "webhook", "x", {}).signal_id
+    record_signal(db, bot, "h2", (), "webhook", "y", {})
+    assert claim_next(db, bot, "one", epoch=2) is None  # not at that epoch: nothing claimed
+    claimed = claim_next(db, bot, "one", epoch=1)
+    assert claimed is not None and claimed["id"] == first and claimed["more_waiting"]
+    last = claim_next(db, bot, "one", epoch=1)
+    assert last is not None and not last["more_waiting"]
+
+
+def test_the_trade_row_and_what_its_guard_reads_are_one_fenced_statement(db: Database) -> None:
+    bot = make_bot(db)
+    acquire(db, bot, "one", 60)
+    trade = NewTrade(bot, None, "W", "SOL-PERP", "long", 10**9, False, "swift")
+    query = GuardQuery(bot, "W", None)
+    with pytest.raises(LeaseLost):
+        open_trade_guarded(db, trade, "two", query)
+    assert db.fetchone("SELECT count(*) AS n FROM bot_trades")["n"] == 0
+    trade_id, rows = open_trade_guarded(db, trade, "one", query)
+    stored = db.fetchone("SELECT trading_bot_id, status FROM bot_trades WHERE id = %s",
+                         (trade_id,))
+    assert stored == {"trading_bot_id": bot, "status": "pending"}
+    assert rows == read_guard_rows(db, query)  # the same reads as the guard's own
+    assert rows.bot_exists and rows.published_id is None and rows.publication is None

@@ -8,6 +8,7 @@ import gevent
 
 from storage.database import Database
 from storage.retry_queue import (
+    JobStatus,
     NewJob,
     claim_due,
     depth_by_priority,
@@ -32,8 +33,9 @@ def test_due_jobs_are_claimed_critical_first_and_future_ones_wait(db: Database) 
     critical = enqueue(db, job(bot, "critical", True))
     later = enqueue(db, job(bot), delay_s=3600)
     claimed = claim_due(db, "w1", limit=10, lease_s=60)
-    assert [j["id"] for j in claimed] == [critical, normal]
-    assert later not in {j["id"] for j in claimed}
+    assert [j.id for j in claimed] == [critical, normal]
+    assert later not in {j.id for j in claimed}
+    assert {j.status for j in claimed} == {JobStatus.RUNNING}
     assert claim_due(db, "w2", limit=10, lease_s=60) == []  # running jobs are not due
 
 
@@ -45,7 +47,7 @@ def test_two_schedulers_never_claim_the_same_job(database_url: str, db: Database
     def drain(pool: Database, worker: str) -> list[str]:
         taken: list[str] = []
         while batch := claim_due(pool, worker, limit=3, lease_s=60):
-            taken += [j["id"] for j in batch]
+            taken += [j.id for j in batch]
             gevent.sleep(0)  # let the other scheduler interleave its claims
         return taken
 
@@ -62,13 +64,13 @@ def test_an_expired_lease_is_reclaimed_with_its_outcome_unknown(db: Database) ->
     bot = make_bot(db)
     job_id = enqueue(db, job(bot, "critical", True))
     (claimed,) = claim_due(db, "dead-worker", limit=1, lease_s=60)
-    assert mark_sending(db, job_id, "dead-worker", claimed["claimed_at"], "uuid1234", swift=True)
+    assert mark_sending(db, job_id, "dead-worker", claimed.claimed_at, "uuid1234", swift=True)
     db.execute("UPDATE trade_retry_queue SET claimed_at = now() - interval '10 minutes'")
     (again,) = claim_due(db, "new-worker", limit=1, lease_s=60)
-    assert again["id"] == job_id and again["outcome_unknown"] is True
-    assert again["pending_order_ref"] == "uuid1234" and again["swift_attempts"] == 1
+    assert again.id == job_id and again.outcome_unknown is True
+    assert again.pending_order_ref == "uuid1234" and again.swift_attempts == 1
     assert not settle_done(db, job_id, "dead-worker")  # the old worker lost its claim
-    assert not mark_sending(db, job_id, "new-worker", claimed["claimed_at"], "again", False)
+    assert not mark_sending(db, job_id, "new-worker", claimed.claimed_at, "again", False)
     assert settle_done(db, job_id, "new-worker")
 
 

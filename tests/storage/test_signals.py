@@ -7,6 +7,7 @@ import pytest
 
 from storage.database import Database
 from storage.signals import (
+    SignalStatus,
     SignalWaiter,
     claim_signal,
     finish_signal,
@@ -85,6 +86,16 @@ def test_story_shows_the_signal_its_trades_and_each_subscriber_copy(db: Database
     assert copy["trading_bot_id"] == follower and copy["status"] == "done"
     assert [t["execution_method"] for t in copy["trades"]] == ["swift"]
     assert signal_story(db, "missing") is None
+
+
+def test_a_signal_ends_only_in_a_final_status(db: Database) -> None:
+    signal = record_signal(db, make_bot(db), "f1", (), "webhook", None, {}).signal_id
+    for status in ("processing", "accepted", "routed"):
+        with pytest.raises(ValueError):
+            finish_signal(db, signal, status, {})
+    finish_signal(db, signal, SignalStatus.SKIPPED, {}, "bot_paused")
+    row = db.fetchone("SELECT status FROM webhook_signals WHERE id = %s", (signal,))
+    assert row == {"status": "skipped"}
 
 
 def test_a_waiter_is_told_when_signals_finish(database_url: str, db: Database) -> None:

@@ -6,24 +6,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 from solders.keypair import Keypair
 
 from sandbox.server import SandboxServer
+from tests.daemon import sandbox_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=3, slot_ms=400)
-    server.start()
-    yield server
-    server.stop()
+sandbox = sandbox_fixture(seed=3, slot_ms=400)
 
 
 def run_cli(sandbox: SandboxServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

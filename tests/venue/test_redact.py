@@ -9,7 +9,7 @@ import pytest
 
 from tests.venue.http_fixtures import ScriptedServer
 from venue.redact import redact_url
-from venue.rpc_client import SolanaRpc
+from venue.rpc_client import RpcTransportError, SolanaRpc
 
 SECRET = "k3y-0123456789abcdefXYZ"
 
@@ -24,7 +24,7 @@ def test_redact_url_hides_keys_keeps_host(url, visible) -> None:
     assert SECRET not in out and visible in out
 
 
-def test_urllib3_debug_logs_are_redacted(caplog) -> None:
+def test_a_keyed_endpoint_leaves_its_key_out_of_logs_reprs_and_errors(caplog) -> None:
     server = ScriptedServer()
     server.routes[("POST", "/")] = lambda _e: (
         200, json.dumps({"jsonrpc": "2.0", "id": 1, "result": 5}))
@@ -32,8 +32,11 @@ def test_urllib3_debug_logs_are_redacted(caplog) -> None:
         with caplog.at_level(logging.DEBUG):
             rpc = SolanaRpc(f"{server.url}/?api-key={SECRET}", timeout_s=2)
             assert rpc.get_slot() == 5
+            logging.getLogger("test").debug("client %r", rpc)
     finally:
         server.stop()
-    assert "POST" in caplog.text  # urllib3 did log the request line...
-    assert SECRET not in caplog.text  # ...without the key
+    with pytest.raises(RpcTransportError) as refused:  # the server is gone: connect fails
+        SolanaRpc(f"{server.url}/?api-key={SECRET}", timeout_s=2).get_slot()
+    assert "client SolanaRpc(" in caplog.text  # the repr was logged...
+    assert SECRET not in caplog.text and SECRET not in str(refused.value)  # ...without the key
     assert server.requests[-1].query == f"api-key={SECRET}"  # the key was still sent

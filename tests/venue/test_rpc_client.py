@@ -18,13 +18,12 @@ from sandbox.server import SandboxServer
 from tests.venue.http_fixtures import ScriptedServer, refused_url
 from venue.rpc_client import (
     AllRpcDown,
-    Endpoint,
     RpcError,
-    RpcFailover,
     RpcRateLimited,
     RpcTransportError,
     SolanaRpc,
 )
+from venue.rpc_failover import Endpoint, RpcFailover
 
 
 class JsonRpcServer(ScriptedServer):

@@ -9,13 +9,16 @@ import gevent
 import pytest
 import requests
 from driftpy.addresses import get_perp_market_public_key, get_user_account_public_key
+from gevent.event import Event
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from sandbox.server import SandboxServer
+from tests.daemon import sandbox_fixture
 from venue.positions import read_user
 from venue.profiles import PROFILES
-from venue.rpc_client import AccountBatcher, RpcTransportError, SharedRead, SolanaRpc
+from venue.rpc_client import RpcTransportError, SolanaRpc
+from venue.shared_reads import AccountBatcher, AccountsRead, SharedRead
 
 PID = PROFILES["drift-mainnet"].program_id  # the sandbox serves the mainnet program id
 
@@ -28,10 +31,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer("127.0.0.1", 0, seed=3, slot_ms=0) as server:
-        yield server
+sandbox = sandbox_fixture(seed=3, slot_ms=0)
 
 
 @pytest.fixture
@@ -75,12 +75,33 @@ def test_account_asks_made_together_are_read_in_one_call(sandbox, rpc) -> None:
     asks = [gevent.spawn(batcher.get, [get_user_account_public_key(PID, a, 0), market])
             for a in authorities]
     gevent.joinall(asks, raise_error=True)
-    # the first ask is read at once; the 29 made while it was in flight, in the next read
-    assert calls(sandbox, "getMultipleAccounts") == 2
+    assert calls(sandbox, "getMultipleAccounts") == 1
     for authority, ask in zip(authorities, asks, strict=True):
         _slot, (user, market_account) = ask.value
         assert user is not None and read_user(user.data).authority == authority
         assert market_account is not None
+
+
+def test_an_ask_made_while_a_read_is_in_flight_joins_the_next_read(sandbox, rpc) -> None:
+    """Never answered from a read sent before the ask: the 29 asks made while the first read
+    is held go, together, into a second read."""
+    started, release = Event(), Event()
+
+    def held_read(keys: list[Pubkey]) -> AccountsRead:
+        started.set()
+        assert release.wait(timeout=10)
+        return rpc.get_multiple_accounts(keys)
+
+    batcher = AccountBatcher(held_read)
+    keys = [get_user_account_public_key(PID, funded_user(sandbox), 0) for _ in range(30)]
+    first = gevent.spawn(batcher.get, keys[:1])
+    assert started.wait(timeout=10)
+    rest = [gevent.spawn(batcher.get, [key]) for key in keys[1:]]
+    gevent.idle()  # every later ask is queued before the held read returns
+    release.set()
+    gevent.joinall([first, *rest], raise_error=True)
+    assert calls(sandbox, "getMultipleAccounts") == 2
+    assert all(ask.value[1][0] is not None for ask in [first, *rest])
 
 
 def test_a_failed_batch_fails_its_asks_and_the_next_ask_reads_again(sandbox, rpc) -> None:

@@ -14,6 +14,7 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 
 from sandbox.server import SandboxServer
+from tests.daemon import sandbox_fixture
 from venue.legacy_tx import build_tx, initialize_user_ix, transfer_deposit_ix
 from venue.profiles import VenueProfile, load_profile
 from venue.rpc_client import RpcError, SolanaRpc, error_label
@@ -28,12 +29,7 @@ from venue.subaccounts import (
 USDC = 1_000_000
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, seed=5, slot_ms=20)
-    server.start()
-    yield server
-    server.stop()
+sandbox = sandbox_fixture(seed=5, slot_ms=20)
 
 
 @pytest.fixture

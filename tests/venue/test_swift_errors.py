@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 
 import pytest
-import requests
 
+from venue.http_session import ConnectFailed
 from venue.swift_errors import REASONS, OutcomeKind, classify_exception, classify_response
 
 A, R, F, P = (OutcomeKind.ACCEPTED, OutcomeKind.RETRY_SWIFT, OutcomeKind.FALLBACK_LEGACY,
@@ -64,19 +66,24 @@ def test_documented_responses(status, body, kind, reason, maybe) -> None:
         assert len(outcome.detail) <= 160
 
 
-def _conn_error(inner: BaseException) -> requests.exceptions.ConnectionError:
-    return requests.exceptions.ConnectionError(inner)
+def connect_failed(cause: BaseException) -> ConnectFailed:
+    """What venue.http_session raises when it cannot connect (nothing was sent)."""
+    failed = ConnectFailed(type(cause).__name__)
+    failed.__cause__ = cause
+    return failed
 
 
 TRANSPORT = [
-    (requests.exceptions.ConnectTimeout("x"), "connect_timeout", False),
-    (requests.exceptions.ReadTimeout("x"), "timeout", True),
-    (_conn_error(ConnectionRefusedError(111, "Connection refused")), "connection_refused", False),
-    (_conn_error(ConnectionResetError(104, "Connection reset by peer")), "connection_reset", True),
-    (_conn_error(OSError("something odd")), "connection_error", True),
-    (ConnectionRefusedError(), "connection_refused", False),
-    (ConnectionResetError(), "connection_reset", True),
-    (TimeoutError(), "timeout", True),
+    (connect_failed(TimeoutError("timed out")), "connect_timeout", False),
+    (connect_failed(ConnectionRefusedError(111, "Connection refused")), "connection_refused",
+     False),
+    (connect_failed(socket.gaierror(-2, "Name or service not known")), "dns_failure", False),
+    (connect_failed(OSError(101, "Network is unreachable")), "connection_error", False),
+    (TimeoutError("timed out"), "timeout", True),
+    (ConnectionResetError(104, "Connection reset by peer"), "connection_reset", True),
+    (http.client.RemoteDisconnected("closed"), "connection_reset", True),
+    (BrokenPipeError(32, "Broken pipe"), "connection_reset", True),
+    (http.client.IncompleteRead(b""), "transport_error", True),
     (ValueError("weird"), "transport_error", True),
 ]
 

@@ -15,6 +15,7 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 
 from sandbox.server import SandboxServer
+from tests.daemon import sandbox_fixture
 from venue.legacy_tx import BuiltTx, build_tx
 from venue.rpc_client import RpcError, RpcTransportError, SignatureStatus, SolanaRpc, error_label
 from venue.tx_sender import Confirmations, NotAccepted, broadcast, confirm
@@ -23,11 +24,7 @@ from venue.tx_status import TxState, TxVerdict
 TICK_S = 0.05
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    """A sandbox whose slots advance only when the test steps them."""
-    with SandboxServer("127.0.0.1", 0, seed=5, slot_ms=0) as server:
-        yield server
+sandbox = sandbox_fixture(seed=5, slot_ms=0)
 
 
 @pytest.fixture
