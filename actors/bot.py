@@ -180,6 +180,6 @@ class BotActor(SupervisedActor):
                             ProcessSignal("venue-retry"))
             return 0
         self._venue_pauses = 0
-        if row["more_waiting"]:  # as a message of its own: a Quiesce waits for one signal at most
+        if row.more_waiting:  # as a message of its own: a Quiesce waits for one signal at most
             self.actor_ref.tell(ProcessSignal("next"))  # (a signal accepted since wakes it too)
         return 1

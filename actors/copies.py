@@ -13,7 +13,6 @@ reference price.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from solders.pubkey import Pubkey
 
@@ -22,16 +21,16 @@ from actors.messages import CopyTarget, RouteCopies
 from actors.services import NamedActor
 from actors.swift_signing import auction_slots_for
 from storage.bots import Bot
-from storage.signals import copy_to_subscribers
+from storage.signals import SignalRow, copy_to_subscribers
 from venue.snapshot import MarketSnapshot
 
 log = logging.getLogger(__name__)
 
 
-def snapshots(ctx: BotContext, bot: Bot, row: dict[str, Any]) -> tuple[MarketSnapshot,
+def snapshots(ctx: BotContext, bot: Bot, row: SignalRow) -> tuple[MarketSnapshot,
                                                                          MarketSnapshot]:
     """(what the orders are built on, the reference the signal was priced at)."""
-    stored = row.get("snapshot")
+    stored = row.snapshot
     if stored is None:
         fresh = ctx.venue.snapshot(bot.market_index)
         return fresh, fresh
@@ -41,15 +40,15 @@ def snapshots(ctx: BotContext, bot: Bot, row: dict[str, Any]) -> tuple[MarketSna
     return ctx.venue.snapshot(bot.market_index), reference
 
 
-def route_copies(ctx: BotContext, row: dict[str, Any], snapshot: MarketSnapshot) -> None:
+def route_copies(ctx: BotContext, row: SignalRow, snapshot: MarketSnapshot) -> None:
     """Store the snapshot, create the subscriber copies once, hand them out (not waiting)."""
-    copies = copy_to_subscribers(ctx.services.db, row["id"], ctx.bot_id, snapshot.to_json())
+    copies = copy_to_subscribers(ctx.services.db, row.id, ctx.bot_id, snapshot.to_json())
     if not copies:
         return
     targets = tuple(CopyTarget(c["bot_id"], c["copy_id"], Pubkey.from_string(
         c["agent_public_key"]), int(c["drift_subaccount_id"])) for c in copies)
-    NamedActor(ctx.services, "fanout").tell(RouteCopies(row["id"], targets))
+    NamedActor(ctx.services, "fanout").tell(RouteCopies(row.id, targets))
     log.info("routing to %d subscribers", len(targets),
-             extra={"signal_id": row["id"], "bot_id": ctx.bot_id})
+             extra={"signal_id": row.id, "bot_id": ctx.bot_id})
 
 

@@ -55,10 +55,10 @@ from storage.retry_queue import (
 from storage.signals import reopen_interrupted_flip, superseded
 from storage.trades import (
     TradeStatus,
+    fallback_reason,
     last_legacy_send,
     last_swift_submission,
     signal_trades,
-    trade_swift_summary,
     update_trade,
 )
 from trading.retry_policy import PRIORITIES, RetryRoute, after_failure, priority_for, retry_route
@@ -267,8 +267,8 @@ def _end_dead_attempts(db: Any, job: RetryJob) -> None:
     if job.signal_id is None:
         return
     for trade in signal_trades(db, job.signal_id):
-        if trade["status"] == TradeStatus.PENDING:
-            update_trade(db, trade["id"], status=TradeStatus.UNKNOWN,
+        if trade.status == TradeStatus.PENDING:
+            update_trade(db, trade.id, status=TradeStatus.UNKNOWN,
                          error_message="interrupted by a restart; its retry job reconciles it")
 
 
@@ -276,9 +276,9 @@ def _swift_error(db: Any, outcome: OrderOutcome) -> str | None:
     """Why Swift failed for this attempt's trade (None when Swift traded it)."""
     if outcome.method == "swift" and outcome.status in _FILLED:
         return None
-    trade = trade_swift_summary(db, outcome.trade_id) if outcome.trade_id else None
-    if trade and trade["execution_method"] != "swift" and trade["fallback_reason"]:
-        return str(trade["fallback_reason"])
+    reason = fallback_reason(db, outcome.trade_id) if outcome.trade_id else None
+    if reason:
+        return reason
     return outcome.reason or outcome.status
 
 

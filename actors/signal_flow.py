@@ -37,7 +37,7 @@ from custody.signing_keys import SigningRefused
 from security.emergency_stop import FlattenTicket, OrderOrigin
 from storage.bot_leases import LeaseLost
 from storage.bots import Bot
-from storage.signals import SignalStatus, finish_signal, requeue_signal, signal_age_s
+from storage.signals import SignalRow, SignalStatus, finish_signal, requeue_signal, signal_age_s
 from trading.alerts import Signal
 from trading.collateral import free_collateral_usd
 from trading.sizing import (
@@ -62,27 +62,27 @@ ORIGINS = {"fanout": OrderOrigin.SUBSCRIBER, "manual": OrderOrigin.MANUAL,
 SIGNING_ORIGINS = {"fanout": "subscriber", "manual": "manual", "flatten": "flatten"}
 
 
-def signing_origin(row: dict[str, Any]) -> str:
+def signing_origin(row: SignalRow) -> str:
     """The signing-refusal metric's origin label of a signal row."""
-    return SIGNING_ORIGINS.get(row["source"], "webhook")
+    return SIGNING_ORIGINS.get(row.source, "webhook")
 
 
-def process(ctx: BotContext, row: dict[str, Any]) -> bool:
+def process(ctx: BotContext, row: SignalRow) -> bool:
     """Run one claimed signal; True when it was put back to wait for the venue."""
     db = ctx.services.db
-    signal_id = row["id"]
+    signal_id = row.id
     context = {"signal_id": signal_id, "bot_id": ctx.bot_id}
-    bot: Bot | None = row["bot"]
+    bot: Bot | None = row.bot
     assert bot is not None
-    if row["source"] != "fanout":  # the fan-out prefetches its copies' accounts itself
+    if row.source != "fanout":  # the fan-out prefetches its copies' accounts itself
         ctx.prefetch_account(bot.drift_subaccount_id)
     try:
         snapshot, reference = snapshots(ctx, bot, row)
     except VENUE_READ_ERRORS as exc:  # nothing was sent and nothing routed: wait in order
         return _wait_for_venue(ctx, row, [_unreachable(exc)])
-    if row["source"] == "webhook":
+    if row.source == "webhook":
         route_copies(ctx, row, reference)
-    if row["source"] == "flatten":  # no pause stops a flatten; a missing grant does
+    if row.source == "flatten":  # no pause stops a flatten; a missing grant does
         signer = _signer(ctx, bot, "flatten")
         if isinstance(signer, str):
             finish_signal(db, signal_id, SignalStatus.FAILED, {"trigger": signer}, signer)
@@ -136,14 +136,14 @@ def _unreachable(exc: BaseException) -> OrderOutcome:
     return no_order(f"venue_unreachable: {type(exc).__name__}")
 
 
-def _wait_for_venue(ctx: BotContext, row: dict[str, Any], outcomes: list[OrderOutcome]) -> bool:
+def _wait_for_venue(ctx: BotContext, row: SignalRow, outcomes: list[OrderOutcome]) -> bool:
     db = ctx.services.db
-    if signal_age_s(db, row["id"]) < VENUE_WAIT_S:
-        requeue_signal(db, row["id"])
+    if signal_age_s(db, row.id) < VENUE_WAIT_S:
+        requeue_signal(db, row.id)
         log.warning("venue unreachable: the signal waits in order",
-                    extra={"signal_id": row["id"], "bot_id": ctx.bot_id})
+                    extra={"signal_id": row.id, "bot_id": ctx.bot_id})
         return True
-    finish_signal(db, row["id"], SignalStatus.FAILED,
+    finish_signal(db, row.id, SignalStatus.FAILED,
                   {"orders": [_outcome_json(o) for o in outcomes]},
                   outcomes[0].reason)
     return False
@@ -185,15 +185,15 @@ def closes_only(bot: Bot, plan: SizingPlan) -> SizingPlan:
                       f"paused by the system ({bot.paused_reason}): only closes run")
 
 
-def _deviation_refusal(ctx: BotContext, bot: Bot, row: dict[str, Any],
+def _deviation_refusal(ctx: BotContext, bot: Bot, row: SignalRow,
                        reference: MarketSnapshot) -> str | None:
     """An opening copy whose market (as read now: one read per market per slot, shared) moved
     further from the source's price than its subscription allows. Copies that reduce, close or
     flip always trade: skipping one would leave the subscriber holding a position the creator
     has left."""
-    parsed = row.get("parsed") or {}
+    parsed = row.parsed or {}
     limit = parsed.get("max_deviation_bps")
-    if row["source"] != "fanout" or not limit or parsed.get("kind") not in ("open", "increase"):
+    if row.source != "fanout" or not limit or parsed.get("kind") not in ("open", "increase"):
         return None
     ref = reference.market.oracle_price
     now = ctx.venue.snapshot(bot.market_index).market.oracle_price
@@ -203,10 +203,10 @@ def _deviation_refusal(ctx: BotContext, bot: Bot, row: dict[str, Any],
     return f"price moved {moved:.1f} bps from the source's {ref / 1e6} (limit {limit} bps)"
 
 
-def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], keypair: Keypair,
+def execute_signal(ctx: BotContext, bot: Bot, row: SignalRow, keypair: Keypair,
                    snapshot: MarketSnapshot, reference: MarketSnapshot) -> list[OrderOutcome]:
     """Size the signal's orders and run them one after the other."""
-    parsed = row["parsed"] or {}
+    parsed = row.parsed or {}
     signal = Signal.from_dict(parsed)
     try:
         user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)
@@ -243,7 +243,7 @@ def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], keypair: Keyp
                 break
             order = fresh.orders[0]
         outcome = execute_order(ctx, OrderRequest(
-            bot, row["id"], order, ORIGINS.get(row["source"], OrderOrigin.WEBHOOK), keypair,
+            bot, row.id, order, ORIGINS.get(row.source, OrderOrigin.WEBHOOK), keypair,
             user, snapshot, reference.market.oracle_price, parsed.get("use_swift"), ticket))
         if (order.reduce_only and bot.is_subscriber and outcome.trade_id
                 and outcome.status in (OrderStatus.COMPLETED, OrderStatus.PARTIAL)):
@@ -252,11 +252,11 @@ def execute_signal(ctx: BotContext, bot: Bot, row: dict[str, Any], keypair: Keyp
         outcomes.append(outcome)
         if outcome.status == OrderStatus.UNKNOWN or (outcome.status == OrderStatus.FAILED and (
                 outcome.reason in TRANSIENT_REASONS or order.reduce_only)):
-            queue_retry(ctx, bot, row["id"], order, outcome, user, ticket)
+            queue_retry(ctx, bot, row.id, order, outcome, user, ticket)
         if outcome.status not in (OrderStatus.COMPLETED, OrderStatus.PARTIAL):
             break  # never open the second half of a flip on a failed close
     if not plan.orders:
-        log.info("no order: %s", plan.note, extra={"signal_id": row["id"], "bot_id": bot.id})
+        log.info("no order: %s", plan.note, extra={"signal_id": row.id, "bot_id": bot.id})
     return outcomes
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from psycopg2.extras import Json
 
 from storage.bot_leases import HELD_AT_EPOCH
-from storage.bots import BOT_COLUMNS, bot_from_row
+from storage.bots import BOT_COLUMNS, Bot, bot_from_row
 from storage.database import Database
 from storage.notify import Listener
 
@@ -124,13 +125,6 @@ def record_rejection(db: Database, bot_id: str, source: str, reason: str,
     return row["id"]
 
 
-def claim_signal(db: Database, signal_id: str) -> dict[str, Any] | None:
-    """Take an accepted signal for processing; None if someone already did."""
-    return db.fetchone(
-        "UPDATE webhook_signals SET status = 'processing' WHERE id = %s AND status = 'accepted'"
-        " RETURNING *", (signal_id,))
-
-
 def requeue_signal(db: Database, signal_id: str) -> None:
     """Put a claimed signal back in its bot's backlog, in its place (it keeps its sequence)."""
     db.execute("UPDATE webhook_signals SET status = 'accepted' WHERE id = %s"
@@ -189,10 +183,31 @@ def finish_signal(db: Database, signal_id: str, status: str, outcome: dict[str, 
         (final.value, Json(outcome), reason, signal_id, FINISHED_CHANNEL, signal_id))
 
 
-def interrupted_signals(db: Database, bot_id: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SignalRow:
+    """A signal as its bot runs it: claimed now, or left `processing` by a crash."""
+
+    id: str
+    source: str  # webhook, fanout, manual, ...
+    parsed: dict[str, Any] | None  # the alert as parsed (kind, side, size, ...)
+    snapshot: dict[str, Any] | None  # a source's market snapshot, shared by its copies
+    received_at: datetime
+    bot: Bot | None = None  # the bot as it is at the claim (claim_next only)
+    more_waiting: bool = False  # more accepted signals behind this one (claim_next only)
+
+
+_SIGNAL_COLUMNS = "id, source, parsed, snapshot, received_at"
+
+
+def _signal_row(row: dict[str, Any], **extra: Any) -> SignalRow:
+    return SignalRow(**{name: row[name] for name in _SIGNAL_COLUMNS.split(", ")}, **extra)
+
+
+def interrupted_signals(db: Database, bot_id: str) -> list[SignalRow]:
     """Signals of a bot left `processing` by a crash (only the bot's own actor claims them)."""
-    return db.fetchall("SELECT * FROM webhook_signals WHERE trading_bot_id = %s AND"
-                       " status = 'processing' ORDER BY seq", (bot_id,))
+    return [_signal_row(row) for row in db.fetchall(
+        f"SELECT {_SIGNAL_COLUMNS} FROM webhook_signals WHERE trading_bot_id = %s AND"
+        " status = 'processing' ORDER BY seq", (bot_id,))]
 
 
 def pending_signals(db: Database, bot_id: str) -> list[str]:
@@ -271,10 +286,10 @@ def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
 
 
 def claim_next(db: Database, bot_id: str, holder: str,
-               epoch: int | None = None) -> dict[str, Any] | None:
+               epoch: int | None = None) -> SignalRow | None:
     """Take the bot's oldest accepted signal for processing (None when there is none, or when
-    `holder` does not hold the bot's lease), with the bot's row as it is now under "bot" and
-    whether more accepted signals wait behind it under "more_waiting" (one round trip for what
+    `holder` does not hold the bot's lease), with the bot's row as it is now and whether more
+    accepted signals wait behind it (one round trip for what
     the signal runs on, and for knowing whether to claim again after it).
 
     Only the bot's own actor in the lease holder claims its signals, so the oldest is never
@@ -285,16 +300,17 @@ def claim_next(db: Database, bot_id: str, holder: str,
         "WITH claimed AS (UPDATE webhook_signals SET status = 'processing' WHERE id = ("
         " SELECT id FROM webhook_signals WHERE trading_bot_id = %(bot)s AND status = 'accepted'"
         f" AND {HELD_AT_EPOCH.format(bot='%(bot)s')}"
-        " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted' RETURNING *)"
+        " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted'"
+        f" RETURNING {_SIGNAL_COLUMNS}, trading_bot_id)"
         f" SELECT claimed.*, {_BOT_FIELDS}, EXISTS (SELECT 1 FROM webhook_signals w"
         "  WHERE w.trading_bot_id = %(bot)s AND w.status = 'accepted' AND w.id <> claimed.id)"
         " AS more_waiting FROM claimed LEFT JOIN trading_bots b ON b.id = claimed.trading_bot_id",
         {"bot": bot_id, "holder": holder, "epoch": epoch})
     if row is None:
         return None
-    fields = {name: row.pop(f"{_BOT_PREFIX}{name}") for name in _BOT_NAMES}
-    row["bot"] = bot_from_row(fields) if fields["id"] is not None else None
-    return row
+    fields = {name: row[f"{_BOT_PREFIX}{name}"] for name in _BOT_NAMES}
+    return _signal_row(row, bot=bot_from_row(fields) if fields["id"] is not None else None,
+                       more_waiting=row["more_waiting"])
 
 
 class SignalWaiter:

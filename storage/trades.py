@@ -232,31 +232,54 @@ def _send_fence(holder: str | None) -> str:
     return f"t.status = 'pending' AND {HELD_AT_EPOCH.format(bot='t.trading_bot_id')}"
 
 
-def pending_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
-    """Trades of a signal whose order may have left but whose outcome was never recorded."""
-    return db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s AND status = 'pending'"
-                       " ORDER BY created_at", (signal_id,))
+@dataclass(frozen=True)
+class TradeRow:
+    """A trade as a restart or a retry reads it back to decide what is left to do."""
+
+    id: str
+    status: str  # a TradeStatus value
+    side: str
+    size: Decimal
+    reduce_only: bool
+    execution_method: str
+    filled_size: Decimal | None
+    price: Decimal | None  # average fill price
+    position_before_base: int | None  # base units (1e9) before it was sent
+    entry_quote_before: int | None  # the position's quote_entry_amount then (1e6)
 
 
-def signal_trades(db: Database, signal_id: str) -> list[dict[str, Any]]:
+_TRADE_ROW_COLUMNS = ("id, status, side, size, reduce_only, execution_method, filled_size,"
+                      " price, position_before_base, entry_quote_before")
+
+
+def _trade_row(row: dict[str, Any]) -> TradeRow:
+    """The row, with the venue's integer amounts (NUMERIC(40, 0)) as ints."""
+    base, entry = row.pop("position_before_base"), row.pop("entry_quote_before")
+    return TradeRow(**row, position_before_base=None if base is None else int(base),
+                    entry_quote_before=None if entry is None else int(entry))
+
+
+def signal_trades(db: Database, signal_id: str) -> list[TradeRow]:
     """Every trade of a signal, oldest first."""
-    return db.fetchall("SELECT * FROM bot_trades WHERE signal_id = %s ORDER BY created_at",
-                       (signal_id,))
+    return [_trade_row(row) for row in db.fetchall(
+        f"SELECT {_TRADE_ROW_COLUMNS} FROM bot_trades WHERE signal_id = %s ORDER BY created_at",
+        (signal_id,))]
 
 
-def trade_swift_summary(db: Database, trade_id: str) -> dict[str, Any] | None:
-    """How a trade went out: its method, Swift status and fallback reason."""
-    return db.fetchone("SELECT execution_method, fallback_reason, swift_status FROM bot_trades"
-                       " WHERE id = %s", (trade_id,))
+def fallback_reason(db: Database, trade_id: str) -> str | None:
+    """Why a trade went out on-chain instead of through Swift (None: it did not, or no reason)."""
+    row = db.fetchone("SELECT fallback_reason FROM bot_trades WHERE id = %s"
+                      " AND execution_method <> 'swift'", (trade_id,))
+    return row["fallback_reason"] if row else None
 
 
-def filled_closes_without_share(db: Database, signal_id: str) -> list[dict[str, Any]]:
+def filled_closes_without_share(db: Database, signal_id: str) -> list[TradeRow]:
     """A signal's filled reduce-only trades that have no profit-share row yet."""
-    return db.fetchall(
-        "SELECT t.* FROM bot_trades t WHERE t.signal_id = %s AND t.reduce_only"
+    return [_trade_row(row) for row in db.fetchall(
+        f"SELECT {_TRADE_ROW_COLUMNS} FROM bot_trades t WHERE t.signal_id = %s AND t.reduce_only"
         " AND t.status IN ('completed', 'partial') AND t.filled_size > 0"
         " AND NOT EXISTS (SELECT 1 FROM pending_profit_shares p WHERE p.trade_id = t.id)",
-        (signal_id,))
+        (signal_id,))]
 
 
 def last_swift_submission(db: Database, bot_id: str, signal_id: str | None,

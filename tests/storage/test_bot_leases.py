@@ -72,7 +72,7 @@ def test_only_the_holder_claims_signals_retry_jobs_and_opens_trades(db: Database
         open_trade(db, trade, holder="two")
     assert db.fetchone("SELECT count(*) AS n FROM bot_trades")["n"] == 0
     claimed = claim_next(db, bot, "one")
-    assert claimed is not None and claimed["id"] == signal
+    assert claimed is not None and claimed.id == signal
     assert [j.id for j in claim_due(db, "w", 10, 60, holder="one")] == [job]
     assert open_trade(db, trade, holder="one")
     expire(db, bot)  # the holder's lease ran out (an outage longer than its life)
@@ -108,9 +108,9 @@ def test_the_claim_at_a_known_epoch_is_the_lease_check(db: Database) -> None:
     record_signal(db, bot, "h2", (), "webhook", "y", {})
     assert claim_next(db, bot, "one", epoch=2) is None  # not at that epoch: nothing claimed
     claimed = claim_next(db, bot, "one", epoch=1)
-    assert claimed is not None and claimed["id"] == first and claimed["more_waiting"]
+    assert claimed is not None and claimed.id == first and claimed.more_waiting
     last = claim_next(db, bot, "one", epoch=1)
-    assert last is not None and not last["more_waiting"]
+    assert last is not None and not last.more_waiting
 
 
 def test_the_trade_row_and_what_its_guard_reads_are_one_fenced_statement(db: Database) -> None:

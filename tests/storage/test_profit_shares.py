@@ -100,20 +100,23 @@ def test_two_workers_never_claim_the_same_share(database_url: str, db: Database,
         trade = make_trade(db, owed.subscriber_bot_id)
         ids.add(create_share(db, NewShare(**{**owed.__dict__, "trade_id": trade}))[0])
     first, second = Database(database_url, size=4), Database(database_url, size=4)
-
-    def drain(pool: Database, worker: str) -> list[str]:
-        taken: list[str] = []
-        while batch := claim_due(pool, worker, limit=3, lease_s=60):
-            taken += [s.id for s in batch]
-            gevent.sleep(0)  # let the other worker interleave its claims
-        return taken
-
-    a, b = gevent.spawn(drain, first, "a"), gevent.spawn(drain, second, "b")
-    got_a, got_b = a.get(timeout=30), b.get(timeout=30)
-    first.close()
-    second.close()
+    got_a: list[str] = []
+    got_b: list[str] = []
+    try:
+        while True:  # each round, both workers claim at the same time
+            rounds = [gevent.spawn(claim_due, pool, worker, limit=3, lease_s=60)
+                      for pool, worker in ((first, "a"), (second, "b"))]
+            gevent.joinall(rounds, timeout=30, raise_error=True)
+            batch_a, batch_b = (r.get(block=False) for r in rounds)
+            if not batch_a and not batch_b:
+                break
+            got_a += [s.id for s in batch_a]
+            got_b += [s.id for s in batch_b]
+    finally:
+        first.close()
+        second.close()
     assert set(got_a).isdisjoint(got_b) and set(got_a) | set(got_b) == ids
-    assert got_a and got_b
+    assert len(got_a) + len(got_b) == len(ids)  # nobody claimed one twice
 
 
 def test_a_payment_is_recorded_before_sending_and_survives_a_dead_worker(

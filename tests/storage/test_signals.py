@@ -5,11 +5,12 @@ from __future__ import annotations
 import gevent
 import pytest
 
+from storage.bot_leases import acquire
 from storage.database import Database
 from storage.signals import (
     SignalStatus,
     SignalWaiter,
-    claim_signal,
+    claim_next,
     finish_signal,
     pending_signals,
     record_rejection,
@@ -57,9 +58,10 @@ def test_a_signal_is_claimed_once_and_the_backlog_is_in_arrival_order(db: Databa
     bot = make_bot(db)
     ids = [record_signal(db, bot, f"h{i}", (), "webhook", None, {}).signal_id for i in range(3)]
     assert pending_signals(db, bot) == ids
-    assert claim_signal(db, ids[0]) is not None
-    assert claim_signal(db, ids[0]) is None
-    assert pending_signals(db, bot) == ids[1:]
+    acquire(db, bot, "one", 60)
+    claimed = [claim_next(db, bot, "one") for _ in range(4)]
+    assert [c.id if c else None for c in claimed] == [*ids, None]  # each once, in order
+    assert pending_signals(db, bot) == []
 
 
 def test_rejections_are_recorded_and_never_pending(db: Database) -> None:
