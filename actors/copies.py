@@ -45,8 +45,8 @@ def route_copies(ctx: BotContext, row: SignalRow, snapshot: MarketSnapshot) -> N
     copies = copy_to_subscribers(ctx.services.db, row.id, ctx.bot_id, snapshot.to_json())
     if not copies:
         return
-    targets = tuple(CopyTarget(c["bot_id"], c["copy_id"], Pubkey.from_string(
-        c["agent_public_key"]), int(c["drift_subaccount_id"])) for c in copies)
+    targets = tuple(CopyTarget(c.bot_id, c.copy_id, Pubkey.from_string(c.agent_public_key),
+                               c.drift_subaccount_id) for c in copies)
     NamedActor(ctx.services, "fanout").tell(RouteCopies(row.id, targets))
     log.info("routing to %d subscribers", len(targets),
              extra={"signal_id": row.id, "bot_id": ctx.bot_id})

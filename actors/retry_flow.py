@@ -287,11 +287,11 @@ def _swift_order_live(ctx: BotContext, job: RetryJob, slot: int) -> str | None:
     hash-status says about it), or None when it can no longer trade."""
     sub = last_swift_submission(ctx.services.db, ctx.bot_id, job.signal_id,
                                 job.original_trade_id)
-    if sub is None or slot > sub["max_slot"] + SLOT_GRACE:
+    if sub is None or slot > sub.max_slot + SLOT_GRACE:
         return None
-    placement = ctx.gateway.ask(PlacementOf(sub["hash_key"]), ASK_TIMEOUT_S)
+    placement = ctx.gateway.ask(PlacementOf(sub.hash_key), ASK_TIMEOUT_S)
     return (f"swift order {placement.status} (order id {placement.order_id}),"
-            f" auction open until slot {sub['max_slot']}")
+            f" auction open until slot {sub.max_slot}")
 
 
 def _transaction_live(ctx: BotContext, job: RetryJob) -> str | None:
@@ -301,7 +301,7 @@ def _transaction_live(ctx: BotContext, job: RetryJob) -> str | None:
                             job.original_trade_id)
     if sent is None:
         return None
-    signature, last_valid = sent["tx_signature"], sent["tx_last_valid_block_height"]
+    signature, last_valid = sent.tx_signature, sent.last_valid_block_height
     try:
         verdict = ctx.executor.verdict(signature, last_valid)
     except VENUE_READ_ERRORS as exc:

@@ -245,8 +245,18 @@ def signal_story(db: Database, signal_id: str) -> dict[str, Any] | None:
     return json.loads(json.dumps(story, default=str))
 
 
+@dataclass(frozen=True)
+class SubscriberCopy:
+    """A subscriber's copy of a source signal, with the venue account it trades from."""
+
+    bot_id: str
+    copy_id: str
+    agent_public_key: str
+    drift_subaccount_id: int
+
+
 def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
-                        snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+                        snapshot: dict[str, Any]) -> list[SubscriberCopy]:
     """Store the source signal's snapshot and create (once) a copy for every active subscriber
     bot of its published bot, in one transaction; returns every copy with the venue account it
     trades (bot id, copy id, agent public key, sub-account), in subscription order.
@@ -281,8 +291,8 @@ def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
             " JOIN trading_bots b ON b.id = c.trading_bot_id"
             " JOIN wallets w ON w.address = b.wallet_address"
             " WHERE c.parent_signal_id = %s ORDER BY c.seq", (signal_id,))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return [SubscriberCopy(bot_id, copy_id, key, int(sub_account))
+                for bot_id, copy_id, key, sub_account in cur.fetchall()]
 
 
 def claim_next(db: Database, bot_id: str, holder: str,

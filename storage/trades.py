@@ -282,15 +282,24 @@ def filled_closes_without_share(db: Database, signal_id: str) -> list[TradeRow]:
         (signal_id,))]
 
 
+@dataclass(frozen=True)
+class SwiftSubmission:
+    """Where a sent Swift order can be looked up, and until when it may trade."""
+
+    hash_key: str  # the hash-status key
+    max_slot: int  # its last valid slot
+
+
 def last_swift_submission(db: Database, bot_id: str, signal_id: str | None,
-                          trade_id: str | None) -> dict[str, Any] | None:
+                          trade_id: str | None) -> SwiftSubmission | None:
     """The hash-status key and max_slot of the latest Swift order for this signal (or trade)."""
-    return db.fetchone(
+    row = db.fetchone(
         "SELECT l.request_payload->>'hash_key' AS hash_key,"
         " (l.request_payload->>'max_slot')::bigint AS max_slot FROM swift_order_logs l"
         " JOIN bot_trades t ON t.id = l.trade_id WHERE l.event_type = 'submitted'"
         " AND t.trading_bot_id = %s AND (t.signal_id = %s OR t.id = %s)"
         " ORDER BY l.created_at DESC LIMIT 1", (bot_id, signal_id, trade_id))
+    return SwiftSubmission(row["hash_key"], int(row["max_slot"])) if row else None
 
 
 def swift_submissions(db: Database, trade_id: str) -> int:
@@ -300,12 +309,21 @@ def swift_submissions(db: Database, trade_id: str) -> int:
     return int(row["n"]) if row else 0
 
 
+@dataclass(frozen=True)
+class LegacySend:
+    """An on-chain order whose outcome was never recorded: what to ask the chain about it."""
+
+    tx_signature: str
+    last_valid_block_height: int
+
+
 def last_legacy_send(db: Database, bot_id: str, signal_id: str | None,
-                     trade_id: str | None) -> dict[str, Any] | None:
+                     trade_id: str | None) -> LegacySend | None:
     """The signature and last valid block height of the latest on-chain order of this signal
     (or trade) whose outcome was never recorded."""
-    return db.fetchone(
+    row = db.fetchone(
         "SELECT tx_signature, tx_last_valid_block_height FROM bot_trades"
         " WHERE trading_bot_id = %s AND (signal_id = %s OR id = %s)"
         " AND status IN ('pending', 'unknown') AND tx_last_valid_block_height IS NOT NULL"
         " ORDER BY created_at DESC LIMIT 1", (bot_id, signal_id, trade_id))
+    return LegacySend(row["tx_signature"], int(row["tx_last_valid_block_height"])) if row else None

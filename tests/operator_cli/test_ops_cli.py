@@ -191,7 +191,7 @@ def test_signal_show_tells_the_whole_story_with_swift_events(ops: OpsCli, db: Da
                         subscriber_wallet_address=follower.wallet_address,
                         capital_usd=Decimal(100))
     (copy,) = copy_to_subscribers(db, signal_id, bot.id, {"slot": 1})
-    copy_id = copy["copy_id"]
+    copy_id = copy.copy_id
     source_trade = open_trade(db, NewTrade(bot.id, signal_id, bot.wallet_address, "SOL-PERP",
                                            "long", 10**9, False, "swift"))
     update_trade(db, source_trade, status="completed", swift_order_id="abcd1234",

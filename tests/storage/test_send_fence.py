@@ -11,6 +11,7 @@ import pytest
 from storage.bot_leases import LeaseLost, acquire
 from storage.database import Database
 from storage.trades import (
+    LegacySend,
     NewTrade,
     last_legacy_send,
     mark_legacy_sending,
@@ -122,7 +123,6 @@ def test_the_last_unsettled_on_chain_send_of_a_signal_or_trade(db: Database) -> 
     bot, first = held_trade(db)
     assert last_legacy_send(db, bot, None, first) is None  # nothing sent on-chain yet
     legacy(db, first, "one", 1)
-    assert last_legacy_send(db, bot, None, first) == {
-        "tx_signature": "sig1", "tx_last_valid_block_height": 500}
+    assert last_legacy_send(db, bot, None, first) == LegacySend("sig1", 500)
     update_trade(db, first, status="failed")  # its outcome is known: nothing to wait for
     assert last_legacy_send(db, bot, None, first) is None
