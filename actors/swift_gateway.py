@@ -135,6 +135,7 @@ class SwiftGateway(SupervisedActor):
         self._recovery_s = recovery_s
         self._healthy = True
         self._budget = TokenBucket(rate_per_s, burst)
+        self._budget_short = False  # the last take found no token: the line waits for budget
         self._refill_due = False
         self._max_in_flight = max_in_flight
         self._in_flight = 0
@@ -250,6 +251,7 @@ class SwiftGateway(SupervisedActor):
                 # waits in line no longer than its auction would last, and so does every order
                 # queued behind it (each counted from its own queueing: they all wait for the
                 # same budget). Those already marked are a prefix of the line.
+                self._budget_short = True
                 for queued in reversed(self._queue):
                     if queued.give_up_at is not None:
                         break
@@ -258,6 +260,10 @@ class SwiftGateway(SupervisedActor):
                     self._refill_due = True
                     self.send_later(wait_s, _Refill())
                 return
+            if self._budget_short:  # budget again: only the wire bound holds the line now
+                self._budget_short = False
+                for queued in self._queue:
+                    queued.give_up_at = None
             self._queue.popleft()
             self._in_flight += 1
             self.run_in_background(functools.partial(self._post, item),

@@ -37,6 +37,6 @@ class RpcRateLimiter:
         with self._lock:
             bucket = self._buckets.get(path)
             if bucket is None or bucket.rate_per_s != limit:
-                bucket = TokenBucket(limit, limit, self._clock)
+                bucket = TokenBucket(limit, max(1, limit), self._clock)  # a burst of one at least
                 self._buckets[path] = bucket
             return bucket.take(cost)

@@ -43,6 +43,9 @@ class Coalesced(Generic[T, R]):
                 try:
                     answers = self._run([item for item, _ in batch])
                 except BaseException as exc:
+                    if not isinstance(exc, Exception):  # the drain is killed: nobody is left
+                        batch += self._waiting  # to serve those who came meanwhile
+                        self._waiting.clear()
                     for _, done in batch:
                         done.set_exception(exc)
                     if not isinstance(exc, Exception):
