@@ -19,10 +19,12 @@ from actors.dispatch import bot_ref
 from actors.messages import RunRetry
 from actors.services import Services
 from observability.trading_metrics import RETRY_QUEUE_DEPTH
-from storage.retry_queue import RetryJob, claim_due, depth_by_priority
+from storage.retry_queue import RetryJob, claim_due, depth_by_priority, release_claim
 from supervision import Outcome, SupervisedActor
 
 log = logging.getLogger(__name__)
+
+HANDBACK_DELAY_S = 1.0  # a job its bot could not take is due again this much later
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,11 @@ class RetryScheduler(SupervisedActor):
         db = self._services.db
         jobs = claim_due(db, self._worker, self._batch, self._lease_s,
                          holder=self._services.holder)
-        for priority, depth in depth_by_priority(db).items():
-            RETRY_QUEUE_DEPTH.labels(priority=priority).set(depth)
+        try:
+            for priority, depth in depth_by_priority(db).items():
+                RETRY_QUEUE_DEPTH.labels(priority=priority).set(depth)
+        except Exception as exc:  # a gauge is not worth the jobs just claimed
+            log.warning("retry queue depth not read: %s", type(exc).__name__)
         return jobs
 
     def _dispatch(self, claimed: Outcome) -> None:
@@ -78,6 +83,10 @@ class RetryScheduler(SupervisedActor):
         for job in claimed.value:
             try:
                 bot_ref(self._services, job.bot_id).tell(RunRetry(job, self._worker))
-            except Exception as exc:  # the lease brings the job back
+            except Exception as exc:  # nothing was sent: back in the queue, due in a second
                 log.error("could not hand retry job to its bot: %s", type(exc).__name__,
                           extra={"bot_id": job.bot_id})
+                try:
+                    release_claim(self._services.db, job.id, self._worker, HANDBACK_DELAY_S)
+                except Exception:  # the claim's lease brings it back
+                    log.warning("retry job not handed back", extra={"bot_id": job.bot_id})

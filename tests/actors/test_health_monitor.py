@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -62,7 +63,8 @@ def process(services: Services, env: dict[str, str], children: tuple[str, ...] =
         release(mine.db, mine.holder)
 
 
-def monitor(proc: Services, probes: dict[str, ProbeSpec]) -> Any:
+def monitor(proc: Services, probes: dict[str, ProbeSpec]
+            ) -> contextlib.AbstractContextManager[pykka.ActorRef[Any]]:
     """A HealthMonitor of `proc` with these probes, at its health interval."""
     interval_s = proc.settings.health_interval_ms / 1000
     return running(HealthMonitor.start(probes=probes, interval_s=interval_s))
@@ -91,25 +93,31 @@ def duty_holder(proc: Services) -> tuple[str, int] | None:
     return None if row is None else (row["holder"], row["epoch"])
 
 
-def published(proc: Services, probe: str) -> Record | None:
-    """The shared venue_health row of `probe`."""
+def published(proc: Services, probe: str) -> Record:
+    """The shared venue_health row of `probe` ({} if none)."""
     return proc.db.fetchone("SELECT ok, detail, probed_by, probed_at FROM venue_health"
-                            " WHERE probe = %s", (probe,))
+                            " WHERE probe = %s", (probe,)) or {}
+
+
+def newer(proc: Services, probe: str, than: Record) -> Record | None:
+    """The shared row of `probe` if it was published after `than`."""
+    row = published(proc, probe)
+    return row if row and row["probed_at"] > than["probed_at"] else None
 
 
 def test_failed_swift_probes_make_the_gateway_unhealthy_and_a_good_one_heals_it(
         services: Services, sandbox: SandboxServer, faults: Faults) -> None:
-    """Swift's health reaches the order path only through the monitor feeding the gateway: the
-    configured count of failed probes (2) marks Swift unhealthy, one alone does not, and the
-    next good probe makes it usable again. Each monitor start runs exactly one probe."""
+    """Swift health reaches orders only via the monitor: N failed probes gate Swift, 1 heals it."""
+    # each monitor start runs exactly one probe (the next is a minute away): they can be counted
     with process(services, ONE_PROBE, ("swift_gateway",)) as proc:
+        assert proc.root is not None
         gateway = request(proc.root, Whereis("swift_gateway"), ASK_S)
 
         def probe_once() -> Record:
             client = SwiftClient(proc.profile.swift_base_url)
             with monitor(proc, {"swift": swift_probe(proc, client)}) as ref:
                 record = until(sandbox, lambda: probed(ref, "swift"), "a Swift probe")
-            assert duty_holder(proc) == (proc.holder, duty_holder(proc)[1])  # it asked Swift
+            assert (duty_holder(proc) or ("",))[0] == proc.holder  # so it asked Swift itself
             return record
 
         assert request(gateway, IsHealthy(), ASK_S)
@@ -128,8 +136,7 @@ def test_failed_swift_probes_make_the_gateway_unhealthy_and_a_good_one_heals_it(
 
 def test_unreachable_rpc_is_a_warning_in_the_state_until_it_answers_again(
         services: Services, sandbox: SandboxServer, faults: Faults) -> None:
-    """With both RPC endpoints refusing, the periodic getSlot probe records the dependency as
-    down with a secret-free reason (what /readyz shows), and as up once they answer again."""
+    """/readyz needs the monitor's state to say RPC is down (secret-free reason), then up again."""
     with process(services, FAST, ("legacy_executor",)) as proc, \
             monitor(proc, {"rpc": rpc_probe(proc)}) as ref:
         first = until(sandbox, lambda: probed(ref, "rpc", ok=True), "a good RPC probe")
@@ -146,37 +153,36 @@ def test_unreachable_rpc_is_a_warning_in_the_state_until_it_answers_again(
 
 def test_only_the_duty_holder_probes_the_venue_and_another_takes_over_when_it_stops(
         services: Services, sandbox: SandboxServer) -> None:
-    """Two processes on one database: the venue sees one prober (the lease never moves while
-    it runs), the other reports its shared result; when the prober dies (lease not released),
-    the other takes the duty over once the lease runs out and probes itself."""
+    """The venue must see one prober per database, and probing must survive the prober's death."""
+    # the first holds the lease and publishes, the second reads; the first dies (no release)
     with process(services, FAST, ("legacy_executor",)) as a, \
             process(services, FAST, ("legacy_executor",)) as b, \
-            monitor(a, {"rpc": rpc_probe(a)}) as first, \
-            monitor(b, {"rpc": rpc_probe(b)}) as second:
+            monitor(a, {"rpc": rpc_probe(a)}) as first:
         held = until(sandbox, lambda: (d := duty_holder(a)) and d[0] == a.holder and d,
                      "the first process holding the probe duty")
-        until(sandbox, lambda: probed(second, "rpc", ok=True), "the reader's shared result")
-        seen = until(sandbox, lambda: published(a, "rpc"), "a shared RPC result")
-        for _ in range(3):  # three more results published while both run: all by the holder
-            seen = until(sandbox, lambda s=seen: (r := published(a, "rpc"))
-                         and r["probed_at"] > s["probed_at"] and r, "a newer shared result")
-            assert seen["probed_by"] == a.holder
-        assert duty_holder(a) == held  # same holder, same epoch: b never took it in between
+        with monitor(b, {"rpc": rpc_probe(b)}) as second:
+            until(sandbox, lambda: probed(second, "rpc", ok=True), "the reader's shared result")
+            seen = until(sandbox, lambda: published(a, "rpc"), "a shared RPC result")
+            for _ in range(3):  # three more results published while both run: by the holder
+                seen = until(sandbox, functools.partial(newer, a, "rpc", seen), "a newer result")
+                assert seen["probed_by"] == a.holder
+            assert duty_holder(a) == held  # same holder, same epoch: b never took it meanwhile
 
-        first.stop(block=True, timeout=ASK_S)  # dies holding the lease
-        assert until(sandbox, lambda: duty_holder(b), "a holder") == (b.holder, held[1] + 1)
-        until(sandbox, lambda: (r := published(b, "rpc"))["probed_by"] == b.holder,
-              "a result published by the second process")
-        assert probed(second, "rpc", ok=True) is not None
+            first.stop(block=True, timeout=ASK_S)  # dies holding the lease
+            taken = until(sandbox, lambda: (d := duty_holder(b)) and d[0] == b.holder and d,
+                          "the second process holding the probe duty")
+            assert taken == (b.holder, held[1] + 1)
+            until(sandbox, lambda: published(b, "rpc")["probed_by"] == b.holder,
+                  "a result published by the second process")
+            assert probed(second, "rpc", ok=True) is not None
 
 
 def test_a_reader_reports_the_venue_down_when_nobody_probes(
         services: Services, sandbox: SandboxServer) -> None:
-    """An intake process never asks the venue; with no prober running, a shared result older
-    than three intervals is a failure, said as such, not a stale "up"."""
+    """A reader must not trust a stale shared result: with nobody probing it reports a failure."""
     with process(services, FAST, role=ProcessRole.INTAKE) as reader, \
             monitor(reader, {"rpc": rpc_probe(reader)}) as ref:
         stale = until(sandbox, lambda: probed(ref, "rpc", ok=False), "a stale result reported")
         assert stale["error"] == "no process has probed rpc for 1.5 s"
         assert (duty_holder(reader) or ("",))[0] != reader.holder
-        assert (published(reader, "rpc") or {}).get("probed_by") != reader.holder
+        assert published(reader, "rpc").get("probed_by") != reader.holder
