@@ -203,3 +203,15 @@ class Daemon:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.notify.close()
+
+
+def until(sandbox: SandboxServer, check: Callable[[], Any], what: str,
+          wait_s: float = 15.0) -> Any:
+    """`check()` again at every sandbox slot until it answers something truthy (that answer);
+    fails naming `what` after `wait_s`."""
+    clock = sandbox.exchange.clock
+    deadline = time.monotonic() + wait_s
+    while not (answer := check()):
+        assert time.monotonic() < deadline, f"not within {wait_s:g} s: {what}"
+        clock.wait_for_slot(clock.slot + 1, wait_s)
+    return answer

@@ -30,7 +30,7 @@ from storage.bot_shares import WORKERS_CHANNEL
 from storage.database import Database
 from storage.notify import Listener
 from storage.signals import SignalWaiter
-from tests.daemon import Daemon, key_file, sandbox_fixture
+from tests.daemon import Daemon, key_file, sandbox_fixture, until
 from tests.e2e.stack import environment
 from tests.venue_view import counters, orders_executed, position
 
@@ -227,7 +227,8 @@ def test_a_fanout_loses_and_doubles_nothing_when_a_worker_dies_mid_flight(
                       timeout=5).raise_for_status()
         signal_id = alert(node, {"bot_id": source["bot_id"], "secret": source["webhook_secret"]},
                           1)
-        until(sandbox, lambda: pending_everywhere(db, signal_id, bots), "every trade on the wire")
+        until(sandbox, lambda: pending_everywhere(db, signal_id, bots), "every trade on the wire",
+              WAIT_S)
         remote.kill()
         requests.post(f"{sandbox.url}/sandbox/faults", json={"clear": True},
                       timeout=5).raise_for_status()
@@ -238,7 +239,7 @@ def test_a_fanout_loses_and_doubles_nothing_when_a_worker_dies_mid_flight(
             {"id": signal_id})]
         assert len(family) == bots
         waiter.wait(family, WAIT_S)
-        until(sandbox, lambda: settled(db, agents, sandbox), "every bot long, no job open")
+        until(sandbox, lambda: settled(db, agents, sandbox), "every bot long, no job open", WAIT_S)
         assert remote_holder not in holders(db) and held[remote_holder]
         seen = counters(sandbox.url)
         assert {a: orders_executed(sandbox.url, a, seen) for a in agents.values()} == {
@@ -249,15 +250,6 @@ def test_a_fanout_loses_and_doubles_nothing_when_a_worker_dies_mid_flight(
         remote.stop()
         node.stop()
 
-
-def until(sandbox: SandboxServer, check: Callable[[], Any], what: str) -> Any:
-    """`check()` again at every sandbox slot until it answers something truthy."""
-    clock = sandbox.exchange.clock
-    deadline = time.monotonic() + WAIT_S
-    while not (answer := check()):
-        assert time.monotonic() < deadline, f"not within {WAIT_S:g} s: {what}"
-        clock.wait_for_slot(clock.slot + 1, WAIT_S)
-    return answer
 
 
 def pending_everywhere(db: Database, signal_id: str, bots: int) -> bool:

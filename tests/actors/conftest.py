@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ import requests
 from solders.keypair import Keypair
 
 from actors import venue_state
+from actors.bot import bot_child_name
 from actors.fill_tracker import FillTracker
 from actors.legacy_executor import ExecutorClient, LegacyExecutor
 from actors.messages import Now
@@ -36,7 +37,16 @@ from storage.database import Database
 from storage.migrations import migrate
 from storage.trades import NewTrade, open_trade
 from storage.wallets import insert_wallet
-from supervision import ChildSpec, Ready, Supervisor, Whereis, request
+from supervision import (
+    ChildSpec,
+    Ready,
+    Restart,
+    StartChild,
+    SupervisedActor,
+    Supervisor,
+    Whereis,
+    request,
+)
 from tests import pg
 from venue.profiles import VenueProfile, load_profile
 
@@ -193,3 +203,26 @@ def child(services: Services, name: str) -> pykka.ActorRef[Any]:
     """A child of the shared tree by name."""
     assert services.root is not None
     return request(services.root, Whereis(name), ASK_S)
+
+
+class StandInBot(SupervisedActor):
+    """A bot's place in the `bots` supervisor (where dispatch looks bots up), for tests of the
+    actors that tell bots things: hands each message of `kinds` to `record`."""
+
+    def __init__(self, record: Callable[[Any], None], kinds: tuple[type, ...]) -> None:
+        super().__init__()
+        self._record, self._kinds = record, kinds
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, self._kinds):
+            self._record(message)
+            return None
+        return super().on_receive(message)
+
+
+def stand_in_bot(services: Services, bot_id: str, record: Callable[[Any], None],
+                 *kinds: type) -> None:
+    """Start a StandInBot for `bot_id` in the shared tree's `bots` supervisor."""
+    spec = ChildSpec(bot_child_name(bot_id), StandInBot, restart=Restart.TEMPORARY,
+                     kwargs={"record": record, "kinds": kinds})
+    request(child(services, "bots"), StartChild(spec), ASK_S)

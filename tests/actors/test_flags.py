@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pykka
@@ -24,9 +23,8 @@ from storage.database import Database
 from storage.flags import reset_flag, set_flag, stored_flags
 from supervision import request
 from tests.actors.conftest import ASK_S, running
+from tests.daemon import until
 from trading.routing import LIVE_FLAGS, SwiftFlags
-
-WAIT_S = 10.0  # how long a test waits for a change to show in the actor's answers
 
 
 @pytest.fixture
@@ -51,14 +49,6 @@ def flags_of(ref: pykka.ActorRef[Any]) -> SwiftFlags:
     flags: SwiftFlags = request(ref, CurrentFlags(), ASK_S)
     return flags
 
-
-def until(sandbox: SandboxServer, check: Callable[[], bool], what: str) -> None:
-    """`check()` again at every sandbox slot (100 ms) until it holds; fails after WAIT_S."""
-    clock = sandbox.exchange.clock
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        assert time.monotonic() < deadline, f"not within {WAIT_S:g} s: {what}"
-        clock.wait_for_slot(clock.slot + 1, WAIT_S)
 
 
 def test_stored_values_override_the_environment_from_the_first_answer(

@@ -8,8 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pykka
@@ -27,10 +26,10 @@ from storage.bot_leases import new_holder_id
 from storage.duty_leases import HEALTH_PROBES, release
 from supervision import ChildSpec, Supervisor, Whereis, request
 from tests.actors.conftest import ASK_S, Faults, running
+from tests.daemon import until
 from venue.auction import AuctionConfig
 from venue.swift_client import SwiftClient
 
-WAIT_S = 15.0  # how long a test waits for a probe's outcome to show
 FAST = {"HEALTH_INTERVAL_MS": "500"}  # a probe every 0.5 s, shared results stale after 1.5 s
 # one probe per monitor start (the next is a minute away): probes can be counted
 ONE_PROBE = {"HEALTH_INTERVAL_MS": "60000", "SWIFT_HEALTH_CHECK_INTERVAL_MS": "60000",
@@ -69,15 +68,6 @@ def monitor(proc: Services, probes: dict[str, ProbeSpec]
     interval_s = proc.settings.health_interval_ms / 1000
     return running(HealthMonitor.start(probes=probes, interval_s=interval_s))
 
-
-def until(sandbox: SandboxServer, check: Callable[[], Any], what: str) -> Any:
-    """`check()` again at every sandbox slot until it answers something truthy."""
-    clock = sandbox.exchange.clock
-    deadline = time.monotonic() + WAIT_S
-    while not (answer := check()):
-        assert time.monotonic() < deadline, f"not within {WAIT_S:g} s: {what}"
-        clock.wait_for_slot(clock.slot + 1, WAIT_S)
-    return answer
 
 
 def probed(ref: pykka.ActorRef[Any], name: str, ok: bool | None = None) -> Record | None:

@@ -30,29 +30,11 @@ from storage.journal import Journal, JournalRecord, OutageIntake
 from storage.secret_cache import SecretCache, secret_fingerprint
 from storage.wallets import insert_wallet
 from supervision import (
-    ChildSpec,
     Ready,
-    Restart,
-    StartChild,
-    SupervisedActor,
     TerminateChild,
     request,
 )
-from tests.actors.conftest import ASK_S, child, running
-
-
-class StandInBot(SupervisedActor):
-    """Registered under the bot's child name, so the wake-up finds it: queues what it is told."""
-
-    def __init__(self, inbox: Queue) -> None:
-        super().__init__()
-        self._inbox = inbox
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ProcessSignal):
-            self._inbox.put(message)
-            return None
-        return super().on_receive(message)
+from tests.actors.conftest import ASK_S, child, running, stand_in_bot
 
 
 class Intake:
@@ -72,9 +54,7 @@ class Intake:
         insert_bot(self.db, bot_id=self.bot_id, wallet_address=self.wallet, name="journal tests",
                    market="SOL-PERP", market_index=0, leverage=Decimal(5),
                    max_position_size=Decimal(500), webhook_secret_hash=None, policy_hmac="unused")
-        spec = ChildSpec(bot_child_name(self.bot_id), StandInBot, restart=Restart.TEMPORARY,
-                         kwargs={"inbox": self.woken})
-        request(child(services, "bots"), StartChild(spec), ASK_S)
+        stand_in_bot(services, self.bot_id, self.woken.put, ProcessSignal)
 
     def journaled(self, count: int) -> list[str]:
         """Append `count` alerts of our bot, as the webhook does during an outage; their ids."""

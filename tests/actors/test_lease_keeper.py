@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
+import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -30,9 +30,10 @@ from storage.database import Database
 from storage.migrations import migrate
 from storage.signals import record_signal
 from storage.wallets import insert_wallet
-from supervision import ChildSpec, Restart, StartChild, SupervisedActor, TerminateChild, request
+from supervision import TerminateChild, request
 from tests import pg
-from tests.actors.conftest import ASK_S, child, running
+from tests.actors.conftest import ASK_S, child, running, stand_in_bot
+from tests.daemon import until
 
 TTL = {"BOT_LEASE_TTL_S": "3"}  # the least the setting allows: a renewal every second
 WAIT_S = 15.0  # how long a test waits for a renewal's effect to show
@@ -49,19 +50,6 @@ def lease_db() -> Iterator[Database]:
     database.close()
 
 
-class StandInBot(SupervisedActor):
-    """Registered under a bot's child name, so the keeper's bot_ref finds it: records messages."""
-
-    def __init__(self, bot_id: str, inbox: dict[str, AsyncResult]) -> None:
-        super().__init__()
-        self._bot_id, self._inbox = bot_id, inbox
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, (HandOver, ProcessSignal)):
-            self._inbox.setdefault(self._bot_id, AsyncResult()).set(message)
-            return None
-        return super().on_receive(message)
-
 
 class Fleet:
     """One test's bots (own wallet, own holder id, a TTL of 3 s) and their stand-ins."""
@@ -76,6 +64,9 @@ class Fleet:
         insert_wallet(db, address=self.wallet, agent_public_key=str(Keypair().pubkey()),
                       legacy_envelope="not-a-real-envelope")
 
+    def _told(self, bot_id: str, message: Any) -> None:
+        self.inbox.setdefault(bot_id, AsyncResult()).set(message)
+
     def bot(self, holder: str | None = None, lease_s: float = 300.0) -> str:
         """A bot row with its stand-in; leased to `holder` for `lease_s` when given."""
         bot_id = str(uuid.uuid4())
@@ -86,9 +77,8 @@ class Fleet:
                    policy_hmac="unused", drift_subaccount_id=len(self.bot_ids))
         if holder is not None:
             assert acquire(self.db, bot_id, holder, lease_s) is not None
-        spec = ChildSpec(bot_child_name(bot_id), StandInBot, restart=Restart.TEMPORARY,
-                         kwargs={"bot_id": bot_id, "inbox": self.inbox})
-        request(child(self.services, "bots"), StartChild(spec), ASK_S)
+        stand_in_bot(self.services, bot_id, functools.partial(self._told, bot_id),
+                     HandOver, ProcessSignal)
         return bot_id
 
     def keeper(self, role: ProcessRole = ProcessRole.ALL,
@@ -135,15 +125,6 @@ def fleet(services: Services, lease_db: Database) -> Iterator[Fleet]:
     yield made
     made.remove()
 
-
-def until(sandbox: SandboxServer, check: Callable[[], Any], what: str) -> Any:
-    """`check()` again at every sandbox slot until it answers something truthy."""
-    clock = sandbox.exchange.clock
-    deadline = time.monotonic() + WAIT_S
-    while not (answer := check()):
-        assert time.monotonic() < deadline, f"not within {WAIT_S:g} s: {what}"
-        clock.wait_for_slot(clock.slot + 1, WAIT_S)
-    return answer
 
 
 def test_start_takes_free_and_dead_holders_bots_but_never_a_live_daemons(fleet: Fleet) -> None:

@@ -122,7 +122,7 @@ def settled(copying: Copying, share_id: str, sandbox: SandboxServer) -> Share:
         if share.status not in ("pending", "sending"):
             return share
         clock.wait_for_slot(clock.slot + 1, ASK_S)
-    raise AssertionError(f"share {share_id} still {share.status} after {ASK_S:g} s")
+    raise AssertionError(f"share {share_id} not settled within {ASK_S:g} s")
 
 
 def test_profitable_close_records_the_creators_share_once(copying: Copying) -> None:

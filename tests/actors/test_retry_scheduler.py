@@ -4,6 +4,7 @@ actor (the bots supervisor's child by name) once; jobs not due or not ours stay 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,8 +23,8 @@ from storage.bot_leases import acquire
 from storage.bots import insert_bot
 from storage.retry_queue import JobStatus, NewJob, enqueue, get_job
 from storage.wallets import insert_wallet
-from supervision import ChildSpec, Restart, StartChild, SupervisedActor, TerminateChild, request
-from tests.actors.conftest import ASK_S, child, running
+from supervision import TerminateChild, request
+from tests.actors.conftest import ASK_S, child, running, stand_in_bot
 
 TICK_S = 0.05  # the scheduler's tick in these tests (the daemon's is RETRY_TICK_MS)
 
@@ -47,20 +48,6 @@ class Inbox:
         return [run.job.id for _, run in self.runs]
 
 
-class StandInBot(SupervisedActor):
-    """Registered under a bot's child name, so dispatch finds it: records what it is told."""
-
-    def __init__(self, bot_id: str, inbox: Inbox) -> None:
-        super().__init__()
-        self._bot_id = bot_id
-        self._inbox = inbox
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, RunRetry):
-            self._inbox.record(self._bot_id, message)
-            return None
-        return super().on_receive(message)
-
 
 class Fleet:
     """Bots of one test (own wallet, own lease holder), their stand-ins and their jobs."""
@@ -83,9 +70,8 @@ class Fleet:
                    max_position_size=Decimal(500), webhook_secret_hash=None,
                    policy_hmac="unused", drift_subaccount_id=len(self.bot_ids))
         assert acquire(self.db, bot_id, holder or self.services.holder, lease_s) is not None
-        spec = ChildSpec(bot_child_name(bot_id), StandInBot, restart=Restart.TEMPORARY,
-                         kwargs={"bot_id": bot_id, "inbox": self.inbox})
-        request(child(self.services, "bots"), StartChild(spec), ASK_S)
+        stand_in_bot(self.services, bot_id, functools.partial(self.inbox.record, bot_id),
+                     RunRetry)
         return bot_id
 
     def job(self, bot_id: str, delay_s: float = 0.0) -> str:

@@ -28,24 +28,11 @@ from security.webhook_auth import generate_webhook_secret, hash_bound_webhook_se
 from storage.bots import insert_bot
 from storage.signals import record_flatten_signals, record_signal
 from storage.wallets import insert_wallet
-from supervision import ChildSpec, Restart, StartChild, SupervisedActor, TerminateChild, request
-from tests.actors.conftest import ASK_S, HTTP_S, child, running
+from supervision import TerminateChild, request
+from tests.actors.conftest import ASK_S, HTTP_S, child, running, stand_in_bot
 
 WEBHOOK = "/api/webhook/tradingview/"
 
-
-class StandInBot(SupervisedActor):
-    """Registered under the bot's child name, so dispatch finds it: queues each wake-up's reason."""
-
-    def __init__(self, wakes: Queue) -> None:
-        super().__init__()
-        self._wakes = wakes
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ProcessSignal):
-            self._wakes.put(message.signal_id)
-            return None
-        return super().on_receive(message)
 
 
 @dataclass
@@ -80,9 +67,7 @@ def bot(services: Services) -> Iterator[Bot]:
                max_position_size=Decimal(500), policy_hmac="unused",
                webhook_secret_hash=hash_bound_webhook_secret(services.ring, bot_id, secret))
     made = Bot(services, bot_id, secret, Queue())
-    spec = ChildSpec(bot_child_name(bot_id), StandInBot, restart=Restart.TEMPORARY,
-                     kwargs={"wakes": made.wakes})
-    request(child(services, "bots"), StartChild(spec), ASK_S)
+    stand_in_bot(services, bot_id, lambda wake: made.wakes.put(wake.signal_id), ProcessSignal)
     try:
         yield made
     finally:
