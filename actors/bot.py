@@ -27,7 +27,6 @@ from storage.bot_shares import hand_over
 from storage.bots import get_bot
 from storage.journal import DATABASE_UNREACHABLE
 from storage.retry_queue import release_claim
-from storage.signals import claim_next
 from supervision import Backoff, SupervisedActor
 
 log = logging.getLogger(__name__)
@@ -159,10 +158,9 @@ class BotActor(SupervisedActor):
         order); it is tried again with backoff while it is young enough, then fails.
         """
         self._db_retry_due = False
-        db, holder = self._ctx.services.db, self._ctx.services.holder
         row = None
         if self._resumed and self._epoch is not None:  # the claim itself checks the lease
-            row = claim_next(db, self._ctx.bot_id, holder, self._epoch)
+            row = self._ctx.services.claims((self._ctx.bot_id, self._epoch))
             if row is None:  # nothing waits, or the lease moved: ask the lease itself
                 self._lease_checked_until = float("-inf")
         if row is None:
@@ -171,7 +169,7 @@ class BotActor(SupervisedActor):
             if not self._resumed:
                 retry_flow.resume_interrupted(self._ctx, self._stale_s)
                 self._resumed = True
-            row = claim_next(db, self._ctx.bot_id, holder, self._epoch)
+            row = self._ctx.services.claims((self._ctx.bot_id, self._epoch))
             if row is None:
                 return 0
         if signal_flow.process(self._ctx, row):

@@ -24,6 +24,7 @@ from custody.signing_keys import legacy_path_on, open_bot_signing_key, watch_gra
 from security.log_redaction import register_agent_keypair
 from storage.bot_controls import pause_bot
 from storage.bots import Bot
+from storage.wallets import SigningRows
 from trading.routing import SwiftFlags
 from venue.rpc_client import AllRpcDown, RpcError, RpcTransportError
 
@@ -96,14 +97,16 @@ class BotContext:
                         type(exc).__name__, extra={"bot_id": self.bot_id})
         return self.flags
 
-    def keypair(self, bot: Bot, origin: str = "webhook") -> Keypair:
+    def keypair(self, bot: Bot, origin: str = "webhook",
+                rows: SigningRows | None = None) -> Keypair:
         """The agent key for the next signature, through custody.signing_keys (the one
         opener): a V3 wallet's only through the bot's unexpired grant, a legacy wallet's through
         the server key while LEGACY_KEY_PATH=on. Re-checked on every call, so a revocation or
-        an expiry stops the next signature; raises SigningRefused (counted) otherwise."""
+        an expiry stops the next signature; raises SigningRefused (counted) otherwise. `rows`:
+        the grant and envelopes the signal's claim read (no read of its own then)."""
         secret = open_bot_signing_key(self.services.db, self.services.ring, bot.id,
                                       legacy_allowed=legacy_path_on(self.services.settings),
-                                      origin=origin)
+                                      origin=origin, rows=rows)
         if self._keypair is None or bytes(self._keypair) != secret:
             register_agent_keypair(secret)  # no later log line can carry it, nor its seed
             self._keypair = Keypair.from_bytes(secret)

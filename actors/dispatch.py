@@ -24,13 +24,20 @@ ASK_TIMEOUT_S = 10.0
 
 
 def bot_ref(services: Services, bot_id: str) -> pykka.ActorRef[Any]:
-    """The bot's actor, started on demand (idempotent by name)."""
+    """The bot's actor, started on demand (idempotent by name); the reference is kept while
+    the actor lives, so waking a fan-out's bots asks the supervisor once per bot, not per
+    signal."""
+    name = bot_child_name(bot_id)
+    known = services.resolved.get(name)
+    if known is not None and known.is_alive():
+        return known
     assert services.root is not None
     bots = whereis(services.root, "bots", ASK_TIMEOUT_S)
-    spec = ChildSpec(bot_child_name(bot_id), BotActor,
-                     kwargs={"bot_id": bot_id, "services": services},
+    spec = ChildSpec(name, BotActor, kwargs={"bot_id": bot_id, "services": services},
                      restart=Restart.TRANSIENT, stop_timeout=30.0)
-    return request(bots, StartChild(spec), ASK_TIMEOUT_S)
+    ref: pykka.ActorRef[Any] = request(bots, StartChild(spec), ASK_TIMEOUT_S)
+    services.resolved[name] = ref
+    return ref
 
 
 def wake_bots(services: Services, bot_ids: list[str], reason: str,
@@ -47,7 +54,11 @@ def wake_bots(services: Services, bot_ids: list[str], reason: str,
         if others and announce_others:
             announce(services.db, others, ACCEPTED_CHANNEL)
     for bot_id in local:
-        bot_ref(services, bot_id).tell(ProcessSignal(reason))
+        try:
+            bot_ref(services, bot_id).tell(ProcessSignal(reason))
+        except pykka.ActorDeadError:  # it stopped since: its restart (or a new one) is woken
+            services.resolved.pop(bot_child_name(bot_id), None)
+            bot_ref(services, bot_id).tell(ProcessSignal(reason))
 
 
 def wake_bot(services: Services, bot_id: str, signal_id: str) -> None:

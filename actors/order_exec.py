@@ -60,7 +60,7 @@ from security.emergency_stop import FlattenTicket, OrderIntent, OrderKind, Order
 from security.gate import GateDecision
 from storage.bot_leases import LeaseLost
 from storage.bots import Bot
-from storage.guard_rows import GuardRows, open_trade_guarded
+from storage.guard_rows import GuardRows
 from storage.retry_queue import NewJob, enqueue
 from storage.trades import (
     NewTrade,
@@ -137,12 +137,16 @@ def execute_order(ctx: BotContext, req: OrderRequest) -> OrderOutcome:
     flags = ctx.current_flags()
     route = _route(ctx, req, flags)
     before = req.user.perp(bot.market_index)
-    # the trade row, and what its guard checks, in one round trip right before it leaves
-    trade_id, guard_rows = open_trade_guarded(
-        db, NewTrade(bot.id, req.signal_id, bot.wallet_address, bot.market, order.side,
-                     order.base_amount, order.reduce_only, route.method,
-                     before.base_asset_amount, before.quote_entry_amount, req.reference_price),
-        ctx.services.holder, guard_query(bot, intent))
+    # the trade row, and what its guard checks, in one statement (shared with the orders of
+    # other bots that leave at the same time) right before it leaves
+    opened = ctx.services.trade_rows((
+        NewTrade(bot.id, req.signal_id, bot.wallet_address, bot.market, order.side,
+                 order.base_amount, order.reduce_only, route.method,
+                 before.base_asset_amount, before.quote_entry_amount, req.reference_price),
+        guard_query(bot, intent)))
+    if isinstance(opened, Exception):  # LeaseLost: nothing was written, nothing is sent
+        raise opened
+    trade_id, guard_rows = opened
     context = {"signal_id": req.signal_id, "bot_id": bot.id}
     decision = _guard(ctx, bot, intent, guard_rows)
     if not decision.allowed:

@@ -5,18 +5,26 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import pykka
 from gevent.event import Event
 
+from actors.slot_clock import PublishedClock
 from config import Settings
 from security.server_key import ServerKeyRing
 from storage.bot_leases import new_holder_id
 from storage.database import Database
+from storage.guard_rows import GuardQuery, GuardRows, open_trades_guarded
 from storage.journal import OutageIntake
+from storage.signals import SignalRow, claim_next_many
+from storage.trades import NewTrade
 from supervision import request, whereis
+from supervision.coalesced import Coalesced
 from venue.profiles import VenueProfile
+
+ROWS_PER_STATEMENT = 100  # claims, or trade rows, batched into one statement
 
 
 class ProcessRole(StrEnum):
@@ -54,9 +62,28 @@ class Services:
     role: ProcessRole = ProcessRole.ALL
     # what another process needs in its environment to share this one's database, venue, keys
     peer_env: dict[str, str] = field(default_factory=dict)
-    # the tree's named actors as last resolved (NamedActor): asked by name once per restart,
-    # not before every message
+    # the tree's named actors (NamedActor) and the bots' actors (actors.dispatch) as last
+    # resolved: asked by name once per restart, not before every message
     resolved: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
+    # the slot clock as VenueState last read it (its one writer), for every actor to extrapolate
+    clock: PublishedClock = field(default_factory=PublishedClock)
+
+    @cached_property
+    def claims(self) -> Coalesced[tuple[str, int | None], SignalRow | None]:
+        """Claims of this process's bot actors, (bot id, lease epoch) -> the claimed signal:
+        the claims that arrive while one statement runs share the next (a fan-out's hundreds
+        of copies are claimed in a few statements, not one each)."""
+        return Coalesced(lambda batch: claim_next_many(self.db, batch, self.holder),
+                         most=ROWS_PER_STATEMENT, key=lambda claim: claim[0])
+
+    @cached_property
+    def trade_rows(self) -> Coalesced[tuple[NewTrade, GuardQuery],
+                                      tuple[str, GuardRows] | Exception]:
+        """Trade rows of this process's orders, each written with what its guard reads
+        (storage.guard_rows), batched like `claims`; for an order that got no row, why
+        (LeaseLost when it is fenced out)."""
+        return Coalesced(lambda batch: open_trades_guarded(self.db, batch, self.holder),
+                         most=ROWS_PER_STATEMENT, key=lambda order: order[0].bot_id)
 
     def auction_slots(self) -> int:
         """The Swift auction length: AUCTION_DURATION_SLOTS, else the venue profile's."""

@@ -11,7 +11,8 @@ deviation from the source's reference price is checked against it.
 Then the early trigger points (bot paused, execution authorization disabled or expired) skip
 the bot's own orders (a bot the system paused still sends its reduce-only closes). The
 authorization check is custody.signing_keys', made once per signal by opening the bot's key
-through its one opener, which refuses from the grant's rows before it decrypts anything: a V3
+through its one opener, which refuses from the grant's rows (read by the signal's claim) before
+it decrypts anything: a V3
 bot runs only on an unexpired, unrevoked grant, a legacy bot only while LEGACY_KEY_PATH=on; a
 flatten skips no pause but fails (recorded, counted) when its bot cannot sign, since a flatten
 never falls back to the server key either. Otherwise orders are sized from the snapshot and the
@@ -23,6 +24,7 @@ done).
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -38,7 +40,8 @@ from security.emergency_stop import FlattenTicket, OrderOrigin
 from storage.bot_leases import LeaseLost
 from storage.bots import Bot
 from storage.signals import SignalRow, SignalStatus, finish_signal, requeue_signal, signal_age_s
-from trading.alerts import Signal
+from storage.wallets import SigningRows
+from trading.alerts import Signal, never_stale
 from trading.collateral import free_collateral_usd
 from trading.sizing import (
     AccountState,
@@ -83,14 +86,14 @@ def process(ctx: BotContext, row: SignalRow) -> bool:
     if row.source == "webhook":
         route_copies(ctx, row, reference)
     if row.source == "flatten":  # no pause stops a flatten; a missing grant does
-        signer = _signer(ctx, bot, "flatten")
+        signer = _signer(ctx, bot, "flatten", row.signing)
         if isinstance(signer, str):
             finish_signal(db, signal_id, SignalStatus.FAILED, {"trigger": signer}, signer)
             log.error("flatten cannot sign: %s (the position stays open until the owner"
                       " authorizes the bot again)", signer, extra=context)
             return False
     else:
-        signer = trigger_point(ctx, bot, signing_origin(row))
+        signer = trigger_point(ctx, bot, signing_origin(row), row.signing)
     if isinstance(signer, str):
         finish_signal(db, signal_id, SignalStatus.SKIPPED, {"trigger": signer}, signer)
         log.info("signal skipped: %s", signer, extra=context)
@@ -153,7 +156,8 @@ def _outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
     return {k: v for k, v in outcome.__dict__.items() if k != "user_after"}
 
 
-def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook") -> Keypair | str:
+def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook",
+                  rows: SigningRows | None = None) -> Keypair | str:
     """The early exits before any order, as their reason (paused, auth disabled, auth expired,
     legacy path off), else the key the bot signs this signal with.
 
@@ -163,14 +167,16 @@ def trigger_point(ctx: BotContext, bot: Bot, origin: str = "webhook") -> Keypair
     """
     if not bot.is_active and not bot.closes_only:
         return "bot_paused"
-    return _signer(ctx, bot, origin)
+    return _signer(ctx, bot, origin, rows)
 
 
-def _signer(ctx: BotContext, bot: Bot, origin: str) -> Keypair | str:
-    """The bot's key, or why it may not sign now (counted): one read of its grant per signal,
-    and a refused grant is refused from its rows, before any decryption."""
+def _signer(ctx: BotContext, bot: Bot, origin: str,
+            rows: SigningRows | None = None) -> Keypair | str:
+    """The bot's key, or why it may not sign now (counted): one read of its grant per signal
+    (`rows`, when the claim read them), and a refused grant is refused from its rows, before
+    any decryption."""
     try:
-        return ctx.keypair(bot, origin)
+        return ctx.keypair(bot, origin, rows)
     except SigningRefused as exc:
         return exc.reason
 
@@ -208,17 +214,29 @@ def execute_signal(ctx: BotContext, bot: Bot, row: SignalRow, keypair: Keypair,
     """Size the signal's orders and run them one after the other."""
     parsed = row.parsed or {}
     signal = Signal.from_dict(parsed)
-    try:
-        user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)
-    except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed signal, not a crash
-        return [_unreachable(exc)]
-    if user is None:
-        return [no_order("venue_user_missing")]
     limits = BotLimits(bot.leverage, bot.max_position_size)
     rules = MarketRules(snapshot.market.min_order_size, snapshot.market.step_size)
     oracle = Decimal(snapshot.market.oracle_price) / PRICE
-    plan = closes_only(bot, plan_orders(signal, limits, rules,
-                                        _account(ctx, bot, user, snapshot), oracle))
+
+    def planned(fresh_after: float) -> tuple[UserSnapshot, SizingPlan] | OrderOutcome:
+        """The account read after `fresh_after`, and the orders sized from it."""
+        try:
+            user = ctx.venue.user(keypair.pubkey(), bot.drift_subaccount_id, fresh_after)
+        except VENUE_READ_ERRORS as exc:  # nothing was sent: a failed signal, not a crash
+            return _unreachable(exc)
+        if user is None:
+            return no_order("venue_user_missing")
+        return user, closes_only(bot, plan_orders(signal, limits, rules,
+                                                  _account(ctx, bot, user, snapshot), oracle))
+
+    read = planned(ctx.last_sent)
+    if not isinstance(read, OrderOutcome) and not read[1].orders and never_stale(parsed):
+        # a close with nothing to close, as the account was last read: a close that never
+        # happens is the worst outcome, so "nothing to close" is said only from a read made now
+        read = planned(time.monotonic())
+    if isinstance(read, OrderOutcome):
+        return [read]
+    user, plan = read
     if plan.pause_reason:
         ctx.pause(bot, plan.pause_reason)
         return [no_order(plan.pause_reason[:200])]
@@ -231,9 +249,10 @@ def execute_signal(ctx: BotContext, bot: Bot, row: SignalRow, keypair: Keypair,
             snapshot = ctx.venue.snapshot(bot.market_index)
             oracle = Decimal(snapshot.market.oracle_price) / PRICE
             if outcomes:
-                user = outcomes[-1].user_after or ctx.venue.user(
+                after = outcomes[-1].user_after or ctx.venue.user(
                     keypair.pubkey(), bot.drift_subaccount_id, ctx.last_sent)
-                assert user is not None
+                assert after is not None
+                user = after
             fresh = plan_open(order.side, limits, rules, _account(ctx, bot, user, snapshot),
                               oracle)
             if fresh.pause_reason:

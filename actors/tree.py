@@ -178,7 +178,7 @@ def _all_children(services: Services) -> list[ChildSpec]:
             "profile": services.profile, "slippage_bps": s.legacy_slippage_bps,
             "max_sends_in_flight": s.legacy_max_in_flight}),
         ChildSpec("venue_state", VenueState, kwargs={
-            "executor": executor, "profile": services.profile}),
+            "executor": executor, "profile": services.profile, "clock": services.clock}),
         ChildSpec("fill_tracker", FillTracker, kwargs={
             "executor": executor, "venue": venue, "profile": services.profile}),
         ChildSpec("swift_gateway", SwiftGateway, kwargs={

@@ -4,7 +4,8 @@ Reading the venue per order is a bug at scale (an RPC provider is tens of millis
 rate-limited), so this actor owns what one read can serve to many:
 - the slot clock (actors.slot_clock): every read carries the Clock sysvar, and the slot and unix
   time between reads are extrapolated at the slot time observed so far (no polling; a stale clock
-  is refreshed in the background while the extrapolation answers at once);
+  is refreshed in the background while the extrapolation answers at once). Each read's clock is
+  published (`Services.clock`), so `VenueStateClient.now` asks nothing while it is fresh;
 - one snapshot per market per slot (oracle price, margin, size rules);
 - User accounts, read through getMultipleAccounts in batches of up to 99 keys plus the clock.
   Asks that arrive while a read is in flight wait for it or join the next batch, so a fan-out's
@@ -42,7 +43,7 @@ from actors.messages import (
     UsersRead,
 )
 from actors.services import NamedActor, Services
-from actors.slot_clock import SlotClock
+from actors.slot_clock import PublishedClock, SlotClock
 from supervision import Outcome, Pending, SupervisedActor
 from venue.clock_sysvar import CLOCK_SYSVAR, read_clock
 from venue.perp_market import read_perp_market
@@ -111,15 +112,17 @@ class VenueState(SupervisedActor):
     """Owns the slot clock and the account cache; reads in batches off the mailbox."""
 
     def __init__(self, executor: ExecutorClient, profile: VenueProfile,
-                 user_ttl_s: float = 10.0) -> None:
+                 user_ttl_s: float = 10.0, clock: PublishedClock | None = None) -> None:
         super().__init__()
         self._executor = executor
+        self._published = clock or PublishedClock()
         self._profile = profile
         self._user_ttl_s = user_ttl_s
         self._clock = SlotClock(slot_ms=float(profile.slot_time_ms))
         self._cache: dict[Pubkey, _Entry] = {}
         self._parsers: dict[Pubkey, str] = {}  # key -> "user" | "market"
-        self._wants: list[_Want] = []
+        self._waiting: dict[Pubkey, dict[int, _Want]] = {}  # key -> the wants naming it
+        self._clock_wants: list[_Want] = []  # wants of the clock alone (no account)
         self._to_read: dict[Pubkey, float] = {}  # key -> the freshest fresh_after wanted
         self._flights: list[_Flight] = []
         self._floor: dict[Pubkey, float] = {}  # key -> reads sent before this are stale
@@ -223,7 +226,7 @@ class VenueState(SupervisedActor):
         want = _Want(keys, fresh_after, future, answer)
         if keys and self._satisfy(want):
             return future.get()
-        self._wants.append(want)
+        self._add(want)
         missing = [k for k in keys if not self._fresh(k, fresh_after)]
         for key in missing:
             if not any(f.started >= fresh_after and key in f.keys for f in self._flights):
@@ -283,9 +286,8 @@ class VenueState(SupervisedActor):
         if read.outcome.error is not None:
             self._clock.refreshing = False
             error = read.outcome.error
-            for want in [w for w in self._wants if set(w.keys) & read.flight.keys
-                         or not w.keys]:
-                self._wants.remove(want)
+            for want in [*self._naming(read.flight.keys), *self._clock_wants]:
+                self._drop(want)
                 want.future.set_exception((type(error), error, error.__traceback__))
             log.warning("venue read failed: %s", type(error).__name__)
             self._pump()
@@ -294,11 +296,11 @@ class VenueState(SupervisedActor):
         clock, *values = accounts
         chain = read_clock(clock.data) if clock is not None else None
         # the node answered somewhere between send and receipt: take the middle
-        self._clock.tick(chain.slot if chain else slot, chain.unix_timestamp if chain else None,
+        self._tick(chain.slot if chain else slot, chain.unix_timestamp if chain else None,
                    (read.flight.started + time.monotonic()) / 2)
         for key, account in zip(read.flight.keys, values, strict=True):
             self._store(key, read.flight.started, slot, account)
-        self._settle_wants()
+        self._settle_wants(read.flight.keys)
 
     def _store(self, key: Pubkey, started: float, slot: int, account: Any) -> None:
         if started < self._floor.get(key, 0.0):
@@ -320,20 +322,49 @@ class VenueState(SupervisedActor):
         if current is None or current.started <= started:
             self._cache[key] = _Entry(started, slot, self._clock.unix_ts, value)
 
-    def _settle_wants(self) -> None:
-        for want in list(self._wants):
-            if not want.keys:
-                if self._clock.at:
-                    self._wants.remove(want)
-                    if want.answer is None:
-                        want.future.set(None)
-                    else:
-                        want.future.set(want.answer({}))
-                continue
+    def _tick(self, slot: int, unix_ts: int | None, started: float) -> None:
+        self._clock.tick(slot, unix_ts, started)
+        self._published.reading = self._clock.reading()
+
+    def _add(self, want: _Want) -> None:
+        if not want.keys:
+            self._clock_wants.append(want)
+        for key in want.keys:
+            self._waiting.setdefault(key, {})[id(want)] = want
+
+    def _drop(self, want: _Want) -> None:
+        if not want.keys:
+            self._clock_wants.remove(want)
+        for key in want.keys:
+            waiting = self._waiting.get(key)
+            if waiting is not None:
+                waiting.pop(id(want), None)
+                if not waiting:
+                    del self._waiting[key]
+
+    def _naming(self, keys: frozenset[Pubkey]) -> list[_Want]:
+        """The wants that name any of `keys` (each once)."""
+        found: dict[int, _Want] = {}
+        for key in keys:
+            found.update(self._waiting.get(key, {}))
+        return list(found.values())
+
+    def _settle_wants(self, keys: frozenset[Pubkey]) -> None:
+        """Answer what the accounts `keys` (just stored) and the clock complete. Only the wants
+        naming one of them can have changed: with hundreds of copies waiting for their
+        accounts, a read settles its own askers, not every asker again."""
+        if self._clock.at:
+            for want in list(self._clock_wants):
+                self._drop(want)
+                want.future.set(None if want.answer is None else want.answer({}))
+        left = []
+        for want in self._naming(keys):
             if self._satisfy(want):
-                self._wants.remove(want)
+                self._drop(want)
+            else:
+                left.append(want)
         # a key whose read started before a newer Sending/fresh_after wants another read
-        for want in self._wants:
+        for want in left:
             for key in want.keys:
                 covered = any(f.started >= want.fresh_after and key in f.keys
                               for f in self._flights)
@@ -342,14 +373,15 @@ class VenueState(SupervisedActor):
         self._pump()
 
     def _observed(self, seen: Observed) -> None:
-        self._clock.tick(seen.slot, seen.unix_ts, seen.started)
+        self._tick(seen.slot, seen.unix_ts, seen.started)
         for (authority, sub_account_id), user in seen.users.items():
             key = self._user_key(authority, sub_account_id)
             current = self._cache.get(key)
             if seen.started >= self._floor.get(key, 0.0) and (
                     current is None or current.started <= seen.started):
                 self._cache[key] = _Entry(seen.started, seen.slot, self._clock.unix_ts, user)
-        self._settle_wants()
+        self._settle_wants(frozenset(self._user_key(authority, sub_account_id)
+                                     for authority, sub_account_id in seen.users))
 
 
 class VenueStateClient(NamedActor):
@@ -359,7 +391,11 @@ class VenueStateClient(NamedActor):
         super().__init__(services, "venue_state", timeout_s)
 
     def now(self) -> ChainTime:
-        """The chain's slot and unix time, extrapolated."""
+        """The chain's slot and unix time, extrapolated from the published reading while it
+        is fresh; otherwise asked (which refreshes it)."""
+        reading = self._services.clock.reading
+        if reading is not None and time.monotonic() - reading.at <= CLOCK_REFRESH_S:
+            return reading.chain_time()
         return self.ask(Now())
 
     def snapshot(self, market_index: int) -> MarketSnapshot:

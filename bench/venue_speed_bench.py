@@ -9,7 +9,7 @@ the operator CLI). The child sandbox runs at venue timing: 400 ms slots, JSON-RP
 request and limited to 50 calls/s (HTTP 429 above), Swift 30 ms per request, and the `v3` fill
 profile (85 % of orders filled 1-2 slots after their signed slot, 10 % later
 in the auction, 5 % never). Every other daemon setting is its default (inherited daemon settings
-are dropped from the environment): Swift budget 100/s with a burst of 600, 64 POSTs in flight,
+are dropped from the environment): Swift budget 100/s with a burst of 600, 256 POSTs in flight,
 the venue profile's 10-slot auction, DB_POOL_SIZE 20. The RPC limit is on from the start: the
 sandbox faucet used to provision is not a JSON-RPC route, so provisioning is not slowed by it.
 

@@ -230,8 +230,9 @@ class Settings:
         "600", _int_range(1, 100_000),
         "Swift submissions in a burst (sized for a 500-subscriber fan-out)")
     swift_max_in_flight: int = _setting(
-        "64", _int_range(1, 10_000),
-        "Swift POSTs on the wire at once; more wait their turn in line")
+        "256", _int_range(1, 10_000),
+        "Swift POSTs on the wire at once (a kept connection each); more wait their turn in"
+        " line")
     swift_failures_unhealthy: int = _setting(
         "3", _int_range(1, 100), "consecutive Swift service failures that mark Swift unhealthy")
     auction_duration_slots: int | None = _setting(

@@ -48,7 +48,7 @@ from security.log_redaction import register_agent_keypair
 from security.server_key import ServerKeyRing
 from storage.bots import GrantRow, v3_grant_states
 from storage.database import Database
-from storage.wallets import WalletKeys, signing_rows
+from storage.wallets import SigningRows, WalletKeys, signing_rows
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,12 @@ def _open_through_grant(ring: ServerKeyRing, wallet: WalletKeys, grant: GrantRow
         raise SigningRefused(GRANT_INVALID) from None
 
 
-def _rows(db: Database, bot_id: str) -> tuple[WalletKeys, GrantRow]:
-    """The bot's grant and its wallet's envelopes, read fresh; refusal if either is missing."""
+def _rows(db: Database, bot_id: str,
+          rows: SigningRows | None = None) -> tuple[WalletKeys, GrantRow]:
+    """The bot's grant and its wallet's envelopes, read fresh (or as just read with the
+    caller's claim); refusal if either is missing."""
     try:
-        grant, wallet = signing_rows(db, bot_id)
+        grant, wallet = rows if rows is not None else signing_rows(db, bot_id)
     except Exception as exc:  # fail closed: an unreadable grant is no grant
         log.error("signing key rows unreadable (%s)", type(exc).__name__,
                   extra={"bot_id": bot_id})
@@ -179,14 +181,16 @@ def signing_refusal(db: Database, bot_id: str, *, legacy_allowed: bool, origin: 
 
 def open_bot_signing_key(db: Database, ring: ServerKeyRing, bot_id: str, *,
                          legacy_allowed: bool, origin: str,
-                         now: datetime | None = None) -> bytes:
+                         now: datetime | None = None, rows: SigningRows | None = None) -> bytes:
     """The bot's agent keypair (64 bytes) for one signing path, or SigningRefused (counted).
 
     Call it right before signing (not once per process): it re-reads the grant, so a
-    revocation or an expiry stops the very next signature.
+    revocation or an expiry stops the very next signature. `rows`: the grant and envelopes as
+    the caller read them right before (a claimed signal's, read by its claim), instead of a
+    read of its own.
     """
     try:
-        wallet, grant = _rows(db, bot_id)
+        wallet, grant = _rows(db, bot_id, rows)
         return open_signing_secret(ring, wallet, grant, now or datetime.now(UTC),
                                    legacy_allowed=legacy_allowed)
     except SigningRefused as exc:

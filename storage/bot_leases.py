@@ -27,12 +27,12 @@ HOLDER_WAKE_CHANNEL = "bot_lease_wake"  # payload: holder, newline, bot id
 LEASED_BY = ("EXISTS (SELECT 1 FROM bot_leases l WHERE l.bot_id = {bot} AND l.holder = %(holder)s"
              " AND l.expires_at > now())")
 
-# a send's fence (storage.trades), with %(holder)s and %(epoch)s bound: the bot's lease is live,
-# ours and still at the sender's epoch (None: any epoch of ours); FOR SHARE makes a hand-over
-# wait until the statement that marks the send has committed
+# a send's fence (storage.trades) and a claim's, with %(holder)s bound and {epoch} an expression:
+# the bot's lease is live, ours and still at the sender's epoch (NULL: any epoch of ours);
+# FOR SHARE makes a hand-over wait until the statement that marks the send has committed
 HELD_AT_EPOCH = ("EXISTS (SELECT 1 FROM bot_leases l WHERE l.bot_id = {bot}"
                  " AND l.holder = %(holder)s AND l.expires_at > now()"
-                 " AND (%(epoch)s::bigint IS NULL OR l.epoch = %(epoch)s) FOR SHARE)")
+                 " AND ({epoch}::bigint IS NULL OR l.epoch = {epoch}) FOR SHARE)")
 
 _ACQUIRE = (
     "INSERT INTO bot_leases (bot_id, holder, expires_at)"

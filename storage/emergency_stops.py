@@ -94,12 +94,14 @@ STOP_COLUMNS = (
     "(SELECT value FROM runtime_flags WHERE key = %(stop_flag)s) AS global_stop,"
     " w.address IS NOT NULL AS wallet_exists, w.emergency_stop_triggered AS wallet_on,"
     " w.emergency_stop_mode AS wallet_mode, w.emergency_stop_id AS wallet_stop_id")
-STOP_JOIN = "LEFT JOIN wallets w ON w.address = %(stop_wallet)s"
+STOP_JOIN = "LEFT JOIN wallets w ON w.address = {wallet}"  # {wallet}: an expression
 
 
-def stop_params(wallet_address: str) -> dict[str, Any]:
-    """The parameters STOP_COLUMNS and STOP_JOIN name."""
-    return {"stop_flag": GLOBAL_STOP_FLAG, "stop_wallet": wallet_address}
+def stop_params(wallet_address: str | None = None) -> dict[str, Any]:
+    """The parameters STOP_COLUMNS and STOP_JOIN name (STOP_JOIN's wallet as %(stop_wallet)s;
+    None: the statement names the wallet itself)."""
+    params = {"stop_flag": GLOBAL_STOP_FLAG}
+    return params if wallet_address is None else params | {"stop_wallet": wallet_address}
 
 
 def stops_of(row: dict[str, Any]) -> tuple[StopState, StopState]:
@@ -114,7 +116,8 @@ def stops_of(row: dict[str, Any]) -> tuple[StopState, StopState]:
 def stop_states(db: Database, wallet_address: str) -> tuple[StopState, StopState]:
     """(global, wallet) stop states, read in one statement (one snapshot); a missing wallet
     counts as stopped."""
-    row = db.fetchone(f"SELECT {STOP_COLUMNS} FROM (SELECT 1) AS one {STOP_JOIN}",
+    row = db.fetchone(f"SELECT {STOP_COLUMNS} FROM (SELECT 1) AS one"
+                      f" {STOP_JOIN.format(wallet='%(stop_wallet)s')}",
                       stop_params(wallet_address))
     assert row is not None
     return stops_of(row)

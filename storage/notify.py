@@ -53,6 +53,12 @@ class Listener:
             select.select([self._conn], [], [], remaining)
             self._conn.poll()
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of one query on the listening connection (notifications stay buffered)."""
+        with self._conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(sql, params)
+            return [dict(row) for row in cur.fetchall()]
+
     def next_payloads(self, timeout_s: float) -> list[str]:
         """The payloads of notifications that arrive within `timeout_s` (maybe none)."""
         if not self._conn.notifies:

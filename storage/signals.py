@@ -8,8 +8,9 @@ twice even when it is dispatched twice.
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,7 @@ from storage.bot_leases import HELD_AT_EPOCH
 from storage.bots import BOT_COLUMNS, Bot, bot_from_row
 from storage.database import Database
 from storage.notify import Listener
+from storage.wallets import SIGNING_COLUMNS, SigningRows, signing_rows_of
 
 
 class SignalStatus(StrEnum):
@@ -194,6 +196,9 @@ class SignalRow:
     received_at: datetime
     bot: Bot | None = None  # the bot as it is at the claim (claim_next only)
     more_waiting: bool = False  # more accepted signals behind this one (claim_next only)
+    # the bot's grant and its wallet's envelopes as read by the claim (claim_next only): the
+    # signal's one read of them before its key is opened (custody.signing_keys)
+    signing: SigningRows | None = field(default=None, repr=False)
 
 
 _SIGNAL_COLUMNS = "id, source, parsed, snapshot, received_at"
@@ -299,47 +304,81 @@ def claim_next(db: Database, bot_id: str, holder: str,
                epoch: int | None = None) -> SignalRow | None:
     """Take the bot's oldest accepted signal for processing (None when there is none, or when
     `holder` does not hold the bot's lease), with the bot's row as it is now and whether more
-    accepted signals wait behind it (one round trip for what
-    the signal runs on, and for knowing whether to claim again after it).
+    accepted signals wait behind it, and the rows its key is opened from (one round trip for
+    what the signal runs on, and for knowing whether to claim again after it).
 
     Only the bot's own actor in the lease holder claims its signals, so the oldest is never
     skipped; SKIP LOCKED keeps a concurrent claimer from waiting on it. With `epoch`, only while
     the lease is still at that epoch: the claim itself is the lease check.
     """
-    row = db.fetchone(
-        "WITH claimed AS (UPDATE webhook_signals SET status = 'processing' WHERE id = ("
-        " SELECT id FROM webhook_signals WHERE trading_bot_id = %(bot)s AND status = 'accepted'"
-        f" AND {HELD_AT_EPOCH.format(bot='%(bot)s')}"
-        " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'accepted'"
-        f" RETURNING {_SIGNAL_COLUMNS}, trading_bot_id)"
-        f" SELECT claimed.*, {_BOT_FIELDS}, EXISTS (SELECT 1 FROM webhook_signals w"
-        "  WHERE w.trading_bot_id = %(bot)s AND w.status = 'accepted' AND w.id <> claimed.id)"
-        " AS more_waiting FROM claimed LEFT JOIN trading_bots b ON b.id = claimed.trading_bot_id",
-        {"bot": bot_id, "holder": holder, "epoch": epoch})
-    if row is None:
-        return None
+    return claim_next_many(db, [(bot_id, epoch)], holder)[0]
+
+
+def claim_next_many(db: Database, claims: list[tuple[str, int | None]],
+                    holder: str) -> list[SignalRow | None]:
+    """`claim_next` for several bots (bot id, lease epoch) in one statement, answered in order:
+    a fan-out's copies are claimed by hundreds of bot actors at once. Each bot once (a bot's
+    two claims would take the same row): ValueError otherwise."""
+    bots = [bot for bot, _ in claims]
+    if len(set(bots)) != len(bots):
+        raise ValueError("one claim per bot and statement")
+    rows = db.fetchall(
+        "WITH r AS (SELECT * FROM unnest(%(bots)s::text[], %(epochs)s::bigint[])"
+        "  AS r(bot, epoch)),"
+        # each bot's pick is made once (materialized): a locking subquery under a join may
+        # be run again per row
+        " picked AS MATERIALIZED (SELECT pick.id FROM r CROSS JOIN LATERAL ("
+        "  SELECT id FROM webhook_signals WHERE trading_bot_id = r.bot AND status = 'accepted'"
+        f"  AND {HELD_AT_EPOCH.format(bot='r.bot', epoch='r.epoch')}"
+        "  ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AS pick),"
+        " claimed AS (UPDATE webhook_signals u SET status = 'processing' FROM picked"
+        "  WHERE u.id = picked.id AND u.status = 'accepted'"
+        f" RETURNING {', '.join(f'u.{c}' for c in _SIGNAL_COLUMNS.split(', '))},"
+        " u.trading_bot_id)"
+        f" SELECT claimed.*, {_BOT_FIELDS}, {SIGNING_COLUMNS}, EXISTS (SELECT 1"
+        "  FROM webhook_signals s WHERE s.trading_bot_id = claimed.trading_bot_id"
+        "  AND s.status = 'accepted' AND s.id <> claimed.id) AS more_waiting"
+        " FROM claimed LEFT JOIN trading_bots b ON b.id = claimed.trading_bot_id"
+        " LEFT JOIN wallets w ON w.address = b.wallet_address",
+        {"bots": bots, "epochs": [epoch for _, epoch in claims], "holder": holder})
+    by_bot = {row["trading_bot_id"]: row for row in rows}
+    return [_claimed(by_bot[bot]) if bot in by_bot else None for bot in bots]
+
+
+def _claimed(row: dict[str, Any]) -> SignalRow:
     fields = {name: row[f"{_BOT_PREFIX}{name}"] for name in _BOT_NAMES}
     return _signal_row(row, bot=bot_from_row(fields) if fields["id"] is not None else None,
-                       more_waiting=row["more_waiting"])
+                       more_waiting=row["more_waiting"], signing=signing_rows_of(row))
 
 
 class SignalWaiter:
-    """Waits for signals to finish (used by `quantumvault demo` and tests), told by NOTIFY."""
+    """Waits for signals to finish (used by `quantumvault demo`, the benchmarks and tests), told
+    by NOTIFY: `finish_signal` names the signal it finished, the only way a claimed signal ends."""
 
     def __init__(self, dsn: str) -> None:
         self._listener = Listener(dsn, FINISHED_CHANNEL)
 
     def wait(self, signal_ids: list[str], timeout_s: float) -> dict[str, str]:
-        """Block until every signal is final; returns id -> status. TimeoutError otherwise."""
+        """Block until every signal is final; returns id -> status. TimeoutError otherwise.
 
-        def check(cur: Any) -> dict[str, str] | None:
-            cur.execute("SELECT id, status FROM webhook_signals WHERE id = ANY(%s)",
-                        (list(signal_ids),))
-            statuses = {r["id"]: r["status"] for r in cur.fetchall()}
-            final = {k: v for k, v in statuses.items() if v in FINAL_STATUSES}
-            return final if len(final) == len(set(signal_ids)) else None
-
-        return self._listener.wait_until(check, timeout_s, f"{len(signal_ids)} signal(s) final")
+        The rows are read again only once every signal not final at the last read has been
+        named by a notification: waiting on hundreds of copies is a few queries, not one per
+        copy that finishes (which would load the daemon being measured)."""
+        wanted = set(signal_ids)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            statuses = self._listener.query(
+                "SELECT id, status FROM webhook_signals WHERE id = ANY(%s)", (list(wanted),))
+            final = {r["id"]: r["status"] for r in statuses if r["status"] in FINAL_STATUSES}
+            if len(final) == len(wanted):
+                return final
+            pending = wanted - final.keys()
+            while pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(wanted)} signal(s) final not reached in"
+                                       f" {timeout_s}s ({len(pending)} not final)")
+                pending -= set(self._listener.next_payloads(remaining))
 
     def close(self) -> None:
         """Close the listening connection."""

@@ -62,32 +62,50 @@ def open_trade(db: Database, trade: NewTrade, holder: str | None = None) -> str:
     With `holder`, only while that daemon holds the bot's lease (the fence that keeps a daemon
     whose lease ran out, during an outage say, from sending after another took the bot over);
     LeaseLost otherwise."""
-    row = db.fetchone(insert_trade_sql(holder), insert_trade_params(trade, holder))
+    row = db.fetchone(f"{new_trades_sql(holder)} SELECT id FROM t",
+                      new_trades_params([trade], holder))
     if row is None:
         raise LeaseLost(f"this daemon no longer holds bot {trade.bot_id}")
     return row["id"]
 
 
-def insert_trade_sql(holder: str | None) -> str:
-    """open_trade's statement (INSERT ... RETURNING id), fenced by the lease with `holder`."""
-    fence = "" if holder is None else f" WHERE {LEASED_BY.format(bot='%(bot)s')}"
+# a new trade's values, as the arrays (name, element type) `new_trades_sql` unnests
+_NEW_TRADE = (("bot", "text"), ("signal", "text"), ("wallet", "text"), ("market", "text"),
+              ("side", "text"), ("size", "numeric"), ("reduce_only", "boolean"),
+              ("method", "text"), ("position", "numeric"), ("entry", "numeric"),
+              ("reference", "numeric"))
+
+
+def new_trades_sql(holder: str | None, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The head of a statement that writes pending trades: `r`, a row per trade (with the
+    `extra` arrays beside), and `t` (INSERT ... RETURNING id, trading_bot_id), fenced by the
+    lease with `holder` (a bot whose lease is not ours gets no row in `t`)."""
+    columns = _NEW_TRADE + extra
+    arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in columns)
+    fence = "" if holder is None else f" WHERE {LEASED_BY.format(bot='r.bot')}"
     return (
-        "INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side, size,"
-        " reduce_only, status, execution_method, position_before_base, entry_quote_before,"
-        " reference_price) SELECT %(bot)s, %(signal)s, %(wallet)s, %(market)s, %(side)s,"
-        " %(size)s, %(reduce_only)s, 'pending', %(method)s, %(position)s, %(entry)s,"
-        f" %(reference)s{fence} RETURNING id")
+        f"WITH r AS (SELECT * FROM unnest({arrays})"
+        f"  AS r({', '.join(name for name, _ in columns)})),"
+        " t AS (INSERT INTO bot_trades (trading_bot_id, signal_id, wallet_address, market, side,"
+        " size, reduce_only, status, execution_method, position_before_base, entry_quote_before,"
+        " reference_price) SELECT r.bot, r.signal, r.wallet, r.market, r.side, r.size,"
+        " r.reduce_only, 'pending', r.method, r.position, r.entry, r.reference"
+        f" FROM r{fence} RETURNING id, trading_bot_id)")
 
 
-def insert_trade_params(trade: NewTrade, holder: str | None) -> dict[str, Any]:
-    """The parameters of `insert_trade_sql`."""
-    return {"bot": trade.bot_id, "signal": trade.signal_id, "wallet": trade.wallet_address,
-            "market": trade.market, "side": trade.side,
-            "size": Decimal(trade.base_amount) / BASE, "reduce_only": trade.reduce_only,
-            "method": trade.execution_method, "position": trade.position_before,
-            "entry": trade.entry_quote_before, "holder": holder,
-            "reference": None if trade.reference_price is None
-            else Decimal(trade.reference_price) / PRICE}
+def new_trades_params(trades: list[NewTrade], holder: str | None) -> dict[str, Any]:
+    """The parameters of `new_trades_sql` (without its `extra` arrays)."""
+    return {"bot": [t.bot_id for t in trades], "signal": [t.signal_id for t in trades],
+            "wallet": [t.wallet_address for t in trades], "market": [t.market for t in trades],
+            "side": [t.side for t in trades],
+            "size": [Decimal(t.base_amount) / BASE for t in trades],
+            "reduce_only": [t.reduce_only for t in trades],
+            "method": [t.execution_method for t in trades],
+            "position": [t.position_before for t in trades],
+            "entry": [t.entry_quote_before for t in trades],
+            "reference": [None if t.reference_price is None
+                          else Decimal(t.reference_price) / PRICE for t in trades],
+            "holder": holder}
 
 
 def update_trade(db: Database, trade_id: str, **fields: Any) -> None:
@@ -229,7 +247,8 @@ def _send_fence(holder: str | None) -> str:
     """The condition a send's mark adds on trade `t` (none without a holder)."""
     if holder is None:
         return "TRUE"
-    return f"t.status = 'pending' AND {HELD_AT_EPOCH.format(bot='t.trading_bot_id')}"
+    held = HELD_AT_EPOCH.format(bot="t.trading_bot_id", epoch="%(epoch)s")
+    return f"t.status = 'pending' AND {held}"
 
 
 @dataclass(frozen=True)

@@ -163,25 +163,41 @@ def wallet_keys(db: Database, address: str) -> WalletKeys | None:
     return WalletKeys(**row) if row else None
 
 
-def signing_rows(db: Database, bot_id: str) -> tuple[GrantRow | None, WalletKeys | None]:
+SigningRows = tuple[GrantRow | None, WalletKeys | None]
+
+# a bot's grant and its wallet's envelopes, from trading_bots b LEFT JOIN wallets w
+SIGNING_COLUMNS = (
+    "b.id AS bot_id, b.wallet_address, b.execution_active,"
+    " b.execution_expires_at AS expires_at, b.umk_encrypted_for_bot AS envelope,"
+    " b.execution_grant_mac AS grant_mac, b.execution_granted_at AS granted_at,"
+    " b.execution_revoked_at AS revoked_at, w.address, w.agent_public_key,"
+    " w.agent_private_key_encrypted AS legacy_envelope,"
+    " w.agent_private_key_encrypted_v3 AS v3_envelope")
+_GRANT_NAMES = ("bot_id", "wallet_address", "execution_active", "expires_at", "envelope",
+                "grant_mac", "granted_at", "revoked_at")
+_KEY_NAMES = ("address", "agent_public_key", "legacy_envelope", "v3_envelope")
+
+
+def signing_rows_of(row: dict[str, Any]) -> SigningRows:
+    """The SIGNING_COLUMNS of a row: (None, None) for no bot, (grant, None) for a wallet that
+    is gone."""
+    if row["bot_id"] is None:
+        return None, None
+    keys = {name: row[name] for name in _KEY_NAMES}
+    return (GrantRow(**{name: row[name] for name in _GRANT_NAMES}),
+            WalletKeys(**keys) if keys["address"] is not None else None)
+
+
+def signing_rows(db: Database, bot_id: str) -> SigningRows:
     """A bot's grant and its wallet's agent envelopes, read together right before a signature
-    (one round trip); (None, None) for no bot, (grant, None) for a wallet that is gone."""
+    (one round trip; a claimed signal has them from its claim: storage.signals.claim_next)."""
     row = db.fetchone(
-        "SELECT b.id AS bot_id, b.wallet_address, b.execution_active,"
-        " b.execution_expires_at AS expires_at, b.umk_encrypted_for_bot AS envelope,"
-        " b.execution_grant_mac AS grant_mac, b.execution_granted_at AS granted_at,"
-        " b.execution_revoked_at AS revoked_at, w.address, w.agent_public_key,"
-        " w.agent_private_key_encrypted AS legacy_envelope,"
-        " w.agent_private_key_encrypted_v3 AS v3_envelope"
+        f"SELECT {SIGNING_COLUMNS}"
         " FROM trading_bots b LEFT JOIN wallets w ON w.address = b.wallet_address"
         " WHERE b.id = %s",
         (bot_id,),
     )
-    if row is None:
-        return None, None
-    keys = {name: row.pop(name) for name in
-            ("address", "agent_public_key", "legacy_envelope", "v3_envelope")}
-    return GrantRow(**row), WalletKeys(**keys) if keys["address"] is not None else None
+    return (None, None) if row is None else signing_rows_of(row)
 
 
 def upgrade_to_v3(db: Database, address: str, legacy: str | None, v3: str) -> bool:

@@ -7,7 +7,7 @@ alone when all is idle, batches under a burst.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 import gevent
@@ -19,11 +19,15 @@ R = TypeVar("R")
 
 class Coalesced(Generic[T, R]):
     """`run` takes a batch of at most `most` items and answers each in order; a caller waits
-    for the call its item went in and gets that call's answer for it, or its error."""
+    for the call its item went in and gets that call's answer for it, or its error. With
+    `key`, a batch holds at most one item per key (a statement that matches its answers to
+    its items by key); a second item of the same key waits for a later call."""
 
-    def __init__(self, run: Callable[[list[T]], list[R]], most: int) -> None:
+    def __init__(self, run: Callable[[list[T]], list[R]], most: int,
+                 key: Callable[[T], Hashable] | None = None) -> None:
         self._run = run
         self._most = most
+        self._key = key
         self._waiting: list[tuple[T, AsyncResult]] = []
         self._running = False
 
@@ -38,8 +42,7 @@ class Coalesced(Generic[T, R]):
     def _drain(self) -> None:
         try:
             while self._waiting:
-                batch = self._waiting[:self._most]
-                del self._waiting[:self._most]
+                batch = self._next_batch()
                 try:
                     answers = self._run([item for item, _ in batch])
                 except BaseException as exc:
@@ -55,3 +58,21 @@ class Coalesced(Generic[T, R]):
                     done.set(answer)
         finally:
             self._running = False
+
+    def _next_batch(self) -> list[tuple[T, AsyncResult]]:
+        """The oldest waiting items, at most `most`, and one per key; the rest keep waiting
+        in their order."""
+        if self._key is None:
+            batch = self._waiting[:self._most]
+            del self._waiting[:self._most]
+            return batch
+        batch, rest, keys = [], [], set()
+        for entry in self._waiting:
+            key = self._key(entry[0])
+            if len(batch) < self._most and key not in keys:
+                keys.add(key)
+                batch.append(entry)
+            else:
+                rest.append(entry)
+        self._waiting[:] = rest
+        return batch

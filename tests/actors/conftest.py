@@ -180,7 +180,7 @@ def services(profile: VenueProfile, actor_db: Database) -> Iterator[Services]:
     children = [
         ChildSpec("legacy_executor", LegacyExecutor, kwargs={"profile": profile}),
         ChildSpec("venue_state", VenueState, kwargs={
-            "executor": ExecutorClient(shared), "profile": profile}),
+            "executor": ExecutorClient(shared), "profile": profile, "clock": shared.clock}),
         ChildSpec("fill_tracker", FillTracker, kwargs={
             "executor": ExecutorClient(shared), "venue": VenueStateClient(shared),
             "profile": profile}),

@@ -98,3 +98,29 @@ def test_route_copies_wakes_every_subscriber_and_waits_for_none(
 def handed_out(fanout: Any) -> int:
     """Copies the fan-out handed out so far (it counts them once their bots were woken)."""
     return request(fanout, FanoutStatus(), ASK_S)["handed_out"]
+
+
+def test_a_bot_actor_is_looked_up_once_and_again_once_it_stopped(
+        services: Services, busy_bots: type[BusyBot], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waking a fan-out's bots asks the bots supervisor once per bot, not per signal; a bot
+    whose actor stopped since is started again and woken."""
+    busy_bots.release.set()
+    bot_id = str(uuid.uuid4())
+    lookups: list[Any] = []
+
+    def counted(ref: Any, message: Any, timeout_s: float) -> Any:
+        lookups.append(message)
+        return request(ref, message, timeout_s)
+
+    monkeypatch.setattr(dispatch, "request", counted)
+    dispatch.wake_bots(services, [bot_id], "first")
+    first = services.resolved[bot_child_name(bot_id)]
+    assert len(lookups) == 1
+    dispatch.wake_bots(services, [bot_id], "second")
+    assert len(lookups) == 1  # told directly
+    request(child(services, "bots"), TerminateChild(bot_child_name(bot_id)), ASK_S)
+    wait_until(lambda: not first.is_alive(), "the bot's actor stopped", ASK_S)
+    dispatch.wake_bots(services, [bot_id], "third")
+    assert len(lookups) == 2 and services.resolved[bot_child_name(bot_id)].is_alive()
+    wait_until(lambda: busy_bots.woken.get(bot_id) == ["first", "second", "third"],
+               "every wake-up delivered", ASK_S)

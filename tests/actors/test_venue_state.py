@@ -20,7 +20,8 @@ from actors import venue_state
 from actors.legacy_executor import ExecutorClient
 from actors.messages import Now, Sending, UsersOf, UsersRead
 from actors.services import Services
-from actors.venue_state import KEYS_PER_READ, READS_IN_FLIGHT, VenueState
+from actors.slot_clock import PublishedClock
+from actors.venue_state import KEYS_PER_READ, READS_IN_FLIGHT, VenueState, VenueStateClient
 from sandbox.server import SandboxServer
 from supervision import request
 from tests.actors.conftest import ASK_S, SLOT_MS, funded, rpc_calls, running
@@ -114,3 +115,28 @@ def test_a_stale_clock_answers_at_once_and_is_read_again_behind(
         assert abs(stale[-1].slot - clock.slot) <= 2
         wait_until(lambda: rpc_calls(sandbox, READS) > before, "the clock read again", ASK_S)
         assert rpc_calls(sandbox, READS) == before + 1  # one refresh for the three asks
+
+
+def test_the_clock_is_published_and_read_without_an_ask(
+        services: Services, profile: VenueProfile, sandbox: SandboxServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every read publishes the clock; a client extrapolates from a fresh reading without a
+    message to any actor (its services have no tree: an ask would fail), and asks once the
+    reading is stale."""
+    monkeypatch.setattr(venue_state, "CALIBRATE_AFTER_S", ())
+    published = PublishedClock()
+    alone = dataclasses.replace(services, clock=published, resolved={}, root=None)
+    clock = sandbox.exchange.clock
+    with running(VenueState.start(executor=ExecutorClient(services), profile=profile,
+                                  clock=published)) as ref:
+        assert published.reading is None
+        now(ref)
+        reading = published.reading
+        assert reading is not None and abs(reading.slot - clock.slot) <= 2
+    assert clock.wait_for_slot(reading.slot + 3, timeout=ASK_S)
+    extrapolated = VenueStateClient(alone).now()
+    assert abs(extrapolated.slot - clock.slot) <= 2
+    published.reading = dataclasses.replace(
+        reading, at=reading.at - venue_state.CLOCK_REFRESH_S - 1)
+    with pytest.raises(AssertionError, match="not started"):
+        VenueStateClient(alone).now()

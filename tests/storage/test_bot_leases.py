@@ -5,8 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg2
 import pytest
 
+from security.emergency_stop import StopMode
 from storage.bot_leases import (
     LeaseLost,
     acquire,
@@ -19,7 +21,11 @@ from storage.bot_leases import (
     woken_bot,
 )
 from storage.database import Database
-from storage.guard_rows import GuardQuery, open_trade_guarded, read_guard_rows
+from storage.guard_rows import (
+    GuardQuery,
+    open_trades_guarded,
+    read_guard_rows,
+)
 from storage.notify import Listener
 from storage.retry_queue import NewJob, claim_due, enqueue
 from storage.signals import claim_next, record_signal
@@ -118,12 +124,53 @@ def test_the_trade_row_and_what_its_guard_reads_are_one_fenced_statement(db: Dat
     acquire(db, bot, "one", 60)
     trade = NewTrade(bot, None, "W", "SOL-PERP", "long", 10**9, False, "swift")
     query = GuardQuery(bot, "W", None)
-    with pytest.raises(LeaseLost):
-        open_trade_guarded(db, trade, "two", query)
+    assert isinstance(open_trades_guarded(db, [(trade, query)], "two")[0], LeaseLost)
     assert db.fetchone("SELECT count(*) AS n FROM bot_trades")["n"] == 0
-    trade_id, rows = open_trade_guarded(db, trade, "one", query)
+    ((trade_id, rows),) = open_trades_guarded(db, [(trade, query)], "one")
     stored = db.fetchone("SELECT trading_bot_id, status FROM bot_trades WHERE id = %s",
                          (trade_id,))
     assert stored == {"trading_bot_id": bot, "status": "pending"}
     assert rows == read_guard_rows(db, query)  # the same reads as the guard's own
     assert rows.bot_exists and rows.published_id is None and rows.publication is None
+
+
+def test_one_statement_opens_the_trades_of_many_bots_each_fenced_by_its_own_lease(
+        db: Database) -> None:
+    ours, theirs, another = make_bot(db, "a"), make_bot(db, "b"), make_bot(db, "c")
+    for bot in (ours, another):
+        acquire(db, bot, "one", 60)
+    acquire(db, theirs, "two", 60)
+    db.execute("UPDATE wallets SET emergency_stop_triggered = true WHERE address = 'W'")
+    orders = [(NewTrade(bot, None, "W", "SOL-PERP", side, 10**9, False, "swift"),
+               GuardQuery(bot, "W", None))
+              for bot, side in ((ours, "long"), (theirs, "short"), (another, "short"))]
+    opened = open_trades_guarded(db, orders, "one")
+    assert isinstance(opened[1], LeaseLost)  # fenced out: no row for it
+    written = {}
+    for (trade, query), answer in zip(orders, opened, strict=True):
+        if isinstance(answer, LeaseLost):
+            continue
+        trade_id, rows = answer
+        written[trade_id] = trade.bot_id
+        assert rows == read_guard_rows(db, query)
+        assert rows.wallet_stop.mode is StopMode.STOP  # the stop set before: what each saw
+    stored = db.fetchall("SELECT id, trading_bot_id, side FROM bot_trades")
+    assert {r["id"]: r["trading_bot_id"] for r in stored} == written
+    assert {r["trading_bot_id"]: r["side"] for r in stored} == {ours: "long", another: "short"}
+    with pytest.raises(ValueError):
+        open_trades_guarded(db, orders[:1] * 2, "one")
+
+
+def test_an_order_the_database_refuses_fails_alone(db: Database) -> None:
+    """A row the database refuses (a bot that does not exist, a value too long) fails its own
+    order; the others of the statement are written."""
+    good, other = make_bot(db, "a"), make_bot(db, "b")
+    orders = [(NewTrade(bot, None, "W", "SOL-PERP", side, 10**9, False, "swift"),
+               GuardQuery(bot, "W", None))
+              for bot, side in ((good, "long"), ("no-such-bot", "long"), (other, "x" * 11))]
+    first, ghost, too_long = open_trades_guarded(db, orders, None)  # no lease fence here
+    assert isinstance(ghost, psycopg2.IntegrityError)
+    assert isinstance(too_long, psycopg2.DataError)
+    assert not isinstance(first, Exception)
+    stored = db.fetchall("SELECT id, trading_bot_id FROM bot_trades")
+    assert stored == [{"id": first[0], "trading_bot_id": good}]

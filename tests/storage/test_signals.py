@@ -11,12 +11,14 @@ from storage.signals import (
     SignalStatus,
     SignalWaiter,
     claim_next,
+    claim_next_many,
     finish_signal,
     pending_signals,
     record_rejection,
     record_signal,
     signal_story,
 )
+from storage.wallets import signing_rows
 
 
 def make_bot(db: Database, name: str = "b") -> str:
@@ -62,6 +64,43 @@ def test_a_signal_is_claimed_once_and_the_backlog_is_in_arrival_order(db: Databa
     claimed = [claim_next(db, bot, "one") for _ in range(4)]
     assert [c.id if c else None for c in claimed] == [*ids, None]  # each once, in order
     assert pending_signals(db, bot) == []
+
+
+def test_one_statement_claims_for_many_bots_each_its_own_oldest(db: Database) -> None:
+    """Answered in the order asked: a bot's oldest accepted signal, None for a bot with
+    nothing waiting, for one whose lease is elsewhere or at another epoch."""
+    busy, idle, elsewhere, moved = (make_bot(db, name) for name in ("a", "b", "c", "d"))
+    oldest = {bot: record_signal(db, bot, f"{bot}-1", (), "webhook", None, {}).signal_id
+              for bot in (busy, elsewhere, moved)}
+    record_signal(db, busy, "busy-2", (), "webhook", None, {})
+    epochs = {bot: acquire(db, bot, "one", 60) for bot in (busy, idle, moved)}
+    acquire(db, elsewhere, "two", 60)
+    claimed = claim_next_many(db, [(moved, 7), (busy, epochs[busy]), (idle, None),
+                                   (elsewhere, None)], "one")
+    assert [c.id if c else None for c in claimed] == [None, oldest[busy], None, None]
+    assert claimed[1] is not None and claimed[1].more_waiting
+    assert pending_signals(db, moved) == [oldest[moved]]  # nothing taken from the others
+    with pytest.raises(ValueError):
+        claim_next_many(db, [(busy, None), (busy, None)], "one")
+
+
+def test_a_claim_reads_the_rows_the_signal_key_opens_from(db: Database) -> None:
+    """The claim is the signal's one read of its bot's grant and wallet envelopes: the same
+    rows `signing_rows` reads, kept out of the row's repr (they are sealed key material)."""
+    bot = make_bot(db)
+    db.execute("UPDATE wallets SET agent_private_key_encrypted_v3 = 'sealed-v3' WHERE"
+               " address = 'W'")
+    db.execute("UPDATE trading_bots SET umk_encrypted_for_bot = 'sealed-umk',"
+               " execution_active = true WHERE id = %s", (bot,))
+    record_signal(db, bot, "k1", (), "webhook", None, {})
+    acquire(db, bot, "one", 60)
+    claimed = claim_next(db, bot, "one")
+    assert claimed is not None and claimed.signing is not None
+    assert claimed.signing == signing_rows(db, bot)
+    grant, wallet = claimed.signing
+    assert grant is not None and grant.envelope == "sealed-umk" and grant.execution_active
+    assert wallet is not None and wallet.v3_envelope == "sealed-v3"
+    assert "sealed" not in repr(claimed)
 
 
 def test_rejections_are_recorded_and_never_pending(db: Database) -> None:

@@ -59,3 +59,16 @@ def test_a_failed_or_killed_call_fails_its_callers_and_those_waiting(
     gevent.joinall([first, later], timeout=WAIT_S)
     assert type(first.exception) is type(error)
     assert type(later.exception) is type(error)  # served by the next call, or failed with it
+
+
+def test_with_a_key_a_call_holds_one_item_per_key_and_the_rest_wait_their_turn() -> None:
+    held = Held()
+    coalesced: Coalesced[int, int] = Coalesced(held, most=3, key=lambda n: n % 10)
+    first = gevent.spawn(coalesced, 1)
+    assert held.started.wait(WAIT_S)
+    later = [gevent.spawn(coalesced, n) for n in (2, 12, 3, 22, 4, 5)]
+    gevent.idle()
+    held.release.set()
+    gevent.joinall([first, *later], timeout=WAIT_S, raise_error=True)
+    assert [g.value for g in [first, *later]] == [10, 20, 120, 30, 220, 40, 50]
+    assert held.batches == [[1], [2, 3, 4], [12, 5], [22]]  # 12 and 22 share 2's key
