@@ -234,6 +234,9 @@ def execute_signal(ctx: BotContext, bot: Bot, row: SignalRow, keypair: Keypair,
         # a close with nothing to close, as the account was last read: a close that never
         # happens is the worst outcome, so "nothing to close" is said only from a read made now
         read = planned(time.monotonic())
+        if not isinstance(read, OrderOutcome) and read[1].orders:
+            log.warning("a close found its position only on a fresh read (the cached read"
+                        " was stale)", extra={"signal_id": row.id, "bot_id": bot.id})
     if isinstance(read, OrderOutcome):
         return [read]
     user, plan = read

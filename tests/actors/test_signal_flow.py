@@ -4,6 +4,7 @@ signal was claimed, so a read from before its previous order filled never ends a
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -70,10 +71,12 @@ def run(monkeypatch: pytest.MonkeyPatch, parsed: dict[str, Any],
 
 
 def test_a_close_that_reads_flat_reads_again_now_and_closes_what_is_held(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     venue = Venue(0, HELD)  # the first answer predates the fill of the bot's last order
     asked_at = time.monotonic()
-    sent = run(monkeypatch, CLOSE, venue)
+    with caplog.at_level(logging.WARNING, logger=signal_flow.__name__):
+        sent = run(monkeypatch, CLOSE, venue)
+    assert "only on a fresh read" in caplog.text  # a stale read is told, not hidden
     assert [req.order.base_amount for req in sent] == [HELD]
     assert sent[0].order.reduce_only and sent[0].order.side == "short"
     assert venue.asked[0] == 1.0 and venue.asked[1] >= asked_at  # a read made after the claim
