@@ -12,11 +12,11 @@ Then the early trigger points (bot paused, execution authorization disabled or e
 the bot's own orders (a bot the system paused still sends its reduce-only closes). The
 authorization check is custody.signing_keys', made once per signal by opening the bot's key
 through its one opener, which refuses from the grant's rows (read by the signal's claim) before
-it decrypts anything: a V3
-bot runs only on an unexpired, unrevoked grant, a legacy bot only while LEGACY_KEY_PATH=on; a
-flatten skips no pause but fails (recorded, counted) when its bot cannot sign, since a flatten
-never falls back to the server key either. Otherwise orders are sized from the snapshot and the
-bot's User account (batched and cached by VenueState) and executed one after the other (a flip's
+it decrypts anything: a V3 bot runs only on an unexpired, unrevoked grant, a legacy bot only
+while LEGACY_KEY_PATH=on; a flatten skips no pause but fails (recorded, counted) when its bot
+cannot sign, since a flatten never falls back to the server key either. Otherwise orders are
+sized from the snapshot and the bot's User account (batched and cached by VenueState; a close
+that finds nothing to close reads it again first) and executed one after the other (a flip's
 open is sized from the account its close left, and priced from the market once its close is
 done).
 """
