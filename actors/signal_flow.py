@@ -1,6 +1,6 @@
 """One claimed signal of one bot: snapshot, copies for subscribers, trigger point, orders.
 
-The claimed row carries the bot as it is now (storage.signals.claim_next). A source signal
+The claimed row carries the bot as it is now (storage.signals.claim_next_many). A source signal
 takes the market snapshot (one read per market per slot, shared) and creates its subscriber
 copies with that snapshot in one transaction, then hands them to the fan-out *before* its own
 order: subscribers trade in parallel with the source, whatever its outcome. A copy trades

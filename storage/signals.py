@@ -194,9 +194,9 @@ class SignalRow:
     parsed: dict[str, Any] | None  # the alert as parsed (kind, side, size, ...)
     snapshot: dict[str, Any] | None  # a source's market snapshot, shared by its copies
     received_at: datetime
-    bot: Bot | None = None  # the bot as it is at the claim (claim_next only)
-    more_waiting: bool = False  # more accepted signals behind this one (claim_next only)
-    # the bot's grant and its wallet's envelopes as read by the claim (claim_next only): the
+    bot: Bot | None = None  # the bot as it is at the claim (claim_next_many only)
+    more_waiting: bool = False  # more accepted signals behind this one (claim_next_many only)
+    # the bot's grant and its wallet's envelopes as read by the claim (claim_next_many only): the
     # signal's one read of them before its key is opened (custody.signing_keys)
     signing: SigningRows | None = field(default=None, repr=False)
 
@@ -300,25 +300,19 @@ def copy_to_subscribers(db: Database, signal_id: str, source_bot_id: str,
                 for bot_id, copy_id, key, sub_account in cur.fetchall()]
 
 
-def claim_next(db: Database, bot_id: str, holder: str,
-               epoch: int | None = None) -> SignalRow | None:
-    """Take the bot's oldest accepted signal for processing (None when there is none, or when
-    `holder` does not hold the bot's lease), with the bot's row as it is now and whether more
-    accepted signals wait behind it, and the rows its key is opened from (one round trip for
-    what the signal runs on, and for knowing whether to claim again after it).
-
-    Only the bot's own actor in the lease holder claims its signals, so the oldest is never
-    skipped; SKIP LOCKED keeps a concurrent claimer from waiting on it. With `epoch`, only while
-    the lease is still at that epoch: the claim itself is the lease check.
-    """
-    return claim_next_many(db, [(bot_id, epoch)], holder)[0]
-
-
 def claim_next_many(db: Database, claims: list[tuple[str, int | None]],
                     holder: str) -> list[SignalRow | None]:
-    """`claim_next` for several bots (bot id, lease epoch) in one statement, answered in order:
-    a fan-out's copies are claimed by hundreds of bot actors at once. Each bot once (a bot's
-    two claims would take the same row): ValueError otherwise."""
+    """Take each bot's oldest accepted signal for processing, for several bots (bot id, lease
+    epoch) in one statement (a fan-out's copies are claimed by hundreds of bot actors at once),
+    answered in order: None when a bot has none, or when `holder` does not hold its lease (at
+    that epoch; None: any epoch of ours). Each claimed row comes with the bot's row as it is
+    now, whether more accepted signals wait behind it, and the rows its key is opened from (one
+    round trip for what the signal runs on, and for knowing whether to claim again after it).
+
+    Only the bot's own actor in the lease holder claims its signals, so the oldest is never
+    skipped; SKIP LOCKED keeps a concurrent claimer from waiting on it; the claim itself is
+    the lease check. Each bot once (a bot's two claims would take the same row): ValueError
+    otherwise."""
     bots = [bot for bot, _ in claims]
     if len(set(bots)) != len(bots):
         raise ValueError("one claim per bot and statement")

@@ -190,7 +190,7 @@ def signing_rows_of(row: dict[str, Any]) -> SigningRows:
 
 def signing_rows(db: Database, bot_id: str) -> SigningRows:
     """A bot's grant and its wallet's agent envelopes, read together right before a signature
-    (one round trip; a claimed signal has them from its claim: storage.signals.claim_next)."""
+    (one round trip; a claimed signal has them from its claim: storage.signals.claim_next_many)."""
     row = db.fetchone(
         f"SELECT {SIGNING_COLUMNS}"
         " FROM trading_bots b LEFT JOIN wallets w ON w.address = b.wallet_address"

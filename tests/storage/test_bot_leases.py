@@ -28,7 +28,7 @@ from storage.guard_rows import (
 )
 from storage.notify import Listener
 from storage.retry_queue import NewJob, claim_due, enqueue
-from storage.signals import claim_next, record_signal
+from storage.signals import claim_next_many, record_signal
 from storage.trades import NewTrade, open_trade
 from tests.storage.test_signals import make_bot
 
@@ -72,12 +72,12 @@ def test_only_the_holder_claims_signals_retry_jobs_and_opens_trades(db: Database
                              size=Decimal(1), reduce_only=False, priority="normal",
                              max_attempts=5))
     trade = NewTrade(bot, signal, "W", "SOL-PERP", "long", 10**9, False, "swift")
-    assert claim_next(db, bot, "two") is None
+    assert claim_next_many(db, [(bot, None)], "two")[0] is None
     assert claim_due(db, "w", 10, 60, holder="two") == []
     with pytest.raises(LeaseLost):
         open_trade(db, trade, holder="two")
     assert db.fetchone("SELECT count(*) AS n FROM bot_trades")["n"] == 0
-    claimed = claim_next(db, bot, "one")
+    claimed = claim_next_many(db, [(bot, None)], "one")[0]
     assert claimed is not None and claimed.id == signal
     assert [j.id for j in claim_due(db, "w", 10, 60, holder="one")] == [job]
     assert open_trade(db, trade, holder="one")
@@ -112,10 +112,10 @@ def test_the_claim_at_a_known_epoch_is_the_lease_check(db: Database) -> None:
     assert acquire(db, bot, "one", 60) == 1
     first = record_signal(db, bot, "h1", (), "webhook", "x", {}).signal_id
     record_signal(db, bot, "h2", (), "webhook", "y", {})
-    assert claim_next(db, bot, "one", epoch=2) is None  # not at that epoch: nothing claimed
-    claimed = claim_next(db, bot, "one", epoch=1)
+    assert claim_next_many(db, [(bot, 2)], "one")[0] is None  # not at that epoch: nothing claimed
+    claimed = claim_next_many(db, [(bot, 1)], "one")[0]
     assert claimed is not None and claimed.id == first and claimed.more_waiting
-    last = claim_next(db, bot, "one", epoch=1)
+    last = claim_next_many(db, [(bot, 1)], "one")[0]
     assert last is not None and not last.more_waiting
 
 

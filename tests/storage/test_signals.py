@@ -10,7 +10,6 @@ from storage.database import Database
 from storage.signals import (
     SignalStatus,
     SignalWaiter,
-    claim_next,
     claim_next_many,
     finish_signal,
     pending_signals,
@@ -61,7 +60,7 @@ def test_a_signal_is_claimed_once_and_the_backlog_is_in_arrival_order(db: Databa
     ids = [record_signal(db, bot, f"h{i}", (), "webhook", None, {}).signal_id for i in range(3)]
     assert pending_signals(db, bot) == ids
     acquire(db, bot, "one", 60)
-    claimed = [claim_next(db, bot, "one") for _ in range(4)]
+    claimed = [claim_next_many(db, [(bot, None)], "one")[0] for _ in range(4)]
     assert [c.id if c else None for c in claimed] == [*ids, None]  # each once, in order
     assert pending_signals(db, bot) == []
 
@@ -94,7 +93,7 @@ def test_a_claim_reads_the_rows_the_signal_key_opens_from(db: Database) -> None:
                " execution_active = true WHERE id = %s", (bot,))
     record_signal(db, bot, "k1", (), "webhook", None, {})
     acquire(db, bot, "one", 60)
-    claimed = claim_next(db, bot, "one")
+    claimed = claim_next_many(db, [(bot, None)], "one")[0]
     assert claimed is not None and claimed.signing is not None
     assert claimed.signing == signing_rows(db, bot)
     grant, wallet = claimed.signing
